@@ -1,0 +1,14 @@
+import type { Knex } from 'knex';
+
+/**
+ * Every migration, in order. Listed statically (not discovered from the file system) so migrations run
+ * the same under tsx, vitest and compiled JavaScript. Number ranges per area keep parallel work apart:
+ * 0001-0009 event store, 0010-0029 read models, 0030-0039 API, 0040-0049 Stripe/reconciliation.
+ */
+export interface Migration {
+  name: string;
+  up: (knex: Knex) => Promise<void>;
+  down: (knex: Knex) => Promise<void>;
+}
+
+export const migrations: Migration[] = [];

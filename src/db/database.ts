@@ -1,0 +1,133 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import knexFactory, { type Knex } from 'knex';
+import ClientPGLite from 'knex-pglite';
+import pg from 'pg';
+
+/**
+ * One handle on the SQL database that holds the Postgres event store and the read models: real
+ * PostgreSQL through `pg`, or PGlite (embedded, single connection). Everything above talks to `knex`;
+ * LISTEN/NOTIFY goes through `listen`, which both backends support.
+ *
+ * PGlite is one session: knex is limited to one connection, so a transaction owns the database until it
+ * ends. Never await another query through `db.knex` while holding a transaction open (it would wait
+ * for itself); pass the transaction object down instead.
+ */
+export interface Database {
+  readonly kind: 'postgres' | 'pglite';
+  readonly knex: Knex;
+  /** Subscribes to a NOTIFY channel; returns an unsubscribe function. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+export type DatabaseTarget =
+  | { kind: 'postgres'; url: string; poolMax?: number }
+  | { kind: 'pglite'; dataDir?: string };
+
+const INT8_OID = 20;
+
+/**
+ * int8 never silently becomes a float: values within Number.MAX_SAFE_INTEGER become numbers, anything
+ * larger throws (DESIGN.md, Money). Amounts and positions are bounded well below that.
+ */
+export function parseInt8(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) {
+    throw new RangeError(`int8 value ${text} exceeds Number.MAX_SAFE_INTEGER; refusing to lose precision`);
+  }
+  return value;
+}
+
+pg.types.setTypeParser(INT8_OID, parseInt8);
+
+const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export async function openDatabase(target: DatabaseTarget): Promise<Database> {
+  return target.kind === 'postgres'
+    ? openPostgres(target.url, target.poolMax ?? 10)
+    : openPglite(target.dataDir);
+}
+
+async function openPostgres(url: string, poolMax: number): Promise<Database> {
+  const knex = knexFactory({
+    client: 'pg',
+    connection: { connectionString: url, connectionTimeoutMillis: 5_000, statement_timeout: 30_000 },
+    pool: { min: 0, max: poolMax, acquireTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 },
+    acquireConnectionTimeout: 10_000,
+  });
+  const listeners = new Map<string, Set<(payload: string) => void>>();
+  let client: pg.Client | undefined;
+  let closed = false;
+  let reconnectTimer: NodeJS.Timeout | undefined;
+
+  // One dedicated LISTEN connection, re-established after a drop (e.g. a Postgres restart).
+  async function connectListener(): Promise<void> {
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+    c.on('notification', (msg) => {
+      for (const fn of listeners.get(msg.channel) ?? []) fn(msg.payload ?? '');
+    });
+    c.on('error', () => scheduleReconnect());
+    c.on('end', () => scheduleReconnect());
+    await c.connect();
+    for (const channel of listeners.keys()) await c.query(`LISTEN ${channel}`);
+    client = c;
+  }
+  function scheduleReconnect(): void {
+    client = undefined;
+    if (closed || reconnectTimer) return;
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = undefined;
+      connectListener().catch(() => scheduleReconnect());
+    }, 1_000);
+    reconnectTimer.unref();
+  }
+
+  return {
+    kind: 'postgres',
+    knex,
+    async listen(channel, onNotify) {
+      if (!CHANNEL.test(channel)) throw new Error(`invalid NOTIFY channel ${channel}`);
+      let set = listeners.get(channel);
+      if (!set) {
+        set = new Set();
+        listeners.set(channel, set);
+        if (!client) await connectListener();
+        else await client.query(`LISTEN ${channel}`);
+      }
+      set.add(onNotify);
+      return async () => {
+        set.delete(onNotify);
+      };
+    },
+    async close() {
+      closed = true;
+      if (reconnectTimer) clearTimeout(reconnectTimer);
+      await client?.end().catch(() => undefined);
+      await knex.destroy();
+    },
+  };
+}
+
+async function openPglite(dataDir: string | undefined): Promise<Database> {
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const pglite = new PGlite(dataDir, { parsers: { [INT8_OID]: (v: string) => parseInt8(v) } });
+  await pglite.waitReady;
+  const knex = knexFactory({
+    client: ClientPGLite as unknown as typeof knexFactory.Client,
+    connection: () => ({ pglite }),
+  } as Knex.Config);
+  return {
+    kind: 'pglite',
+    knex,
+    async listen(channel, onNotify) {
+      if (!CHANNEL.test(channel)) throw new Error(`invalid NOTIFY channel ${channel}`);
+      const unsubscribe = await pglite.listen(channel, onNotify);
+      return async () => unsubscribe();
+    },
+    async close() {
+      await knex.destroy();
+      if (!pglite.closed) await pglite.close();
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import { invariant } from './errors.js';
+
+/**
+ * Double-entry journal entries with two-phase (TigerBeetle-style) holds.
+ *
+ * Every line moves exactly one of an account's four totals up:
+ *  - effect 'post':    debits_posted  or credits_posted  += amount
+ *  - effect 'hold':    debits_pending or credits_pending += amount   (reserve)
+ *  - effect 'release': debits_pending or credits_pending -= amount   (resolve a hold: post/void/expire)
+ * Capturing a hold is one entry with 'release' lines for the whole hold and 'post' lines for what is
+ * captured (possibly less, possibly split across accounts). Posted totals therefore never decrease.
+ *
+ * An entry balances when, per currency and per effect, debits equal credits.
+ */
+export type Side = 'debit' | 'credit';
+export type Effect = 'post' | 'hold' | 'release';
+
+export interface Posting {
+  /** Account path inside the tenant, e.g. `student:s1:wallet` (see accounts.ts). */
+  account: string;
+  side: Side;
+  effect: Effect;
+  /** Positive integer in minor units. */
+  amount: number;
+  /** Lowercase ISO 4217 code. */
+  currency: string;
+}
+
+export interface JournalEntry {
+  /** Deterministic UUID (derived from the event id), unique across the tenant. */
+  entryId: string;
+  /** Set on entries that place, or resolve, a hold; the hold's id (one hold resolves exactly once). */
+  holdId?: string;
+  /** Human-readable reason shown in statements and audits. */
+  description: string;
+  postings: Posting[];
+}
+
+export function assertBalanced(entry: JournalEntry): void {
+  invariant(
+    entry.postings.length >= 2,
+    `entry ${entry.entryId} has ${entry.postings.length} postings, needs >= 2`,
+  );
+  const sums = new Map<string, number>();
+  for (const p of entry.postings) {
+    invariant(
+      Number.isSafeInteger(p.amount) && p.amount > 0,
+      `entry ${entry.entryId}: posting amount ${p.amount} on ${p.account} is not a positive safe integer`,
+    );
+    invariant(/^[a-z]{3}$/.test(p.currency), `entry ${entry.entryId}: bad currency ${p.currency}`);
+    const key = `${p.currency}/${p.effect}`;
+    const signed = p.side === 'debit' ? p.amount : -p.amount;
+    const next = (sums.get(key) ?? 0) + signed;
+    invariant(Number.isSafeInteger(next), `entry ${entry.entryId}: sum overflow`);
+    sums.set(key, next);
+  }
+  for (const [key, sum] of sums) {
+    invariant(sum === 0, () => `entry ${entry.entryId} is unbalanced for ${key}: debits - credits = ${sum}`);
+  }
+}

@@ -1,0 +1,101 @@
+import {
+  type AppendOptions,
+  type EventFilter,
+  type EventToAppend,
+  InvalidAppendError,
+  type RecordedEvent,
+} from './port.js';
+
+/** Bounds shared by every adapter, so behaviour does not depend on the store behind the port. */
+export const MAX_EVENTS_PER_APPEND = 1_000;
+export const MAX_EVENT_BYTES = 1024 * 1024;
+export const MAX_READ_COUNT = 10_000;
+
+const STREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$/;
+const EVENT_TYPE = /^[A-Za-z][A-Za-z0-9_.]{0,99}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function assertValidStreamName(streamName: unknown): asserts streamName is string {
+  if (typeof streamName !== 'string' || !STREAM_NAME.test(streamName)) {
+    throw new InvalidAppendError(
+      `invalid stream name ${JSON.stringify(streamName)}: 1-200 chars of [A-Za-z0-9_.:@-], not starting with a symbol`,
+    );
+  }
+}
+
+/** Validates an append and returns each event's serialized size (callers reuse it). */
+export function validateAppend(streamName: unknown, events: unknown, options: AppendOptions): void {
+  assertValidStreamName(streamName);
+  if (!Array.isArray(events) || events.length === 0) {
+    throw new InvalidAppendError(`append to ${streamName}: no events`);
+  }
+  if (events.length > MAX_EVENTS_PER_APPEND) {
+    throw new InvalidAppendError(
+      `append to ${streamName}: ${events.length} events, at most ${MAX_EVENTS_PER_APPEND} per append`,
+    );
+  }
+  const expected: unknown = options?.expectedRevision;
+  const validExpected =
+    expected === 'no_stream' ||
+    expected === 'stream_exists' ||
+    expected === 'any' ||
+    (typeof expected === 'bigint' && expected >= 0n);
+  if (!validExpected) {
+    throw new InvalidAppendError(
+      `append to ${streamName}: expectedRevision must be 'no_stream', 'stream_exists', 'any' or a bigint >= 0, got ${typeof expected === 'bigint' ? expected.toString() : JSON.stringify(expected)}`,
+    );
+  }
+  const ids = new Set<string>();
+  for (const [index, event] of (events as unknown[]).entries()) {
+    const e = event as Partial<EventToAppend> | null;
+    if (e === null || typeof e !== 'object') throw new InvalidAppendError(`event ${index}: not an object`);
+    if (typeof e.id !== 'string' || !UUID.test(e.id)) {
+      throw new InvalidAppendError(`event ${index}: id must be a lowercase UUID`);
+    }
+    if (ids.has(e.id)) throw new InvalidAppendError(`event ${index}: duplicate id ${e.id} in one append`);
+    ids.add(e.id);
+    if (typeof e.type !== 'string' || !EVENT_TYPE.test(e.type)) {
+      throw new InvalidAppendError(`event ${index}: type must match ${EVENT_TYPE.source}`);
+    }
+    if (e.data === null || typeof e.data !== 'object' || Array.isArray(e.data)) {
+      throw new InvalidAppendError(`event ${index} (${e.type}): data must be a JSON object`);
+    }
+    if (e.metadata === null || typeof e.metadata !== 'object') {
+      throw new InvalidAppendError(`event ${index} (${e.type}): metadata must be an object`);
+    }
+    const bytes = Buffer.byteLength(JSON.stringify(e.data)) + Buffer.byteLength(JSON.stringify(e.metadata));
+    if (bytes > MAX_EVENT_BYTES) {
+      throw new InvalidAppendError(`event ${index} (${e.type}): ${bytes} bytes, at most ${MAX_EVENT_BYTES}`);
+    }
+  }
+}
+
+export function assertValidMaxCount(maxCount: unknown): asserts maxCount is number {
+  if (
+    typeof maxCount !== 'number' ||
+    !Number.isInteger(maxCount) ||
+    maxCount < 1 ||
+    maxCount > MAX_READ_COUNT
+  ) {
+    throw new InvalidAppendError(`maxCount must be an integer in 1..${MAX_READ_COUNT}`);
+  }
+}
+
+export function matchesFilter(
+  event: Pick<RecordedEvent, 'streamName' | 'type'>,
+  filter?: EventFilter,
+): boolean {
+  if (!filter) return true;
+  const { streamNamePrefixes, eventTypes } = filter;
+  if (streamNamePrefixes && !streamNamePrefixes.some((p) => event.streamName.startsWith(p))) return false;
+  if (eventTypes && !eventTypes.includes(event.type)) return false;
+  return true;
+}
+
+/** Stable serialization used to compare an idempotent re-append with the original. */
+export function sameContent(
+  a: Pick<EventToAppend, 'type' | 'data'>,
+  b: Pick<EventToAppend, 'type' | 'data'>,
+) {
+  return a.type === b.type && JSON.stringify(a.data) === JSON.stringify(b.data);
+}
