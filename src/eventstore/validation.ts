@@ -97,5 +97,18 @@ export function sameContent(
   a: Pick<EventToAppend, 'type' | 'data'>,
   b: Pick<EventToAppend, 'type' | 'data'>,
 ) {
-  return a.type === b.type && JSON.stringify(a.data) === JSON.stringify(b.data);
+  return a.type === b.type && canonicalJson(a.data) === canonicalJson(b.data);
+}
+
+/**
+ * JSON with object keys sorted, so content compares equal whatever key order a store hands back
+ * (Postgres jsonb reorders keys; EventStoreDB returns the bytes it was given).
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
 }
