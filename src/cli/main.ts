@@ -1,0 +1,59 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { openDatabase } from '../db/database.js';
+import { migrateDownAll, migrateLatest } from '../db/migrate.js';
+
+/**
+ * `npm run cli -- <command>`: operational commands sharing the app's configuration (same environment
+ * variables, same embedded default).
+ */
+const USAGE = `usage: npm run cli -- <command> [options]
+  migrate [--down]                      apply pending migrations (or roll all back with --down)
+`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, Command> = {
+  migrate: async (argv) => {
+    const { values } = parseArgs({ args: argv, options: { down: { type: 'boolean', default: false } } });
+    const config = loadConfig();
+    const db = await openDatabase(
+      config.databaseUrl
+        ? { kind: 'postgres', url: config.databaseUrl, poolMax: 2 }
+        : { kind: 'pglite', dataDir: `${config.dataDir}/pglite` },
+    );
+    try {
+      if (values.down) {
+        await migrateDownAll(db, { databaseUrl: config.databaseUrl ?? undefined });
+        process.stdout.write('rolled back all migrations\n');
+      } else {
+        const applied = await migrateLatest(db, { databaseUrl: config.databaseUrl ?? undefined });
+        process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');
+      }
+      return 0;
+    } finally {
+      await db.close();
+    }
+  },
+};
+
+async function main(): Promise<number> {
+  const [name, ...rest] = process.argv.slice(2);
+  const command = name ? commands[name] : undefined;
+  if (!command) {
+    process.stderr.write(USAGE);
+    return name ? 2 : 0;
+  }
+  return command(rest);
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError) process.stderr.write(`configuration error: ${error.message}\n`);
+    else process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);
