@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import * as m0030 from './0030_api_idempotency_keys.js';
 
 /**
  * Every migration, in order. Listed statically (not discovered from the file system) so migrations run
@@ -11,4 +12,4 @@ export interface Migration {
   down: (knex: Knex) => Promise<void>;
 }
 
-export const migrations: Migration[] = [];
+export const migrations: Migration[] = [{ name: '0030_api_idempotency_keys', ...m0030 }];
