@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import * as m0001 from './0001_event_store.js';
 import * as m0030 from './0030_api_idempotency_keys.js';
 
 /**
@@ -12,4 +13,7 @@ export interface Migration {
   down: (knex: Knex) => Promise<void>;
 }
 
-export const migrations: Migration[] = [{ name: '0030_api_idempotency_keys', ...m0030 }];
+export const migrations: Migration[] = [
+  { name: '0001_event_store', ...m0001 },
+  { name: '0030_api_idempotency_keys', ...m0030 },
+];
