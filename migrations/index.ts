@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
 import * as m0001 from './0001_event_store.js';
+import * as m0010 from './0010_read_models.js';
 import * as m0030 from './0030_api_idempotency_keys.js';
+import * as m0050 from './0050_process_manager_state.js';
 
 /**
  * Every migration, in order. Listed statically (not discovered from the file system) so migrations run
@@ -15,5 +17,7 @@ export interface Migration {
 
 export const migrations: Migration[] = [
   { name: '0001_event_store', ...m0001 },
+  { name: '0010_read_models', ...m0010 },
   { name: '0030_api_idempotency_keys', ...m0030 },
+  { name: '0050_process_manager_state', ...m0050 },
 ];

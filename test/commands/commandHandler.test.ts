@@ -1,0 +1,297 @@
+import { describe, expect, it } from 'vitest';
+import { CommandHandler } from '../../src/commands/commandHandler.js';
+import type { CommandContext } from '../../src/commands/context.js';
+import { ConcurrencyConflictError, IdempotencyKeyReusedError } from '../../src/commands/errors.js';
+import { DomainError } from '../../src/domain/errors.js';
+import { eventId } from '../../src/domain/ids.js';
+import { MemoryEventStore } from '../../src/eventstore/memory.js';
+import type {
+  AppendOptions,
+  AppendResult,
+  EventStore,
+  EventToAppend,
+  ReadStreamOptions,
+  RecordedEvent,
+} from '../../src/eventstore/port.js';
+import { jarDecider } from './jarDecider.js';
+
+const clock = () => new Date('2026-01-01T00:00:00.000Z');
+const ctx = (key: string): CommandContext => ({
+  tenantId: 't1',
+  actor: { id: 'u1', role: 'student' },
+  idempotencyKey: key,
+  correlationId: `corr-${key}`,
+  causationId: `cause-${key}`,
+});
+const opts = (type: string) => ({ commandType: type });
+const STREAM = 'jar-t1.j1';
+
+/** Wraps a real store: before some appends, another "process" writes to the same stream first. */
+class InterferingStore implements EventStore {
+  readonly kind = 'memory' as const;
+  readonly streamReads: Array<bigint | undefined> = [];
+  interferences = 0;
+  constructor(
+    readonly inner: MemoryEventStore,
+    private readonly interfere: (attempt: number) => boolean,
+  ) {}
+  private appends = 0;
+  async append(streamName: string, events: EventToAppend[], options: AppendOptions): Promise<AppendResult> {
+    if (this.interfere(this.appends++)) {
+      this.interferences++;
+      const other: EventToAppend = {
+        id: eventId('t1', 'Other', `other-${this.interferences}`, 0),
+        type: 'Deposited',
+        data: { amount: 1 },
+        metadata: { ...events[0]!.metadata, idempotencyKey: `other-${this.interferences}` },
+      };
+      await this.inner.append(streamName, [other], { expectedRevision: 'any' });
+    }
+    return this.inner.append(streamName, events, options);
+  }
+  readStream(streamName: string, options: ReadStreamOptions): Promise<RecordedEvent[]> {
+    this.streamReads.push(options.fromRevision);
+    return this.inner.readStream(streamName, options);
+  }
+  readAll = (o: Parameters<EventStore['readAll']>[0]) => this.inner.readAll(o);
+  subscribe = (o: Parameters<EventStore['subscribe']>[0]) => this.inner.subscribe(o);
+  headPosition = () => this.inner.headPosition();
+  ping = () => this.inner.ping();
+  close = () => this.inner.close();
+}
+
+async function streamEvents(store: EventStore, name = STREAM) {
+  return store.readStream(name, { maxCount: 1000 });
+}
+
+describe('CommandHandler', () => {
+  it('appends decided events with deterministic ids, full metadata and the exact expected revision', async () => {
+    const store = new MemoryEventStore();
+    const handler = new CommandHandler({ store, clock });
+    const first = await handler.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Deposit', amount: 10 },
+      ctx('k1'),
+      opts('Deposit'),
+    );
+    const second = await handler.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Withdraw', amount: 4 },
+      ctx('k2'),
+      opts('Withdraw'),
+    );
+    expect(first.position).toBe(0n);
+    expect(second.position).toBe(1n);
+    expect(second.state).toEqual({ balance: 6, events: 2 });
+    const events = await streamEvents(store);
+    expect(events.map((e) => e.id)).toEqual([
+      eventId('t1', 'Deposit', 'k1', 0),
+      eventId('t1', 'Withdraw', 'k2', 0),
+    ]);
+    expect(events[0]!.metadata).toMatchObject({
+      tenantId: 't1',
+      actor: { id: 'u1', role: 'student' },
+      idempotencyKey: 'k1',
+      correlationId: 'corr-k1',
+      causationId: 'cause-k1',
+      occurredAt: '2026-01-01T00:00:00.000Z',
+      schemaVersion: 1,
+      commandType: 'Deposit',
+    });
+    expect(typeof (events[0]!.metadata as unknown as { commandHash: string }).commandHash).toBe('string');
+  });
+
+  it('replays the same key and payload without deciding again, returning the original position', async () => {
+    const store = new MemoryEventStore();
+    const handler = new CommandHandler({ store, clock });
+    const a = await handler.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Deposit', amount: 10 },
+      ctx('k1'),
+      opts('Deposit'),
+    );
+    await handler.handle(jarDecider, STREAM, { type: 'Withdraw', amount: 10 }, ctx('k2'), opts('Withdraw'));
+    // Balance is now 0: deciding the withdrawal again would be rejected, a replay is not.
+    const again = await handler.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Withdraw', amount: 10 },
+      ctx('k2'),
+      opts('Withdraw'),
+    );
+    expect(again.replayed).toBe(true);
+    expect(again.position).toBe(1n);
+    expect(again.events.map((e) => e.type)).toEqual(['Withdrawn']);
+    // A fresh handler (another process, empty cache) replays too.
+    const other = new CommandHandler({ store, clock });
+    const b = await other.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Deposit', amount: 10 },
+      ctx('k1'),
+      opts('Deposit'),
+    );
+    expect(b).toMatchObject({ replayed: true, position: a.position });
+    expect(await streamEvents(store)).toHaveLength(2);
+  });
+
+  it('rejects the same key with a different payload and appends nothing', async () => {
+    const store = new MemoryEventStore();
+    const handler = new CommandHandler({ store, clock });
+    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 10 }, ctx('k1'), opts('Deposit'));
+    await expect(
+      handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 11 }, ctx('k1'), opts('Deposit')),
+    ).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    // Same key on another stream: the store sees our ids elsewhere and the handler reports key reuse.
+    await expect(
+      handler.handle(jarDecider, 'jar-t1.j2', { type: 'Deposit', amount: 10 }, ctx('k1'), opts('Deposit')),
+    ).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    expect(await store.headPosition()).toBe(0n);
+  });
+
+  it('appends nothing when the decider rejects', async () => {
+    const store = new MemoryEventStore();
+    const handler = new CommandHandler({ store, clock });
+    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 3 }, ctx('k1'), opts('Deposit'));
+    const rejected = handler.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Withdraw', amount: 4 },
+      ctx('k2'),
+      opts('Withdraw'),
+    );
+    await expect(rejected).rejects.toBeInstanceOf(DomainError);
+    await expect(rejected).rejects.toMatchObject({ code: 'insufficient_funds' });
+    expect(await store.headPosition()).toBe(0n);
+  });
+
+  it('retries a conflicting append against the new state', async () => {
+    const inner = new MemoryEventStore();
+    const store = new InterferingStore(inner, (n) => n === 1 || n === 2);
+    const handler = new CommandHandler({ store, clock, backoff: { baseDelayMs: 1, maxDelayMs: 2 } });
+    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 5 }, ctx('k1'), opts('Deposit'));
+    const result = await handler.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Withdraw', amount: 5 },
+      ctx('k2'),
+      opts('Withdraw'),
+    );
+    // Two interfering deposits of 1 landed first; the withdrawal was re-decided on the state that has them.
+    expect(store.interferences).toBe(2);
+    expect(result.state).toEqual({ balance: 2, events: 4 });
+    expect(handler.stats().conflicts).toBe(2);
+    expect((await streamEvents(inner)).map((e) => e.type)).toEqual([
+      'Deposited',
+      'Deposited',
+      'Deposited',
+      'Withdrawn',
+    ]);
+  });
+
+  it('gives up with ConcurrencyConflictError after the bounded attempts', async () => {
+    const inner = new MemoryEventStore();
+    const store = new InterferingStore(inner, () => true);
+    const handler = new CommandHandler({
+      store,
+      clock,
+      maxAttempts: 4,
+      backoff: { baseDelayMs: 1, maxDelayMs: 2 },
+    });
+    const result = handler.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Deposit', amount: 5 },
+      ctx('k1'),
+      opts('Deposit'),
+    );
+    await expect(result).rejects.toBeInstanceOf(ConcurrencyConflictError);
+    await expect(result).rejects.toMatchObject({ code: 'concurrency_conflict', attempts: 4 });
+    const events = await streamEvents(inner);
+    expect(events.filter((e) => e.metadata.idempotencyKey === 'k1')).toHaveLength(0);
+  });
+
+  it('caches aggregates: a hit reads only the events after the cached revision', async () => {
+    const inner = new MemoryEventStore();
+    const store = new InterferingStore(inner, () => false);
+    const handler = new CommandHandler({ store, clock });
+    const other = new CommandHandler({ store: inner, clock });
+    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 5 }, ctx('k1'), opts('Deposit'));
+    await other.handle(jarDecider, STREAM, { type: 'Deposit', amount: 6 }, ctx('k2'), opts('Deposit'));
+    store.streamReads.length = 0;
+    const loaded = await handler.load(jarDecider, STREAM);
+    expect(loaded).toEqual({ state: { balance: 11, events: 2 }, revision: 1n });
+    expect(store.streamReads).toEqual([1n]);
+    expect(handler.stats().cacheHits).toBeGreaterThanOrEqual(1);
+  });
+
+  it('bounds the cache (LRU)', async () => {
+    const store = new MemoryEventStore();
+    const handler = new CommandHandler({ store, clock, cacheMaxStreams: 2 });
+    for (const j of ['a', 'b', 'c']) {
+      await handler.handle(
+        jarDecider,
+        `jar-t1.${j}`,
+        { type: 'Deposit', amount: 1 },
+        ctx(`k-${j}`),
+        opts('Deposit'),
+      );
+    }
+    expect(handler.stats().cachedStreams).toBe(2);
+    const misses = handler.stats().cacheMisses;
+    await handler.load(jarDecider, 'jar-t1.c');
+    expect(handler.stats().cacheMisses).toBe(misses);
+    await handler.load(jarDecider, 'jar-t1.a');
+    expect(handler.stats().cacheMisses).toBe(misses + 1);
+  });
+
+  it('queues concurrent commands on one stream: duplicates append once, the rest decide in order', async () => {
+    const store = new MemoryEventStore();
+    const handler = new CommandHandler({ store, clock });
+    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 5 }, ctx('seed'), opts('Deposit'));
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 10 }, (_, i) =>
+        handler.handle(jarDecider, STREAM, { type: 'Withdraw', amount: 1 }, ctx(`w${i}`), opts('Withdraw')),
+      ),
+      ...Array.from({ length: 5 }, () =>
+        handler.handle(jarDecider, STREAM, { type: 'Withdraw', amount: 1 }, ctx('w0'), opts('Withdraw')),
+      ),
+    ]);
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    expect(ok).toHaveLength(10);
+    expect((await handler.load(jarDecider, STREAM)).state.balance).toBe(0);
+    expect(await streamEvents(store)).toHaveLength(6);
+  });
+
+  it('two handler instances (two processes) race on one stream without losing or duplicating', async () => {
+    const store = new MemoryEventStore();
+    const a = new CommandHandler({
+      store,
+      clock,
+      maxAttempts: 50,
+      backoff: { baseDelayMs: 1, maxDelayMs: 5 },
+    });
+    const b = new CommandHandler({
+      store,
+      clock,
+      maxAttempts: 50,
+      backoff: { baseDelayMs: 1, maxDelayMs: 5 },
+    });
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? a : b).handle(
+          jarDecider,
+          STREAM,
+          { type: 'Deposit', amount: 1 },
+          ctx(`d${i}`),
+          opts('Deposit'),
+        ),
+      ),
+    );
+    expect((await a.load(jarDecider, STREAM)).state.balance).toBe(20);
+    expect(await streamEvents(store)).toHaveLength(20);
+  });
+});
