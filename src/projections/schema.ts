@@ -1,0 +1,227 @@
+import type { Knex } from 'knex';
+
+/**
+ * Read-model DDL. The live read models live in their own Postgres schema; a rebuild builds the same
+ * tables in a shadow schema and swaps the schemas by renaming them in one transaction, so readers keep
+ * using the old tables until the instant of the swap. The projection checkpoint lives inside the schema
+ * it describes, so the shadow has its own (resumable) checkpoint and moves with the swap.
+ *
+ * Two phases: `createReadModelTables` (tables, plus the primary keys the projection's upserts need) and
+ * `finalizeReadModelSchema` (secondary indexes, row-level security, grants). A rebuild bulk-loads before
+ * the second phase, because building an index once after the load is far cheaper than maintaining it
+ * row by row.
+ */
+export const LIVE_SCHEMA = 'ledger_read';
+export const SHADOW_SCHEMA = 'ledger_read_next';
+export const RETIRED_SCHEMA = 'ledger_read_old';
+/** Non-superuser role that every API read runs as (SET LOCAL ROLE inside the read transaction). */
+export const APP_ROLE = 'ledger_app';
+/** The one projection maintaining every read model, so all tables are consistent at one position. */
+export const LEDGER_PROJECTION = 'ledger';
+
+export type ReadModelSchema = typeof LIVE_SCHEMA | typeof SHADOW_SCHEMA;
+
+/** Tables holding tenant rows; each gets forced row-level security. */
+export const TENANT_TABLES = [
+  'balances',
+  'postings',
+  'journal_entries',
+  'audit_events',
+  'bookings',
+  'payouts',
+  'top_ups',
+  'tutor_payouts',
+] as const;
+
+/** Roles are cluster-wide: create the app role once, tolerating a concurrent creator. */
+export async function ensureAppRole(knex: Knex): Promise<void> {
+  await knex.raw(`
+    DO $$
+    BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${APP_ROLE}') THEN
+        CREATE ROLE ${APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS;
+      END IF;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END $$;`);
+  // A non-superuser owner must be a member to SET ROLE; a superuser (tests, PGlite) already may.
+  await knex.raw(`
+    DO $$
+    BEGIN
+      IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('GRANT ${APP_ROLE} TO %I', current_user);
+      END IF;
+    EXCEPTION WHEN insufficient_privilege OR duplicate_object THEN NULL;
+    END $$;`);
+}
+
+export async function createReadModelTables(knex: Knex, schema: ReadModelSchema): Promise<void> {
+  const s = schema;
+  await knex.raw(`CREATE SCHEMA ${s}`);
+  await knex.raw(`
+    CREATE TABLE ${s}.checkpoint (
+      name text PRIMARY KEY,
+      position bigint NOT NULL,
+      events_applied bigint NOT NULL DEFAULT 0,
+      updated_at timestamptz NOT NULL DEFAULT now()
+    )`);
+  await knex.raw(`INSERT INTO ${s}.checkpoint (name, position) VALUES (?, -1)`, [LEDGER_PROJECTION]);
+  await knex.raw(`
+    CREATE TABLE ${s}.balances (
+      tenant_id text NOT NULL,
+      account text NOT NULL,
+      currency text NOT NULL,
+      debits_pending bigint NOT NULL,
+      debits_posted bigint NOT NULL,
+      credits_pending bigint NOT NULL,
+      credits_posted bigint NOT NULL,
+      available bigint NOT NULL,
+      version bigint NOT NULL,
+      last_position bigint NOT NULL,
+      last_occurred_at timestamptz NOT NULL,
+      PRIMARY KEY (tenant_id, account, currency)
+    )`);
+  // One row per posting line with the account's totals AFTER it: "balance as of" is one index seek.
+  await knex.raw(`
+    CREATE TABLE ${s}.postings (
+      tenant_id text NOT NULL,
+      position bigint NOT NULL,
+      line integer NOT NULL,
+      account text NOT NULL,
+      currency text NOT NULL,
+      entry_id text NOT NULL,
+      side text NOT NULL,
+      effect text NOT NULL,
+      amount bigint NOT NULL,
+      debits_pending bigint NOT NULL,
+      debits_posted bigint NOT NULL,
+      credits_pending bigint NOT NULL,
+      credits_posted bigint NOT NULL,
+      available bigint NOT NULL,
+      version bigint NOT NULL,
+      occurred_at timestamptz NOT NULL
+    )`);
+  await knex.raw(`
+    CREATE TABLE ${s}.journal_entries (
+      tenant_id text NOT NULL,
+      entry_id text NOT NULL,
+      position bigint NOT NULL,
+      description text NOT NULL,
+      hold_id text
+    )`);
+  await knex.raw(`
+    CREATE TABLE ${s}.audit_events (
+      tenant_id text NOT NULL,
+      position bigint NOT NULL,
+      event_id text NOT NULL,
+      event_type text NOT NULL,
+      stream_name text NOT NULL,
+      category text NOT NULL,
+      entity_id text NOT NULL,
+      correlation_id text NOT NULL,
+      causation_id text NOT NULL,
+      actor_id text NOT NULL,
+      actor_role text NOT NULL,
+      occurred_at timestamptz NOT NULL,
+      entry_id text
+    )`);
+  await knex.raw(`
+    CREATE TABLE ${s}.bookings (
+      tenant_id text NOT NULL,
+      booking_id text NOT NULL,
+      student_id text NOT NULL,
+      tutor_id text NOT NULL,
+      currency text NOT NULL,
+      price bigint NOT NULL,
+      scheduled_at text NOT NULL,
+      status text NOT NULL,
+      hold_id text NOT NULL,
+      captured bigint NOT NULL,
+      refunded bigint NOT NULL,
+      tutor_share bigint NOT NULL,
+      commission bigint NOT NULL,
+      cancellation_fee bigint NOT NULL,
+      last_position bigint NOT NULL,
+      PRIMARY KEY (tenant_id, booking_id)
+    )`);
+  await knex.raw(`
+    CREATE TABLE ${s}.payouts (
+      tenant_id text NOT NULL,
+      payout_id text NOT NULL,
+      tutor_id text NOT NULL,
+      currency text NOT NULL,
+      amount bigint NOT NULL,
+      status text NOT NULL,
+      stripe_transfer_id text,
+      stripe_payout_id text,
+      failure_reason text,
+      last_position bigint NOT NULL,
+      PRIMARY KEY (tenant_id, payout_id)
+    )`);
+  await knex.raw(`
+    CREATE TABLE ${s}.top_ups (
+      tenant_id text NOT NULL,
+      top_up_id text NOT NULL,
+      student_id text NOT NULL,
+      currency text NOT NULL,
+      amount bigint NOT NULL,
+      status text NOT NULL,
+      payment_intent_id text,
+      client_secret text,
+      failure_reason text,
+      refunded bigint NOT NULL,
+      last_position bigint NOT NULL,
+      PRIMARY KEY (tenant_id, top_up_id)
+    )`);
+  await knex.raw(`
+    CREATE TABLE ${s}.tutor_payouts (
+      tenant_id text NOT NULL,
+      tutor_id text NOT NULL,
+      currency text NOT NULL,
+      paid_out bigint NOT NULL,
+      last_position bigint NOT NULL,
+      PRIMARY KEY (tenant_id, tutor_id, currency)
+    )`);
+}
+
+/** Secondary indexes, row-level security and grants. Idempotent, so a resumed rebuild may rerun it. */
+export async function finalizeReadModelSchema(knex: Knex, schema: ReadModelSchema): Promise<void> {
+  const s = schema;
+  const statements = [
+    `CREATE UNIQUE INDEX IF NOT EXISTS postings_pkey ON ${s}.postings (tenant_id, position, line)`,
+    // Statement paging and "as of position": (tenant, account) then newest first.
+    `CREATE INDEX IF NOT EXISTS postings_account_position
+       ON ${s}.postings (tenant_id, account, position DESC, line DESC)`,
+    `CREATE INDEX IF NOT EXISTS postings_account_time
+       ON ${s}.postings (tenant_id, account, occurred_at DESC, position DESC, line DESC)`,
+    `CREATE UNIQUE INDEX IF NOT EXISTS journal_entries_pkey ON ${s}.journal_entries (tenant_id, entry_id)`,
+    `CREATE UNIQUE INDEX IF NOT EXISTS audit_events_pkey ON ${s}.audit_events (tenant_id, position)`,
+    `CREATE INDEX IF NOT EXISTS audit_events_correlation ON ${s}.audit_events (tenant_id, correlation_id, position)`,
+    `CREATE INDEX IF NOT EXISTS audit_events_entity ON ${s}.audit_events (tenant_id, category, entity_id, position)`,
+    `CREATE INDEX IF NOT EXISTS audit_events_actor ON ${s}.audit_events (tenant_id, actor_id, position)`,
+    `CREATE INDEX IF NOT EXISTS bookings_student ON ${s}.bookings (tenant_id, student_id, booking_id)`,
+    `CREATE INDEX IF NOT EXISTS bookings_tutor ON ${s}.bookings (tenant_id, tutor_id, booking_id)`,
+    `CREATE INDEX IF NOT EXISTS payouts_tutor ON ${s}.payouts (tenant_id, tutor_id, payout_id)`,
+    `GRANT USAGE ON SCHEMA ${s} TO ${APP_ROLE}`,
+    `GRANT SELECT ON ${s}.checkpoint TO ${APP_ROLE}`,
+  ];
+  for (const sql of statements) await knex.raw(sql);
+  for (const table of TENANT_TABLES) {
+    await knex.raw(`ALTER TABLE ${s}.${table} ENABLE ROW LEVEL SECURITY`);
+    // FORCE: the owner is subject to the policies too, so only the explicit writer policy lets it in.
+    await knex.raw(`ALTER TABLE ${s}.${table} FORCE ROW LEVEL SECURITY`);
+    await knex.raw(`GRANT SELECT ON ${s}.${table} TO ${APP_ROLE}`);
+    await knex.raw(`DROP POLICY IF EXISTS tenant_read ON ${s}.${table}`);
+    // No tenant setting -> NULL -> no row matches: a query that forgets its tenant returns nothing.
+    await knex.raw(`
+      CREATE POLICY tenant_read ON ${s}.${table} FOR SELECT TO ${APP_ROLE}
+      USING (tenant_id = nullif(current_setting('app.tenant_id', true), ''))`);
+    await knex.raw(`DROP POLICY IF EXISTS projection_writer ON ${s}.${table}`);
+    // The projection writes every tenant: the schema owner (the role that migrates and projects) gets an
+    // explicit all-rows policy instead of relying on superuser or BYPASSRLS.
+    await knex.raw(`
+      DO $$ BEGIN
+        EXECUTE format('CREATE POLICY projection_writer ON ${s}.${table} FOR ALL TO %I USING (true) WITH CHECK (true)',
+                       current_user);
+      END $$;`);
+  }
+}
