@@ -13,6 +13,11 @@ export const MAX_READ_COUNT = 10_000;
 
 const STREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$/;
 const EVENT_TYPE = /^[A-Za-z][A-Za-z0-9_.]{0,99}$/;
+/**
+ * JSON.stringify escapes NUL as \u0000 and lone surrogates as \udXXX; Postgres jsonb refuses both, so
+ * every adapter refuses them up front (an unescaped backslash run of even length precedes a real escape).
+ */
+const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function assertValidStreamName(streamName: unknown): asserts streamName is string {
@@ -63,7 +68,14 @@ export function validateAppend(streamName: unknown, events: unknown, options: Ap
     if (e.metadata === null || typeof e.metadata !== 'object') {
       throw new InvalidAppendError(`event ${index} (${e.type}): metadata must be an object`);
     }
-    const bytes = Buffer.byteLength(JSON.stringify(e.data)) + Buffer.byteLength(JSON.stringify(e.metadata));
+    const dataJson = JSON.stringify(e.data);
+    const metadataJson = JSON.stringify(e.metadata);
+    if (UNSTORABLE_ESCAPE.test(dataJson) || UNSTORABLE_ESCAPE.test(metadataJson)) {
+      throw new InvalidAppendError(
+        `event ${index} (${e.type}): strings must not contain NUL characters or unpaired surrogates`,
+      );
+    }
+    const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
     if (bytes > MAX_EVENT_BYTES) {
       throw new InvalidAppendError(`event ${index} (${e.type}): ${bytes} bytes, at most ${MAX_EVENT_BYTES}`);
     }

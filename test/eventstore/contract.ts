@@ -305,6 +305,17 @@ export function describeEventStoreContract(
         expect(await streamLength(store, s)).toBe(2);
       });
 
+      it('concurrent retries of the same append write it once and all get the same result', async () => {
+        const ns = namespace();
+        const s = ns.stream('retry');
+        const events = [makeEvent(ns.type('Once')), makeEvent(ns.type('Once'))];
+        const results = await Promise.all(
+          Array.from({ length: 4 }, () => store.append(s, events, { expectedRevision: 'no_stream' })),
+        );
+        expect(new Set(results.map((r) => `${r.nextExpectedRevision}@${r.position}`)).size).toBe(1);
+        expect(await streamLength(store, s)).toBe(2);
+      });
+
       it('rejects a partial overlap with earlier ids and appends nothing', async () => {
         const ns = namespace();
         const s = ns.stream('overlap');
@@ -550,6 +561,14 @@ export function describeEventStoreContract(
           },
           { name: 'event with an empty type', call: (s) => [s, [{ ...makeEvent('X'), type: '' }], 'any'] },
           { name: 'event data over 1 MiB', call: (s, t) => [s, [makeEvent(t, { big })], 'any'] },
+          {
+            name: 'event data with a NUL character',
+            call: (s, t) => [s, [makeEvent(t, { note: 'a\u0000b' })], 'any'],
+          },
+          {
+            name: 'event data with an unpaired surrogate',
+            call: (s, t) => [s, [makeEvent(t, { note: '\ud800' })], 'any'],
+          },
           { name: 'event id not a uuid', call: (s, t) => [s, [makeEvent(t, {}, 'not-a-uuid')], 'any'] },
           {
             name: 'one bad event among good ones',
