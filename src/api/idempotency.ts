@@ -1,0 +1,166 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+
+/**
+ * Idempotency-Key handling for money-moving POSTs (Stripe's model): the first request with a key runs
+ * and its response (status + body) is kept; the same key with the same request replays that response;
+ * with a different request it is rejected; while the first is still running, a second one is told so.
+ *
+ * This store is the first line only. The command's own idempotency key (derived from tenant + caller +
+ * header) makes the event ids deterministic, so even if this store loses a record (Redis flushed, TTL
+ * passed), a retried command appends nothing new.
+ */
+export interface StoredResponse {
+  statusCode: number;
+  /** The serialized body exactly as sent. */
+  body: string;
+  contentType: string;
+}
+
+export type BeginResult =
+  /** The caller owns the key now; it must call complete() or release() with this token. */
+  | { kind: 'acquired'; token: string }
+  | { kind: 'in_flight'; fingerprint: string }
+  | { kind: 'completed'; fingerprint: string; response: StoredResponse };
+
+export interface IdempotencyStore {
+  readonly kind: 'redis' | 'postgres';
+  /**
+   * Atomically claims `scope` for a request with `fingerprint`, or reports what is there. An in-flight
+   * claim older than lockTtlMs is considered abandoned (its process died) and may be taken over.
+   */
+  begin(scope: string, fingerprint: string, options: { lockTtlMs: number }): Promise<BeginResult>;
+  /** Stores the final response for retentionMs; a no-op if the claim was lost (token mismatch). */
+  complete(
+    scope: string,
+    token: string,
+    response: StoredResponse,
+    options: { retentionMs: number },
+  ): Promise<void>;
+  /** Drops the claim so the request can be retried (used when the outcome is not final: 5xx, conflicts). */
+  release(scope: string, token: string): Promise<void>;
+  ping(): Promise<void>;
+}
+
+/** At least 24 h (issue 6). */
+export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
+/** Longer than any request may run (command retries and Stripe calls are bounded well below this). */
+export const DEFAULT_LOCK_TTL_MS = 60_000;
+export const MAX_IDEMPOTENCY_KEY_CHARS = 255;
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+/**
+ * Scope of a key: keys are private to one caller of one tenant. Tenant ids and subjects cannot contain
+ * '/', and the key comes last, so the scope is unambiguous.
+ */
+export function idempotencyScope(tenantId: string, sub: string, key: string): string {
+  return `${tenantId}/${sub}/${key}`;
+}
+
+/** Fingerprint of a request: method, route and canonical JSON body (key order does not matter). */
+export function requestFingerprint(method: string, url: string, body: unknown): string {
+  return createHash('sha256')
+    .update(`${method} ${url}\n${canonicalJson(body)}`)
+    .digest('hex');
+}
+
+export function canonicalJson(value: unknown): string {
+  if (value === undefined || value === null) return 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Postgres (the embedded default, and whenever Redis is not configured). Table from migration 0030.
+
+const TABLE = 'api_idempotency_keys';
+const PRUNE_EVERY_BEGINS = 500;
+const PRUNE_BATCH = 500;
+
+interface Row {
+  fingerprint: string;
+  state: 'in_flight' | 'completed';
+  token: string;
+  response_status: number | null;
+  response_body: string | null;
+  response_content_type: string | null;
+}
+
+export class PostgresIdempotencyStore implements IdempotencyStore {
+  readonly kind = 'postgres' as const;
+  private begins = 0;
+
+  constructor(private readonly knex: Knex) {}
+
+  async begin(scope: string, fingerprint: string, options: { lockTtlMs: number }): Promise<BeginResult> {
+    if (++this.begins % PRUNE_EVERY_BEGINS === 0) await this.prune(PRUNE_BATCH);
+    const token = randomUUID();
+    // One statement decides: insert a new claim, or take over an expired record / abandoned claim.
+    const claimed = await this.knex.raw<{ rows: Array<{ token: string }> }>(
+      `INSERT INTO ${TABLE} (scope, fingerprint, state, token, locked_until, expires_at)
+       VALUES (?, ?, 'in_flight', ?, now() + (?::float8 * interval '1 millisecond'), now() + (?::float8 * interval '1 millisecond'))
+       ON CONFLICT (scope) DO UPDATE
+         SET fingerprint = EXCLUDED.fingerprint, state = 'in_flight', token = EXCLUDED.token,
+             locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at,
+             response_status = NULL, response_body = NULL, response_content_type = NULL
+         WHERE ${TABLE}.expires_at < now()
+            OR (${TABLE}.state = 'in_flight' AND ${TABLE}.locked_until < now())
+       RETURNING token`,
+      [scope, fingerprint, token, options.lockTtlMs, options.lockTtlMs],
+    );
+    if (claimed.rows[0]?.token === token) return { kind: 'acquired', token };
+    const row = (await this.knex(TABLE)
+      .select('fingerprint', 'state', 'token', 'response_status', 'response_body', 'response_content_type')
+      .where({ scope })
+      .first()) as Row | undefined;
+    // Deleted between the two statements (pruned): a fresh attempt will claim it.
+    if (!row) return this.begin(scope, fingerprint, options);
+    if (row.state === 'in_flight') return { kind: 'in_flight', fingerprint: row.fingerprint };
+    return {
+      kind: 'completed',
+      fingerprint: row.fingerprint,
+      response: {
+        statusCode: row.response_status!,
+        body: row.response_body!,
+        contentType: row.response_content_type!,
+      },
+    };
+  }
+
+  async complete(
+    scope: string,
+    token: string,
+    response: StoredResponse,
+    options: { retentionMs: number },
+  ): Promise<void> {
+    await this.knex.raw(
+      `UPDATE ${TABLE} SET state = 'completed', response_status = ?, response_body = ?,
+         response_content_type = ?, expires_at = now() + (?::float8 * interval '1 millisecond')
+       WHERE scope = ? AND token = ?`,
+      [response.statusCode, response.body, response.contentType, options.retentionMs, scope, token],
+    );
+  }
+
+  async release(scope: string, token: string): Promise<void> {
+    await this.knex(TABLE).where({ scope, token, state: 'in_flight' }).delete();
+  }
+
+  async ping(): Promise<void> {
+    await this.knex.raw('select 1');
+  }
+
+  /** Deletes up to `limit` expired records; bounded so it never holds the (PGlite) database for long. */
+  async prune(limit: number): Promise<number> {
+    const result = await this.knex.raw<{ rowCount?: number; affectedRows?: number }>(
+      `DELETE FROM ${TABLE} WHERE scope IN (SELECT scope FROM ${TABLE} WHERE expires_at < now() LIMIT ?)`,
+      [limit],
+    );
+    return result.rowCount ?? result.affectedRows ?? 0;
+  }
+}

@@ -1,0 +1,96 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { AppendOptions, AppendResult, EventStore, EventToAppend } from '../eventstore/port.js';
+
+/**
+ * Prometheus instruments of one process, on its own registry (so tests can build many apps). Other
+ * layers observe through the instruments exposed here; /metrics serves `registry`.
+ */
+export interface Metrics {
+  registry: Registry;
+  httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>;
+  commandOutcomes: Counter<'command' | 'code'>;
+  eventStoreAppendDuration: Histogram<'store' | 'outcome'>;
+  rateLimited: Counter<'class'>;
+  /** Sets the callback that yields the projection lag (in positions) each time /metrics is scraped. */
+  setProjectionLagSource(source: () => Promise<number>): void;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean; prefix?: string } = {}): Metrics {
+  const prefix = options.prefix ?? 'ledger_';
+  const registry = new Registry();
+  if (options.defaultMetrics ?? false) collectDefaultMetrics({ register: registry, prefix });
+  let lagSource: (() => Promise<number>) | undefined;
+  const metrics: Metrics = {
+    registry,
+    httpRequestDuration: new Histogram({
+      name: `${prefix}http_request_duration_seconds`,
+      help: 'HTTP request latency by route template',
+      labelNames: ['method', 'route', 'status_code'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    commandOutcomes: new Counter({
+      name: `${prefix}command_outcomes_total`,
+      help: 'Commands issued through the API by outcome code (ok or the problem code)',
+      labelNames: ['command', 'code'] as const,
+      registers: [registry],
+    }),
+    eventStoreAppendDuration: new Histogram({
+      name: `${prefix}eventstore_append_duration_seconds`,
+      help: 'Event store append latency',
+      labelNames: ['store', 'outcome'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: `${prefix}http_rate_limited_total`,
+      help: 'Requests refused by the rate limiter, by rule class',
+      labelNames: ['class'] as const,
+      registers: [registry],
+    }),
+    setProjectionLagSource(source) {
+      lagSource = source;
+    },
+  };
+  new Gauge({
+    name: `${prefix}projection_lag_positions`,
+    help: 'Event store head position minus the position the slowest projection has applied',
+    registers: [registry],
+    async collect() {
+      if (!lagSource) return;
+      try {
+        this.set(await lagSource());
+      } catch {
+        // A failing source must not break the whole scrape; the gauge keeps its last value.
+      }
+    },
+  });
+  return metrics;
+}
+
+/** Wraps an event store so every append is timed into eventStoreAppendDuration. */
+export function withAppendMetrics(store: EventStore, metrics: Metrics): EventStore {
+  const append = async (
+    streamName: string,
+    events: EventToAppend[],
+    options: AppendOptions,
+  ): Promise<AppendResult> => {
+    const end = metrics.eventStoreAppendDuration.startTimer({ store: store.kind });
+    try {
+      const result = await store.append(streamName, events, options);
+      end({ outcome: 'ok' });
+      return result;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      end({ outcome: typeof code === 'string' ? code : 'error' });
+      throw error;
+    }
+  };
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      if (property === 'append') return append;
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}

@@ -1,0 +1,188 @@
+import { Type } from '@fastify/type-provider-typebox';
+import { ConcurrencyConflictError, IdempotencyKeyReusedError, StreamBusyError } from '../commands/errors.js';
+import { DomainError, type DomainErrorCode } from '../domain/errors.js';
+import {
+  EventStoreDeadlineError,
+  EventStoreUnavailableError,
+  IdempotencyViolationError,
+  InvalidAppendError,
+  WrongExpectedRevisionError,
+} from '../eventstore/port.js';
+
+/**
+ * RFC 9457 problem details with a stable machine-readable `code`. Clients act on `code`; `title` and
+ * `detail` are for humans and may change.
+ */
+export type ProblemCode =
+  | 'validation_failed'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'not_found'
+  | 'concurrency_conflict'
+  | 'insufficient_funds'
+  | 'invalid_state'
+  | 'currency_mismatch'
+  | 'limit_exceeded'
+  | 'idempotency_key_reused'
+  | 'idempotency_key_in_use'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'rate_limited'
+  | 'unavailable'
+  | 'internal_error';
+
+const STATUS: Record<ProblemCode, number> = {
+  validation_failed: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  concurrency_conflict: 409,
+  idempotency_key_in_use: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  insufficient_funds: 422,
+  invalid_state: 422,
+  currency_mismatch: 422,
+  limit_exceeded: 422,
+  idempotency_key_reused: 422,
+  rate_limited: 429,
+  internal_error: 500,
+  unavailable: 503,
+};
+
+const TITLE: Record<ProblemCode, string> = {
+  validation_failed: 'The request is not valid',
+  unauthenticated: 'Authentication required',
+  forbidden: 'Not allowed',
+  not_found: 'Not found',
+  concurrency_conflict: 'Concurrent modification, retry the request',
+  idempotency_key_in_use: 'A request with this Idempotency-Key is still running',
+  payload_too_large: 'Request body too large',
+  unsupported_media_type: 'Unsupported media type',
+  insufficient_funds: 'Insufficient funds',
+  invalid_state: 'Not possible in the current state',
+  currency_mismatch: 'Currency mismatch',
+  limit_exceeded: 'Limit exceeded',
+  idempotency_key_reused: 'Idempotency-Key reused with a different request',
+  rate_limited: 'Too many requests',
+  internal_error: 'Internal error',
+  unavailable: 'Service unavailable, retry later',
+};
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    code: Type.String(),
+    detail: Type.Optional(Type.String()),
+    instance: Type.Optional(Type.String()),
+    /** Validation failures: where and what. */
+    errors: Type.Optional(
+      Type.Array(
+        Type.Object({ path: Type.String(), message: Type.String() }, { additionalProperties: false }),
+      ),
+    ),
+    /** Domain details (amounts, states); never secrets. */
+    details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    /** Readiness: which dependencies failed. */
+    failing: Type.Optional(Type.Array(Type.String())),
+  },
+  { additionalProperties: false, $id: 'Problem' },
+);
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: string;
+  detail?: string;
+  instance?: string;
+  errors?: Array<{ path: string; message: string }>;
+  details?: Record<string, unknown>;
+  failing?: string[];
+}
+
+/** An error the API turns into a problem response as is. */
+export class ApiError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ProblemCode,
+    detail?: string,
+    readonly extra: {
+      errors?: Problem['errors'];
+      details?: Record<string, unknown>;
+      failing?: string[];
+      retryAfterSeconds?: number;
+    } = {},
+  ) {
+    super(detail ?? TITLE[code]);
+    this.name = 'ApiError';
+    this.status = STATUS[code];
+  }
+}
+
+export function statusOf(code: ProblemCode): number {
+  return STATUS[code];
+}
+
+export function problem(
+  code: ProblemCode,
+  detail: string | undefined,
+  extra: ApiError['extra'] = {},
+): Problem {
+  const p: Problem = {
+    type: `https://wemaster.dev/problems/${code.replaceAll('_', '-')}`,
+    title: TITLE[code],
+    status: STATUS[code],
+    code,
+  };
+  if (detail !== undefined) p.detail = detail;
+  if (extra.errors) p.errors = extra.errors;
+  if (extra.details) p.details = extra.details;
+  if (extra.failing) p.failing = extra.failing;
+  return p;
+}
+
+const DOMAIN_CODES: Record<DomainErrorCode, ProblemCode> = {
+  validation_failed: 'validation_failed',
+  insufficient_funds: 'insufficient_funds',
+  invalid_state: 'invalid_state',
+  not_found: 'not_found',
+  currency_mismatch: 'currency_mismatch',
+  limit_exceeded: 'limit_exceeded',
+  forbidden: 'forbidden',
+};
+
+/**
+ * Maps anything thrown below the API to an ApiError, or null for an unexpected error (a bug: 500).
+ * Only errors whose meaning we know are translated; the rest must surface as 500 and be logged.
+ */
+export function toApiError(error: unknown): ApiError | null {
+  if (error instanceof ApiError) return error;
+  if (error instanceof DomainError) {
+    return new ApiError(DOMAIN_CODES[error.code], error.message, { details: error.details });
+  }
+  // The command layer retries optimistic-concurrency conflicts (bounded); one that still escapes is a 409.
+  if (error instanceof ConcurrencyConflictError || error instanceof WrongExpectedRevisionError) {
+    return new ApiError('concurrency_conflict', undefined, { retryAfterSeconds: 1 });
+  }
+  if (error instanceof IdempotencyKeyReusedError) {
+    return new ApiError('idempotency_key_reused', 'this Idempotency-Key was used for a different request');
+  }
+  if (error instanceof StreamBusyError) {
+    return new ApiError('unavailable', 'too many concurrent requests on one account', {
+      retryAfterSeconds: 1,
+    });
+  }
+  // The same deterministic event ids with different content: the key was reused for another request.
+  if (error instanceof IdempotencyViolationError)
+    return new ApiError('idempotency_key_reused', error.message);
+  if (error instanceof InvalidAppendError) return new ApiError('validation_failed', error.message);
+  if (error instanceof EventStoreUnavailableError || error instanceof EventStoreDeadlineError) {
+    return new ApiError('unavailable', 'event store unavailable', { retryAfterSeconds: 1 });
+  }
+  return null;
+}

@@ -1,0 +1,79 @@
+import pino from 'pino';
+import { type AppDeps, buildApp, type LedgerApp } from '../../../src/api/app.js';
+import { type Role, signToken } from '../../../src/api/auth.js';
+import { type IdempotencyStore, PostgresIdempotencyStore } from '../../../src/api/idempotency.js';
+import { createMetrics } from '../../../src/api/metrics.js';
+import { MemoryRateLimiter, type RateLimiter, type RateLimitPolicy } from '../../../src/api/rateLimit.js';
+import { MemoryEventStore } from '../../../src/eventstore/memory.js';
+import type { EventStore } from '../../../src/eventstore/port.js';
+import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+import { FakeLedger } from './fakeLedger.js';
+
+export const JWT_SECRET = 'test-secret-0123456789abcdef';
+
+/** Generous limits so only the rate-limit tests ever see a 429. */
+export const LOOSE_LIMITS: RateLimitPolicy = {
+  default: { limit: 1_000_000, windowMs: 60_000 },
+  money: { limit: 1_000_000, windowMs: 60_000 },
+};
+
+export function token(
+  tenant: string,
+  sub: string,
+  roles: Role | Role[],
+  options: { ttlSeconds?: number; secret?: string } = {},
+): Promise<string> {
+  return signToken({
+    tenant,
+    sub,
+    roles: Array.isArray(roles) ? roles : [roles],
+    secret: options.secret ?? JWT_SECRET,
+    ttlSeconds: options.ttlSeconds ?? 600,
+  });
+}
+
+export interface ShellHarness {
+  app: LedgerApp;
+  fake: FakeLedger;
+  store: EventStore;
+  idempotency: IdempotencyStore;
+  db: TestDatabase;
+  close(): Promise<void>;
+}
+
+/** The API over the fake ledger, a memory event store and the Postgres idempotency store. */
+export async function shellHarness(
+  overrides: Partial<AppDeps> & { db?: TestDatabase } = {},
+): Promise<ShellHarness> {
+  const db = overrides.db ?? (await createTestDatabase());
+  const fake = new FakeLedger();
+  const store = overrides.store ?? new MemoryEventStore();
+  const idempotency = overrides.idempotency ?? new PostgresIdempotencyStore(db.db.knex);
+  const rateLimiter: RateLimiter = overrides.rateLimiter ?? new MemoryRateLimiter({ maxKeys: 10_000 });
+  const app = buildApp({
+    commands: fake.commands,
+    queries: fake.queries,
+    store,
+    auth: { jwtSecret: JWT_SECRET },
+    idempotency,
+    rateLimiter,
+    readiness: [],
+    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    metrics: createMetrics(),
+    rateLimits: LOOSE_LIMITS,
+    docsUi: false,
+    ...overrides,
+  });
+  await app.ready();
+  return {
+    app,
+    fake,
+    store,
+    idempotency,
+    db,
+    async close() {
+      await app.close();
+      if (!overrides.db) await db.dispose();
+    },
+  };
+}
