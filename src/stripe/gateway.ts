@@ -18,8 +18,10 @@ export class GatewayError extends Error {
     readonly code: GatewayErrorCode,
     message: string,
     readonly stripeCode?: string,
+    /** Extra context: the PaymentIntent a decline belongs to (so the top-up can record it), the cause. */
+    readonly details: { paymentIntentId?: string; statusCode?: number; cause?: unknown } = {},
   ) {
-    super(message);
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'GatewayError';
   }
 }
@@ -73,4 +75,50 @@ export interface PaymentsGateway {
     payoutsEnabled: boolean;
   }>;
   ping(): Promise<void>;
+}
+
+/** A Stripe balance transaction as the reconciler needs it (normalised from Stripe's object). */
+export interface BalanceTransactionRecord {
+  id: string;
+  /** Stripe's type: charge, refund, transfer, payout, payout_failure, adjustment, payment, stripe_fee... */
+  type: string;
+  reportingCategory: string;
+  /** Signed minor units (negative: money left the balance). */
+  amount: number;
+  fee: number;
+  net: number;
+  currency: string;
+  /** Unix seconds. */
+  created: number;
+  /** The source object's id (ch_, re_, tr_, po_, dp_, py_) or null. */
+  sourceId: string | null;
+  /** For charges: the PaymentIntent the charge belongs to (the ledger knows top-ups by pi_). */
+  paymentIntentId: string | null;
+  /** The source object's metadata (our tenantId/topUpId/payoutId), when the source was expanded. */
+  metadata: Record<string, string>;
+}
+
+export interface BalanceTransactionFilter {
+  /** Unix seconds, inclusive lower and exclusive upper bound. */
+  created?: { gte?: number; lt?: number };
+  payout?: string;
+  type?: string;
+  /** List a connected account's transactions instead of the platform's. */
+  connectedAccountId?: string;
+  /** 1..100 (Stripe's maximum). */
+  pageSize?: number;
+}
+
+export interface BalanceAmount {
+  amount: number;
+  currency: string;
+}
+
+/** The read side of Stripe the reconciler uses; the Stripe adapter implements it next to PaymentsGateway. */
+export interface StripeBalanceSource {
+  /** Streams balance transactions newest first, one page (<= pageSize) in memory at a time. */
+  listBalanceTransactions(filter: BalanceTransactionFilter): AsyncIterable<BalanceTransactionRecord>;
+  retrieveBalance(
+    connectedAccountId?: string,
+  ): Promise<{ available: BalanceAmount[]; pending: BalanceAmount[] }>;
 }
