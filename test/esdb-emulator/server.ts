@@ -272,29 +272,39 @@ export class EsdbEmulator {
     const fail = (error: grpc.ServerErrorResponse): void => {
       call.emit('error', error);
     };
-    if (this.accessDenied) return fail(accessDeniedError());
+    if (this.accessDenied) {
+      fail(accessDeniedError());
+      return;
+    }
     const options = call.request.getOptions();
-    if (!options) return fail(rpcError(grpc.status.INVALID_ARGUMENT, 'Read options are required'));
+    if (!options) {
+      fail(rpcError(grpc.status.INVALID_ARGUMENT, 'Read options are required'));
+      return;
+    }
     const Opt = streamsPb.ReadReq.Options;
     const structuredIds = options.getUuidOption()?.hasStructured() ?? false;
     const backwards = options.getReadDirection() === Opt.ReadDirection.BACKWARDS;
     const countCase = options.getCountOptionCase();
     if (countCase === Opt.CountOptionCase.COUNT_OPTION_NOT_SET) {
-      return fail(rpcError(grpc.status.INVALID_ARGUMENT, 'Either count or subscription must be set'));
+      fail(rpcError(grpc.status.INVALID_ARGUMENT, 'Either count or subscription must be set'));
+      return;
     }
     let matcher: Matcher;
     try {
       matcher = filterOf(options);
     } catch (error) {
-      return fail(rpcError(grpc.status.INVALID_ARGUMENT, (error as Error).message));
+      fail(rpcError(grpc.status.INVALID_ARGUMENT, (error as Error).message));
+      return;
     }
     const toResp = (r: LogRecord) => eventResp(r, structuredIds);
 
     if (options.getStreamOptionCase() === Opt.StreamOptionCase.STREAM) {
       const streamOptions = options.getStream()!;
       const streamName = streamNameOf(streamOptions.getStreamIdentifier());
-      if (streamName === '')
-        return fail(rpcError(grpc.status.INVALID_ARGUMENT, 'Stream name must not be empty'));
+      if (streamName === '') {
+        fail(rpcError(grpc.status.INVALID_ARGUMENT, 'Stream name must not be empty'));
+        return;
+      }
       const revisionCase = streamOptions.getRevisionOptionCase();
       if (countCase === Opt.CountOptionCase.SUBSCRIPTION) {
         // Stream subscriptions: start exclusive of the given revision, like EventStoreDB.
@@ -340,7 +350,8 @@ export class EsdbEmulator {
     }
 
     if (options.getStreamOptionCase() !== Opt.StreamOptionCase.ALL) {
-      return fail(rpcError(grpc.status.INVALID_ARGUMENT, 'Either stream or all must be set'));
+      fail(rpcError(grpc.status.INVALID_ARGUMENT, 'Either stream or all must be set'));
+      return;
     }
     const allOptions = options.getAll()!;
     const allCase = allOptions.getAllOptionCase();
@@ -350,7 +361,8 @@ export class EsdbEmulator {
       const p = allOptions.getPosition()!;
       position = BigInt(p.getCommitPosition());
       if (BigInt(p.getPreparePosition()) > position) {
-        return fail(rpcError(grpc.status.INVALID_ARGUMENT, 'Prepare position is after commit position'));
+        fail(rpcError(grpc.status.INVALID_ARGUMENT, 'Prepare position is after commit position'));
+        return;
       }
     }
     if (countCase === Opt.CountOptionCase.SUBSCRIPTION) {
