@@ -13,3 +13,9 @@ export interface DomainEvent<Type extends string = string, Data = unknown> {
   type: Type;
   data: Data;
 }
+
+/** Who asked for a command, as recorded in audited events (same shape as the event store's Actor). */
+export interface Actor {
+  id: string;
+  role: string;
+}

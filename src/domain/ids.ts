@@ -20,3 +20,11 @@ export function eventId(
 export function deterministicId(...parts: string[]): string {
   return uuidv5(parts.join('\u0000'), LEDGER_NAMESPACE);
 }
+
+/** The hold a booking places on the student wallet (docs/ledger-flows.md). */
+export const bookingHoldId = (tenantId: string, bookingId: string): string =>
+  deterministicId('hold', tenantId, bookingId);
+
+/** The hold a payout places on the tutor's available earnings. */
+export const payoutHoldId = (tenantId: string, payoutId: string): string =>
+  deterministicId('payout-hold', tenantId, payoutId);

@@ -58,3 +58,88 @@ export function assertBalanced(entry: JournalEntry): void {
     invariant(sum === 0, () => `entry ${entry.entryId} is unbalanced for ${key}: debits - credits = ${sum}`);
   }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Builders. Each constructs one entry and asserts it balanced, so no unbalanced entry can leave the
+// domain. Zero-amount lines are dropped (a zero commission on a small amount is not a posting).
+
+/** One line of an entry before its effect is chosen. */
+export interface Line {
+  account: string;
+  side: Side;
+  amount: number;
+}
+
+/** The two accounts and the amount of a hold: the debit side reserves, the credit side receives. */
+export interface HoldLeg {
+  debitAccount: string;
+  creditAccount: string;
+  amount: number;
+}
+
+interface EntryBase {
+  entryId: string;
+  description: string;
+  currency: string;
+}
+
+function lines(effect: Effect, currency: string, input: readonly Line[]): Posting[] {
+  return input
+    .filter((l) => l.amount !== 0)
+    .map((l) => ({ account: l.account, side: l.side, effect, amount: l.amount, currency }));
+}
+
+function holdLines(effect: 'hold' | 'release', currency: string, leg: HoldLeg): Posting[] {
+  return lines(effect, currency, [
+    { account: leg.debitAccount, side: 'debit', amount: leg.amount },
+    { account: leg.creditAccount, side: 'credit', amount: leg.amount },
+  ]);
+}
+
+function build(base: EntryBase, postings: Posting[], holdId?: string): JournalEntry {
+  const entry: JournalEntry = { entryId: base.entryId, description: base.description, postings };
+  if (holdId !== undefined) entry.holdId = holdId;
+  assertBalanced(entry);
+  return entry;
+}
+
+/** A plain posted transfer: `lines` must balance per currency. */
+export function postEntry(input: EntryBase & { lines: readonly Line[] }): JournalEntry {
+  return build(input, lines('post', input.currency, input.lines));
+}
+
+/** Phase one of a two-phase transfer: reserves `hold.amount` (pending totals move, posted do not). */
+export function holdEntry(input: EntryBase & { holdId: string; hold: HoldLeg }): JournalEntry {
+  return build(input, holdLines('hold', input.currency, input.hold), input.holdId);
+}
+
+/**
+ * Posts a hold: releases the whole hold and posts `lines` (what is captured, possibly less than the
+ * hold and split across accounts; the rest is simply released).
+ */
+export function captureEntry(
+  input: EntryBase & { holdId: string; hold: HoldLeg; lines: readonly Line[] },
+): JournalEntry {
+  return build(
+    input,
+    [...holdLines('release', input.currency, input.hold), ...lines('post', input.currency, input.lines)],
+    input.holdId,
+  );
+}
+
+/**
+ * Voids (or expires) a hold: releases it. `lines`, when given, post a fee out of the released money
+ * in the same atomic entry (a late-cancellation fee).
+ */
+export function releaseEntry(
+  input: EntryBase & { holdId: string; hold: HoldLeg; lines?: readonly Line[] },
+): JournalEntry {
+  return build(
+    input,
+    [
+      ...holdLines('release', input.currency, input.hold),
+      ...lines('post', input.currency, input.lines ?? []),
+    ],
+    input.holdId,
+  );
+}

@@ -1,0 +1,339 @@
+import type { Decider, DomainEvent } from './decider.js';
+import { DomainError, invariant } from './errors.js';
+import { assertAmount, assertCurrency, assertSameCurrency, formatMoney } from './money.js';
+import { parseInstant, requireEntityId, requireText, toIso, validationFailed } from './validate.js';
+
+/**
+ * A top-up: stream `topup-{t}.{topUpId}`. Money enters through Stripe: initiated -> PaymentIntent
+ * created -> succeeded (the wallet stream then posts Dr stripe:balance, Cr wallet) | failed. Card
+ * refunds of a succeeded top-up are recorded here after the wallet stream posted them. No event here
+ * moves money: the wallet owns those postings.
+ */
+
+export interface TopUpLimits {
+  topUpMin: number;
+  topUpMax: number;
+  allowedCurrencies: readonly string[];
+}
+
+export interface InitiateTopUp {
+  type: 'InitiateTopUp';
+  topUpId: string;
+  studentId: string;
+  amount: number;
+  currency: string;
+  /** The tenant's settings in force (snapshot passed by the command layer). */
+  limits: TopUpLimits;
+  initiatedAt: string;
+}
+
+export interface RecordTopUpPaymentIntent {
+  type: 'RecordTopUpPaymentIntent';
+  paymentIntentId: string;
+  clientSecret: string;
+}
+
+export interface SucceedTopUp {
+  type: 'SucceedTopUp';
+  paymentIntentId: string;
+  amountReceived: number;
+  currency: string;
+  succeededAt: string;
+}
+
+export interface FailTopUp {
+  type: 'FailTopUp';
+  /** Null when the payment never got a PaymentIntent (gateway refused it up front). */
+  paymentIntentId: string | null;
+  reason: string;
+  failedAt: string;
+}
+
+export interface RecordTopUpRefundToCard {
+  type: 'RecordTopUpRefundToCard';
+  stripeRefundId: string;
+  amount: number;
+  currency: string;
+  refundedAt: string;
+}
+
+export type TopUpCommand =
+  | InitiateTopUp
+  | RecordTopUpPaymentIntent
+  | SucceedTopUp
+  | FailTopUp
+  | RecordTopUpRefundToCard;
+
+export type TopUpInitiated = DomainEvent<
+  'TopUpInitiated',
+  { topUpId: string; studentId: string; amount: number; currency: string; initiatedAt: string }
+>;
+export type TopUpPaymentIntentCreated = DomainEvent<
+  'TopUpPaymentIntentCreated',
+  { topUpId: string; studentId: string; paymentIntentId: string; clientSecret: string }
+>;
+export type TopUpSucceeded = DomainEvent<
+  'TopUpSucceeded',
+  {
+    topUpId: string;
+    studentId: string;
+    paymentIntentId: string;
+    amount: number;
+    currency: string;
+    succeededAt: string;
+  }
+>;
+export type TopUpFailed = DomainEvent<
+  'TopUpFailed',
+  { topUpId: string; studentId: string; paymentIntentId: string | null; reason: string; failedAt: string }
+>;
+export type TopUpRefundedToCard = DomainEvent<
+  'TopUpRefundedToCard',
+  {
+    topUpId: string;
+    studentId: string;
+    stripeRefundId: string;
+    amount: number;
+    currency: string;
+    /** Sum of card refunds of this top-up after this one. */
+    refundedTotal: number;
+    refundedAt: string;
+  }
+>;
+
+export type TopUpEvent =
+  | TopUpInitiated
+  | TopUpPaymentIntentCreated
+  | TopUpSucceeded
+  | TopUpFailed
+  | TopUpRefundedToCard;
+
+export type TopUpStatus = 'none' | 'initiated' | 'succeeded' | 'failed';
+
+export interface TopUpState {
+  status: TopUpStatus;
+  topUpId: string | null;
+  studentId: string | null;
+  amount: number;
+  currency: string | null;
+  paymentIntentId: string | null;
+  clientSecret: string | null;
+  failureReason: string | null;
+  refundedToCard: number;
+  stripeRefundIds: Record<string, true>;
+}
+
+export const initialTopUpState = (): TopUpState => ({
+  status: 'none',
+  topUpId: null,
+  studentId: null,
+  amount: 0,
+  currency: null,
+  paymentIntentId: null,
+  clientSecret: null,
+  failureReason: null,
+  refundedToCard: 0,
+  stripeRefundIds: {},
+});
+
+function requireExisting(state: TopUpState): { topUpId: string; studentId: string; currency: string } {
+  if (state.status === 'none' || !state.topUpId || !state.studentId || !state.currency) {
+    throw new DomainError('not_found', 'top-up not found');
+  }
+  return { topUpId: state.topUpId, studentId: state.studentId, currency: state.currency };
+}
+
+function requireInitiated(state: TopUpState, action: string): void {
+  if (state.status !== 'initiated') {
+    throw new DomainError('invalid_state', `cannot ${action}: top-up is ${state.status}`, {
+      status: state.status,
+    });
+  }
+}
+
+export function decideTopUp(command: TopUpCommand, state: TopUpState): TopUpEvent[] {
+  switch (command.type) {
+    case 'InitiateTopUp': {
+      const topUpId = requireEntityId(command.topUpId, 'topUpId');
+      const studentId = requireEntityId(command.studentId, 'studentId');
+      const amount = assertAmount(command.amount);
+      const currency = assertCurrency(command.currency);
+      const initiatedAt = toIso(parseInstant(command.initiatedAt, 'initiatedAt'));
+      if (state.status !== 'none') {
+        throw new DomainError('invalid_state', `top-up ${topUpId} already exists (${state.status})`, {
+          status: state.status,
+        });
+      }
+      const { topUpMin, topUpMax, allowedCurrencies } = command.limits;
+      if (!allowedCurrencies.includes(currency)) {
+        validationFailed(`currency ${currency} is not allowed for this tenant`, {
+          field: 'currency',
+          allowed: [...allowedCurrencies],
+        });
+      }
+      if (amount < topUpMin || amount > topUpMax) {
+        throw new DomainError(
+          'limit_exceeded',
+          `top-up amount ${formatMoney({ amount, currency })} is outside the tenant's limits ${topUpMin}..${topUpMax}`,
+          { min: topUpMin, max: topUpMax, requested: amount },
+        );
+      }
+      return [{ type: 'TopUpInitiated', data: { topUpId, studentId, amount, currency, initiatedAt } }];
+    }
+
+    case 'RecordTopUpPaymentIntent': {
+      const { topUpId, studentId } = requireExisting(state);
+      const paymentIntentId = requireText(command.paymentIntentId, 'paymentIntentId', 255);
+      const clientSecret = requireText(command.clientSecret, 'clientSecret', 500);
+      requireInitiated(state, 'record a PaymentIntent');
+      if (state.paymentIntentId !== null) {
+        throw new DomainError(
+          'invalid_state',
+          `top-up ${topUpId} already has PaymentIntent ${state.paymentIntentId}`,
+          { paymentIntentId: state.paymentIntentId },
+        );
+      }
+      return [
+        { type: 'TopUpPaymentIntentCreated', data: { topUpId, studentId, paymentIntentId, clientSecret } },
+      ];
+    }
+
+    case 'SucceedTopUp': {
+      const { topUpId, studentId, currency } = requireExisting(state);
+      const paymentIntentId = requireText(command.paymentIntentId, 'paymentIntentId', 255);
+      const amountReceived = assertAmount(command.amountReceived, { field: 'amountReceived' });
+      const receivedCurrency = assertCurrency(command.currency);
+      const succeededAt = toIso(parseInstant(command.succeededAt, 'succeededAt'));
+      requireInitiated(state, 'succeed');
+      if (state.paymentIntentId !== null && state.paymentIntentId !== paymentIntentId) {
+        validationFailed(`PaymentIntent ${paymentIntentId} does not belong to top-up ${topUpId}`, {
+          field: 'paymentIntentId',
+        });
+      }
+      assertSameCurrency(currency, receivedCurrency, `top-up ${topUpId}`);
+      if (amountReceived !== state.amount) {
+        validationFailed(`amount received ${amountReceived} differs from the top-up's ${state.amount}`, {
+          field: 'amountReceived',
+          expected: state.amount,
+        });
+      }
+      return [
+        {
+          type: 'TopUpSucceeded',
+          data: { topUpId, studentId, paymentIntentId, amount: state.amount, currency, succeededAt },
+        },
+      ];
+    }
+
+    case 'FailTopUp': {
+      const { topUpId, studentId } = requireExisting(state);
+      const paymentIntentId =
+        command.paymentIntentId === null
+          ? null
+          : requireText(command.paymentIntentId, 'paymentIntentId', 255);
+      const reason = requireText(command.reason, 'reason');
+      const failedAt = toIso(parseInstant(command.failedAt, 'failedAt'));
+      requireInitiated(state, 'fail');
+      return [{ type: 'TopUpFailed', data: { topUpId, studentId, paymentIntentId, reason, failedAt } }];
+    }
+
+    case 'RecordTopUpRefundToCard': {
+      const { topUpId, studentId, currency } = requireExisting(state);
+      const stripeRefundId = requireText(command.stripeRefundId, 'stripeRefundId', 255);
+      const amount = assertAmount(command.amount);
+      const refundCurrency = assertCurrency(command.currency);
+      const refundedAt = toIso(parseInstant(command.refundedAt, 'refundedAt'));
+      if (state.status !== 'succeeded') {
+        throw new DomainError('invalid_state', `cannot refund to the card: top-up is ${state.status}`, {
+          status: state.status,
+        });
+      }
+      assertSameCurrency(currency, refundCurrency, `top-up ${topUpId}`);
+      if (state.stripeRefundIds[stripeRefundId]) {
+        throw new DomainError('invalid_state', `card refund ${stripeRefundId} was already recorded`, {
+          stripeRefundId,
+        });
+      }
+      if (state.refundedToCard + amount > state.amount) {
+        throw new DomainError(
+          'limit_exceeded',
+          `card refund of ${amount} exceeds what is left of top-up ${topUpId} (${state.amount - state.refundedToCard})`,
+          { amount: state.amount, refunded: state.refundedToCard, requested: amount },
+        );
+      }
+      return [
+        {
+          type: 'TopUpRefundedToCard',
+          data: {
+            topUpId,
+            studentId,
+            stripeRefundId,
+            amount,
+            currency,
+            refundedTotal: state.refundedToCard + amount,
+            refundedAt,
+          },
+        },
+      ];
+    }
+
+    default:
+      throw new DomainError('validation_failed', 'unknown top-up command');
+  }
+}
+
+export function evolveTopUp(state: TopUpState, event: TopUpEvent): TopUpState {
+  switch (event.type) {
+    case 'TopUpInitiated': {
+      invariant(state.status === 'none', 'top-up initiated twice');
+      const e = event.data;
+      return {
+        ...state,
+        status: 'initiated',
+        topUpId: e.topUpId,
+        studentId: e.studentId,
+        amount: e.amount,
+        currency: e.currency,
+      };
+    }
+    case 'TopUpPaymentIntentCreated':
+      invariant(state.status === 'initiated', `PaymentIntent recorded on a ${state.status} top-up`);
+      return { ...state, paymentIntentId: event.data.paymentIntentId, clientSecret: event.data.clientSecret };
+    case 'TopUpSucceeded':
+      invariant(state.status === 'initiated', `top-up succeeded from ${state.status}`);
+      invariant(event.data.amount === state.amount, 'top-up succeeded with another amount');
+      // The client secret is only useful while the card step is pending.
+      return {
+        ...state,
+        status: 'succeeded',
+        paymentIntentId: event.data.paymentIntentId,
+        clientSecret: null,
+      };
+    case 'TopUpFailed':
+      invariant(state.status === 'initiated', `top-up failed from ${state.status}`);
+      return {
+        ...state,
+        status: 'failed',
+        paymentIntentId: event.data.paymentIntentId ?? state.paymentIntentId,
+        clientSecret: null,
+        failureReason: event.data.reason,
+      };
+    case 'TopUpRefundedToCard': {
+      invariant(state.status === 'succeeded', `card refund of a ${state.status} top-up`);
+      const refundedToCard = state.refundedToCard + event.data.amount;
+      invariant(refundedToCard <= state.amount, 'card refunds exceed the top-up');
+      invariant(refundedToCard === event.data.refundedTotal, 'card refund total disagrees with the fold');
+      return {
+        ...state,
+        refundedToCard,
+        stripeRefundIds: { ...state.stripeRefundIds, [event.data.stripeRefundId]: true },
+      };
+    }
+  }
+}
+
+export const topUpDecider: Decider<TopUpCommand, TopUpEvent, TopUpState> = {
+  initialState: initialTopUpState,
+  decide: decideTopUp,
+  evolve: evolveTopUp,
+};

@@ -1,0 +1,719 @@
+import {
+  PLATFORM_ADJUSTMENTS,
+  payoutClearing,
+  refundClearing,
+  STRIPE_BALANCE,
+  tutorEarningsAvailable,
+  tutorEarningsPending,
+  tutorReceivable,
+} from './accounts.js';
+import { type AccountTotals, applyEntryToAccount, available, emptyTotals } from './balances.js';
+import type { Actor, Decider, DomainEvent } from './decider.js';
+import { DomainError, invariant } from './errors.js';
+import { captureEntry, holdEntry, type JournalEntry, type Line, postEntry, releaseEntry } from './journal.js';
+import { assertAmount, assertCurrency, assertSameCurrency, formatMoney } from './money.js';
+import {
+  parseInstant,
+  requireDirection,
+  requireEntityId,
+  requireFinanceAdmin,
+  requireText,
+  requireUuid,
+  toIso,
+  validationFailed,
+} from './validate.js';
+
+/**
+ * A tutor's earnings: stream `tutor-{t}.{tutorId}`, the only writer of `tutor:{id}:earnings:available`
+ * (constrained: available never below 0). It tracks each booking's earnings from recorded (pending,
+ * credited by the wallet's capture) to cleared (moved to available after the hold period), reversals
+ * by refunds (from pending, or into the receivable once cleared), recovery of the receivable from the
+ * next clearings, and payout holds on available earnings.
+ */
+
+export type EarningsSource = 'completion' | 'cancellation_fee';
+
+export interface RecordEarnings {
+  type: 'RecordEarnings';
+  tutorId: string;
+  bookingId: string;
+  amount: number;
+  currency: string;
+  source: EarningsSource;
+  earnedAt: string;
+  /** From the booking event (earningsClearableAt), so restarts never shift it. */
+  clearableAt: string;
+}
+
+export interface ClearEarnings {
+  type: 'ClearEarnings';
+  tutorId: string;
+  bookingId: string;
+  now: string;
+  entryId: string;
+}
+
+export interface ReverseEarnings {
+  type: 'ReverseEarnings';
+  tutorId: string;
+  bookingId: string;
+  refundId: string;
+  amount: number;
+  currency: string;
+  entryId: string;
+}
+
+export interface PlacePayoutHold {
+  type: 'PlacePayoutHold';
+  tutorId: string;
+  payoutId: string;
+  /** payoutHoldId(tenant, payoutId) in ids.ts. */
+  holdId: string;
+  amount: number;
+  currency: string;
+  /** Tenant setting in force. */
+  payoutMin: number;
+  entryId: string;
+}
+
+export interface PostPayoutHold {
+  type: 'PostPayoutHold';
+  tutorId: string;
+  payoutId: string;
+  entryId: string;
+}
+
+export interface ReleasePayoutHold {
+  type: 'ReleasePayoutHold';
+  tutorId: string;
+  payoutId: string;
+  reason: string;
+  entryId: string;
+}
+
+export interface AdjustTutor {
+  type: 'AdjustTutor';
+  tutorId: string;
+  adjustmentId: string;
+  /** Which of the tutor's accounts: withdrawable earnings, or what the tutor owes us. */
+  account: 'available' | 'receivable';
+  /** Side of the posting on that account (available: credit = more money; receivable: debit = owes more). */
+  direction: 'debit' | 'credit';
+  amount: number;
+  currency: string;
+  reason: string;
+  actor: Actor;
+  entryId: string;
+}
+
+export type TutorCommand =
+  | RecordEarnings
+  | ClearEarnings
+  | ReverseEarnings
+  | PlacePayoutHold
+  | PostPayoutHold
+  | ReleasePayoutHold
+  | AdjustTutor;
+
+export type TutorEarningsRecorded = DomainEvent<
+  'TutorEarningsRecorded',
+  {
+    tutorId: string;
+    bookingId: string;
+    amount: number;
+    currency: string;
+    source: EarningsSource;
+    earnedAt: string;
+    clearableAt: string;
+  }
+>;
+
+export type TutorEarningsCleared = DomainEvent<
+  'TutorEarningsCleared',
+  {
+    tutorId: string;
+    bookingId: string;
+    /** Moved out of pending: the booking's earnings less what refunds already reversed. */
+    amount: number;
+    /** Part of `amount` that paid back the receivable instead of becoming available. */
+    recovered: number;
+    currency: string;
+    clearedAt: string;
+    /** Absent only when amount is 0 (refunds reversed everything while pending): nothing moves. */
+    entry?: JournalEntry;
+  }
+>;
+
+export type TutorEarningsReversed = DomainEvent<
+  'TutorEarningsReversed',
+  {
+    tutorId: string;
+    bookingId: string;
+    refundId: string;
+    amount: number;
+    currency: string;
+    /** 'pending': Dr tutor pending; 'cleared': already withdrawable, so Dr tutor receivable. */
+    from: 'pending' | 'cleared';
+    entry: JournalEntry;
+  }
+>;
+
+export type TutorPayoutHoldPlaced = DomainEvent<
+  'TutorPayoutHoldPlaced',
+  { tutorId: string; payoutId: string; holdId: string; amount: number; currency: string; entry: JournalEntry }
+>;
+
+export type TutorPayoutHoldPosted = DomainEvent<
+  'TutorPayoutHoldPosted',
+  { tutorId: string; payoutId: string; holdId: string; amount: number; currency: string; entry: JournalEntry }
+>;
+
+export type TutorPayoutHoldReleased = DomainEvent<
+  'TutorPayoutHoldReleased',
+  {
+    tutorId: string;
+    payoutId: string;
+    holdId: string;
+    amount: number;
+    currency: string;
+    reason: string;
+    entry: JournalEntry;
+  }
+>;
+
+export type TutorAdjusted = DomainEvent<
+  'TutorAdjusted',
+  {
+    tutorId: string;
+    adjustmentId: string;
+    account: 'available' | 'receivable';
+    direction: 'debit' | 'credit';
+    amount: number;
+    currency: string;
+    reason: string;
+    actor: Actor;
+    entry: JournalEntry;
+  }
+>;
+
+export type TutorEvent =
+  | TutorEarningsRecorded
+  | TutorEarningsCleared
+  | TutorEarningsReversed
+  | TutorPayoutHoldPlaced
+  | TutorPayoutHoldPosted
+  | TutorPayoutHoldReleased
+  | TutorAdjusted;
+
+export interface BookingEarnings {
+  amount: number;
+  /** Sum reversed by refunds (before or after clearing). */
+  reversed: number;
+  /** What clearing moved out of pending (set when cleared). */
+  clearedAmount: number;
+  status: 'pending' | 'cleared';
+  source: EarningsSource;
+  clearableAt: string;
+}
+
+export interface PayoutHold {
+  holdId: string;
+  amount: number;
+  status: 'held' | 'posted' | 'released';
+}
+
+export interface TutorState {
+  tutorId: string | null;
+  currency: string | null;
+  /** The four totals of `tutor:{id}:earnings:available`. */
+  availableTotals: AccountTotals;
+  /** Earnings recorded and neither cleared nor reversed (mirrors the pending account for this tutor). */
+  pending: number;
+  /** What the tutor owes (receivable balance): reversals of cleared earnings, less recoveries. */
+  receivable: number;
+  /** Sum of payouts posted. */
+  paidOut: number;
+  earnings: Record<string, BookingEarnings>;
+  payouts: Record<string, PayoutHold>;
+  refundIds: Record<string, true>;
+  adjustmentIds: Record<string, true>;
+  version: number;
+}
+
+export const initialTutorState = (): TutorState => ({
+  tutorId: null,
+  currency: null,
+  availableTotals: emptyTotals(),
+  pending: 0,
+  receivable: 0,
+  paidOut: 0,
+  earnings: {},
+  payouts: {},
+  refundIds: {},
+  adjustmentIds: {},
+  version: 0,
+});
+
+/** Withdrawable now: credits_posted - debits_posted - debits_pending of tutor available. */
+export const tutorAvailable = (state: TutorState): number => available(state.availableTotals, 'credit');
+
+function checkTutor(state: TutorState, tutorId: unknown): string {
+  const id = requireEntityId(tutorId, 'tutorId');
+  if (state.tutorId !== null && state.tutorId !== id) {
+    validationFailed(`command for tutor ${id} sent to the stream of tutor ${state.tutorId}`, {
+      field: 'tutorId',
+    });
+  }
+  return id;
+}
+
+function checkCurrency(state: TutorState, currency: unknown): string {
+  const c = assertCurrency(currency);
+  if (state.currency !== null) assertSameCurrency(state.currency, c, "the tutor's earnings");
+  return c;
+}
+
+function requireEarnings(state: TutorState, bookingId: string): BookingEarnings {
+  const earnings = state.earnings[bookingId];
+  if (!earnings) {
+    throw new DomainError('not_found', `no earnings recorded for booking ${bookingId}`, { bookingId });
+  }
+  return earnings;
+}
+
+function requirePayoutHold(state: TutorState, payoutId: string): PayoutHold {
+  const hold = state.payouts[payoutId];
+  if (!hold) throw new DomainError('not_found', `no payout hold for payout ${payoutId}`, { payoutId });
+  if (hold.status !== 'held') {
+    throw new DomainError('invalid_state', `payout hold ${payoutId} was already ${hold.status}`, {
+      payoutId,
+      status: hold.status,
+    });
+  }
+  return hold;
+}
+
+function requireSpendable(state: TutorState, amount: number, what: string): void {
+  const spendable = state.currency === null ? 0 : tutorAvailable(state);
+  if (amount > spendable) {
+    throw new DomainError(
+      'insufficient_funds',
+      `${what}: the tutor has ${spendable} available, needs ${amount}`,
+      { available: spendable, requested: amount },
+    );
+  }
+}
+
+export function decideTutor(command: TutorCommand, state: TutorState): TutorEvent[] {
+  switch (command.type) {
+    case 'RecordEarnings': {
+      const tutorId = checkTutor(state, command.tutorId);
+      const bookingId = requireEntityId(command.bookingId, 'bookingId');
+      const amount = assertAmount(command.amount);
+      if (command.source !== 'completion' && command.source !== 'cancellation_fee') {
+        validationFailed("source must be 'completion' or 'cancellation_fee'", { field: 'source' });
+      }
+      const earnedMs = parseInstant(command.earnedAt, 'earnedAt');
+      const clearableMs = parseInstant(command.clearableAt, 'clearableAt');
+      const currency = checkCurrency(state, command.currency);
+      if (clearableMs < earnedMs) validationFailed('clearableAt must not be before earnedAt', {});
+      if (state.earnings[bookingId]) {
+        throw new DomainError('invalid_state', `earnings for booking ${bookingId} were already recorded`, {
+          bookingId,
+        });
+      }
+      return [
+        {
+          type: 'TutorEarningsRecorded',
+          data: {
+            tutorId,
+            bookingId,
+            amount,
+            currency,
+            source: command.source,
+            earnedAt: toIso(earnedMs),
+            clearableAt: toIso(clearableMs),
+          },
+        },
+      ];
+    }
+
+    case 'ClearEarnings': {
+      const tutorId = checkTutor(state, command.tutorId);
+      const bookingId = requireEntityId(command.bookingId, 'bookingId');
+      const nowMs = parseInstant(command.now, 'now');
+      const entryId = requireUuid(command.entryId, 'entryId');
+      const earnings = requireEarnings(state, bookingId);
+      if (earnings.status !== 'pending') {
+        throw new DomainError('invalid_state', `earnings for booking ${bookingId} were already cleared`, {
+          bookingId,
+        });
+      }
+      if (nowMs < Date.parse(earnings.clearableAt)) {
+        throw new DomainError(
+          'invalid_state',
+          `earnings for booking ${bookingId} are held until ${earnings.clearableAt}`,
+          { clearableAt: earnings.clearableAt },
+        );
+      }
+      const currency = state.currency!;
+      const amount = earnings.amount - earnings.reversed;
+      const recovered = Math.min(amount, state.receivable);
+      const data: TutorEarningsCleared['data'] = {
+        tutorId,
+        bookingId,
+        amount,
+        recovered,
+        currency,
+        clearedAt: toIso(nowMs),
+      };
+      if (amount > 0) {
+        data.entry = postEntry({
+          entryId,
+          currency,
+          description:
+            recovered > 0
+              ? `Earnings of booking ${bookingId} cleared: ${formatMoney({ amount, currency })}, ${formatMoney({ amount: recovered, currency })} recovered against the receivable`
+              : `Earnings of booking ${bookingId} cleared: ${formatMoney({ amount, currency })} now withdrawable`,
+          lines: [
+            { account: tutorEarningsPending(tutorId), side: 'debit', amount },
+            { account: tutorEarningsAvailable(tutorId), side: 'credit', amount: amount - recovered },
+            { account: tutorReceivable(tutorId), side: 'credit', amount: recovered },
+          ],
+        });
+      }
+      return [{ type: 'TutorEarningsCleared', data }];
+    }
+
+    case 'ReverseEarnings': {
+      const tutorId = checkTutor(state, command.tutorId);
+      const bookingId = requireEntityId(command.bookingId, 'bookingId');
+      const refundId = requireEntityId(command.refundId, 'refundId');
+      const amount = assertAmount(command.amount);
+      const entryId = requireUuid(command.entryId, 'entryId');
+      const currency = assertCurrency(command.currency);
+      const earnings = requireEarnings(state, bookingId);
+      assertSameCurrency(state.currency!, currency, "the tutor's earnings");
+      if (state.refundIds[refundId]) {
+        throw new DomainError('invalid_state', `refund ${refundId} was already reversed`, { refundId });
+      }
+      if (earnings.reversed + amount > earnings.amount) {
+        throw new DomainError(
+          'limit_exceeded',
+          `reversal of ${amount} exceeds what is left of booking ${bookingId}'s earnings (${earnings.amount - earnings.reversed})`,
+          { earned: earnings.amount, reversed: earnings.reversed, requested: amount },
+        );
+      }
+      const from = earnings.status === 'pending' ? 'pending' : 'cleared';
+      const entry = postEntry({
+        entryId,
+        currency,
+        description:
+          from === 'pending'
+            ? `Refund ${refundId} of booking ${bookingId}: ${formatMoney({ amount, currency })} reversed from pending earnings`
+            : `Refund ${refundId} of booking ${bookingId}: ${formatMoney({ amount, currency })} already cleared, owed by the tutor`,
+        lines: [
+          {
+            account: from === 'pending' ? tutorEarningsPending(tutorId) : tutorReceivable(tutorId),
+            side: 'debit',
+            amount,
+          },
+          { account: refundClearing(refundId), side: 'credit', amount },
+        ],
+      });
+      return [
+        {
+          type: 'TutorEarningsReversed',
+          data: { tutorId, bookingId, refundId, amount, currency, from, entry },
+        },
+      ];
+    }
+
+    case 'PlacePayoutHold': {
+      const tutorId = checkTutor(state, command.tutorId);
+      const payoutId = requireEntityId(command.payoutId, 'payoutId');
+      const holdId = requireUuid(command.holdId, 'holdId');
+      const amount = assertAmount(command.amount);
+      const payoutMin = assertAmount(command.payoutMin, { field: 'payoutMin' });
+      const entryId = requireUuid(command.entryId, 'entryId');
+      const currency = checkCurrency(state, command.currency);
+      if (state.payouts[payoutId]) {
+        throw new DomainError('invalid_state', `payout ${payoutId} already has a hold`, { payoutId });
+      }
+      if (amount < payoutMin) {
+        throw new DomainError(
+          'limit_exceeded',
+          `payout of ${formatMoney({ amount, currency })} is below the minimum ${formatMoney({ amount: payoutMin, currency })}`,
+          { min: payoutMin, requested: amount },
+        );
+      }
+      requireSpendable(state, amount, `payout ${payoutId}`);
+      const entry = holdEntry({
+        entryId,
+        holdId,
+        currency,
+        description: `Payout ${payoutId} requested: ${formatMoney({ amount, currency })} held`,
+        hold: {
+          debitAccount: tutorEarningsAvailable(tutorId),
+          creditAccount: payoutClearing(payoutId),
+          amount,
+        },
+      });
+      return [
+        { type: 'TutorPayoutHoldPlaced', data: { tutorId, payoutId, holdId, amount, currency, entry } },
+      ];
+    }
+
+    case 'PostPayoutHold': {
+      const tutorId = checkTutor(state, command.tutorId);
+      const payoutId = requireEntityId(command.payoutId, 'payoutId');
+      const entryId = requireUuid(command.entryId, 'entryId');
+      const hold = requirePayoutHold(state, payoutId);
+      const currency = state.currency!;
+      const availableAccount = tutorEarningsAvailable(tutorId);
+      const entry = captureEntry({
+        entryId,
+        holdId: hold.holdId,
+        currency,
+        description: `Payout ${payoutId} paid: ${formatMoney({ amount: hold.amount, currency })}`,
+        hold: {
+          debitAccount: availableAccount,
+          creditAccount: payoutClearing(payoutId),
+          amount: hold.amount,
+        },
+        lines: [
+          { account: availableAccount, side: 'debit', amount: hold.amount },
+          { account: STRIPE_BALANCE, side: 'credit', amount: hold.amount },
+        ],
+      });
+      return [
+        {
+          type: 'TutorPayoutHoldPosted',
+          data: { tutorId, payoutId, holdId: hold.holdId, amount: hold.amount, currency, entry },
+        },
+      ];
+    }
+
+    case 'ReleasePayoutHold': {
+      const tutorId = checkTutor(state, command.tutorId);
+      const payoutId = requireEntityId(command.payoutId, 'payoutId');
+      const reason = requireText(command.reason, 'reason');
+      const entryId = requireUuid(command.entryId, 'entryId');
+      const hold = requirePayoutHold(state, payoutId);
+      const currency = state.currency!;
+      const entry = releaseEntry({
+        entryId,
+        holdId: hold.holdId,
+        currency,
+        description: `Payout ${payoutId} failed: ${formatMoney({ amount: hold.amount, currency })} released (${reason})`,
+        hold: {
+          debitAccount: tutorEarningsAvailable(tutorId),
+          creditAccount: payoutClearing(payoutId),
+          amount: hold.amount,
+        },
+      });
+      return [
+        {
+          type: 'TutorPayoutHoldReleased',
+          data: { tutorId, payoutId, holdId: hold.holdId, amount: hold.amount, currency, reason, entry },
+        },
+      ];
+    }
+
+    case 'AdjustTutor': {
+      const tutorId = checkTutor(state, command.tutorId);
+      const adjustmentId = requireEntityId(command.adjustmentId, 'adjustmentId');
+      if (command.account !== 'available' && command.account !== 'receivable') {
+        validationFailed("account must be 'available' or 'receivable'", { field: 'account' });
+      }
+      const direction = requireDirection(command.direction);
+      const amount = assertAmount(command.amount);
+      const reason = requireText(command.reason, 'reason');
+      const actor = requireFinanceAdmin(command.actor);
+      const entryId = requireUuid(command.entryId, 'entryId');
+      const currency = checkCurrency(state, command.currency);
+      if (state.adjustmentIds[adjustmentId]) {
+        throw new DomainError('invalid_state', `adjustment ${adjustmentId} was already applied`, {
+          adjustmentId,
+        });
+      }
+      if (command.account === 'available' && direction === 'debit') {
+        requireSpendable(state, amount, `adjustment ${adjustmentId}`);
+      }
+      if (command.account === 'receivable' && direction === 'credit' && amount > state.receivable) {
+        throw new DomainError(
+          'limit_exceeded',
+          `cannot write off ${amount}: the tutor owes ${state.receivable}`,
+          { receivable: state.receivable, requested: amount },
+        );
+      }
+      const target =
+        command.account === 'available' ? tutorEarningsAvailable(tutorId) : tutorReceivable(tutorId);
+      const lines: Line[] = [
+        { account: target, side: direction, amount },
+        { account: PLATFORM_ADJUSTMENTS, side: direction === 'debit' ? 'credit' : 'debit', amount },
+      ];
+      const entry = postEntry({
+        entryId,
+        currency,
+        description: `Manual adjustment ${adjustmentId} (${direction} ${command.account} ${formatMoney({ amount, currency })}): ${reason}`,
+        lines,
+      });
+      return [
+        {
+          type: 'TutorAdjusted',
+          data: {
+            tutorId,
+            adjustmentId,
+            account: command.account,
+            direction,
+            amount,
+            currency,
+            reason,
+            actor,
+            entry,
+          },
+        },
+      ];
+    }
+
+    default:
+      throw new DomainError('validation_failed', 'unknown tutor command');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// evolve
+
+function base(state: TutorState, tutorId: string, currency: string, entry?: JournalEntry): TutorState {
+  invariant(
+    state.tutorId === null || state.tutorId === tutorId,
+    `tutor event for ${tutorId} in ${state.tutorId}`,
+  );
+  invariant(
+    state.currency === null || state.currency === currency,
+    `tutor in ${state.currency} got ${currency}`,
+  );
+  const availableTotals = entry
+    ? applyEntryToAccount(state.availableTotals, entry, tutorEarningsAvailable(tutorId), currency)
+    : state.availableTotals;
+  invariant(
+    available(availableTotals, 'credit') >= 0,
+    () => `tutor ${tutorId}: available below 0 after ${entry?.entryId}`,
+  );
+  return { ...state, tutorId, currency, availableTotals, version: state.version + 1 };
+}
+
+function withEarnings(
+  state: TutorState,
+  bookingId: string,
+  update: (earnings: BookingEarnings) => BookingEarnings,
+): TutorState {
+  const earnings = state.earnings[bookingId];
+  invariant(earnings, `earnings of booking ${bookingId} unknown`);
+  return { ...state, earnings: { ...state.earnings, [bookingId]: update(earnings) } };
+}
+
+function withPayout(state: TutorState, payoutId: string, status: 'posted' | 'released'): TutorState {
+  const hold = state.payouts[payoutId];
+  invariant(hold && hold.status === 'held', `payout hold ${payoutId} resolved twice or unknown`);
+  return { ...state, payouts: { ...state.payouts, [payoutId]: { ...hold, status } } };
+}
+
+export function evolveTutor(state: TutorState, event: TutorEvent): TutorState {
+  switch (event.type) {
+    case 'TutorEarningsRecorded': {
+      const e = event.data;
+      invariant(!state.earnings[e.bookingId], `earnings of ${e.bookingId} recorded twice`);
+      const next = base(state, e.tutorId, e.currency);
+      return {
+        ...next,
+        pending: next.pending + e.amount,
+        earnings: {
+          ...next.earnings,
+          [e.bookingId]: {
+            amount: e.amount,
+            reversed: 0,
+            clearedAmount: 0,
+            status: 'pending',
+            source: e.source,
+            clearableAt: e.clearableAt,
+          },
+        },
+      };
+    }
+    case 'TutorEarningsCleared': {
+      const e = event.data;
+      invariant(e.amount > 0 === (e.entry !== undefined), 'cleared earnings carry an entry iff amount > 0');
+      invariant(e.recovered <= e.amount && e.recovered <= state.receivable, 'recovered more than owed');
+      const next = base(state, e.tutorId, e.currency, e.entry);
+      const updated = withEarnings(next, e.bookingId, (earnings) => {
+        invariant(earnings.status === 'pending', `earnings of ${e.bookingId} cleared twice`);
+        invariant(earnings.amount - earnings.reversed === e.amount, 'cleared amount disagrees with the fold');
+        return { ...earnings, status: 'cleared', clearedAmount: e.amount };
+      });
+      return {
+        ...updated,
+        pending: updated.pending - e.amount,
+        receivable: updated.receivable - e.recovered,
+      };
+    }
+    case 'TutorEarningsReversed': {
+      const e = event.data;
+      invariant(!state.refundIds[e.refundId], `refund ${e.refundId} reversed twice`);
+      const next = base(state, e.tutorId, e.currency, e.entry);
+      const updated = withEarnings(next, e.bookingId, (earnings) => {
+        invariant(
+          earnings.reversed + e.amount <= earnings.amount,
+          `reversals of ${e.bookingId} exceed earnings`,
+        );
+        invariant(
+          (earnings.status === 'pending') === (e.from === 'pending'),
+          `reversal from ${e.from} of ${earnings.status} earnings`,
+        );
+        return { ...earnings, reversed: earnings.reversed + e.amount };
+      });
+      return {
+        ...updated,
+        pending: e.from === 'pending' ? updated.pending - e.amount : updated.pending,
+        receivable: e.from === 'cleared' ? updated.receivable + e.amount : updated.receivable,
+        refundIds: { ...updated.refundIds, [e.refundId]: true },
+      };
+    }
+    case 'TutorPayoutHoldPlaced': {
+      const e = event.data;
+      invariant(!state.payouts[e.payoutId], `payout ${e.payoutId} held twice`);
+      const next = base(state, e.tutorId, e.currency, e.entry);
+      return {
+        ...next,
+        payouts: { ...next.payouts, [e.payoutId]: { holdId: e.holdId, amount: e.amount, status: 'held' } },
+      };
+    }
+    case 'TutorPayoutHoldPosted': {
+      const e = event.data;
+      const next = withPayout(base(state, e.tutorId, e.currency, e.entry), e.payoutId, 'posted');
+      return { ...next, paidOut: next.paidOut + e.amount };
+    }
+    case 'TutorPayoutHoldReleased': {
+      const e = event.data;
+      return withPayout(base(state, e.tutorId, e.currency, e.entry), e.payoutId, 'released');
+    }
+    case 'TutorAdjusted': {
+      const e = event.data;
+      invariant(!state.adjustmentIds[e.adjustmentId], `adjustment ${e.adjustmentId} applied twice`);
+      const next = base(state, e.tutorId, e.currency, e.entry);
+      const receivable =
+        e.account === 'receivable'
+          ? next.receivable + (e.direction === 'debit' ? e.amount : -e.amount)
+          : next.receivable;
+      invariant(receivable >= 0, 'receivable written off below zero');
+      return { ...next, receivable, adjustmentIds: { ...next.adjustmentIds, [e.adjustmentId]: true } };
+    }
+  }
+}
+
+export const tutorDecider: Decider<TutorCommand, TutorEvent, TutorState> = {
+  initialState: initialTutorState,
+  decide: decideTutor,
+  evolve: evolveTutor,
+};
