@@ -171,6 +171,7 @@ export class CommandHandler {
     commandHash: string,
   ): Promise<HandleResult<S>> {
     const firstId = eventId(ctx.tenantId, commandType, ctx.idempotencyKey, 0);
+    let sawIdViolation = false;
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
       const entry = await this.catchUp(decider, streamName);
       const done = entry.ids.get(firstId);
@@ -246,7 +247,13 @@ export class CommandHandler {
           continue;
         }
         if (error instanceof IdempotencyViolationError) {
-          // Our deterministic ids exist elsewhere (another stream or other content): the key was reused.
+          // Our ids exist already. Either another process just appended this same command (its data can
+          // differ in injected timestamps): re-read once and the replay check above answers; or they exist
+          // in another stream: the key was reused for a different command.
+          if (!sawIdViolation) {
+            sawIdViolation = true;
+            continue;
+          }
           throw new IdempotencyKeyReusedError(ctx.idempotencyKey, commandType, streamName);
         }
         throw error;

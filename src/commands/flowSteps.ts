@@ -1,0 +1,432 @@
+import { type BookingState, bookingDecider } from '../domain/booking.js';
+import { DomainError } from '../domain/errors.js';
+import { type PayoutState, payoutDecider } from '../domain/payout.js';
+import {
+  type BookingPolicy,
+  bookingPolicyFrom,
+  type TenantSettings,
+  tenantSettingsDecider,
+} from '../domain/tenantSettings.js';
+import { topUpDecider } from '../domain/topUp.js';
+import { tutorDecider } from '../domain/tutor.js';
+import { walletDecider } from '../domain/wallet.js';
+import type { EventStore, JsonObject, RecordedEvent } from '../eventstore/port.js';
+import { StreamNotFoundError } from '../eventstore/port.js';
+import type { CommandHandler, HandleResult } from './commandHandler.js';
+import { entryIdFor, stepContext, stepPayloadHash, type Trigger, triggerOf } from './flowContext.js';
+import {
+  bookingStream,
+  payoutStream,
+  settingsStream,
+  topUpStream,
+  tutorStream,
+  walletStream,
+} from './streams.js';
+
+/** Bound on events read from one short stream (settings, booking) when looking something up. */
+const SHORT_STREAM_MAX_EVENTS = 10_000;
+
+const num = (d: JsonObject, f: string): number => {
+  const v = d[f];
+  if (typeof v !== 'number') throw new Error(`event field ${f} is not a number`);
+  return v;
+};
+const str = (d: JsonObject, f: string): string => {
+  const v = d[f];
+  if (typeof v !== 'string') throw new Error(`event field ${f} is not a string`);
+  return v;
+};
+
+/**
+ * The steps that carry a flow from one stream to the next (docs/ledger-flows.md, "Process managers").
+ * Each takes its trigger event and performs exactly one command whose event ids derive from the
+ * trigger's id: the command path calls them right after appending the trigger, a process manager calls
+ * them for every trigger it reads, and whichever comes second appends nothing.
+ */
+export class FlowSteps {
+  constructor(
+    private readonly handler: CommandHandler,
+    private readonly store: EventStore,
+  ) {}
+
+  /** Tenant settings in force just before `position` (all of them when omitted). */
+  async settingsAsOf(tenantId: string, position?: bigint): Promise<TenantSettings> {
+    if (position === undefined) {
+      return (await this.handler.load(tenantSettingsDecider, settingsStream(tenantId))).state.settings;
+    }
+    let state = tenantSettingsDecider.initialState();
+    for (const e of await this.readShortStream(settingsStream(tenantId))) {
+      if (e.position >= position) break;
+      state = tenantSettingsDecider.evolve(state, { type: 'TenantSettingsUpdated', data: e.data } as never);
+    }
+    return state.settings;
+  }
+
+  async policyAsOf(tenantId: string, position: bigint): Promise<BookingPolicy> {
+    return bookingPolicyFrom(await this.settingsAsOf(tenantId, position));
+  }
+
+  /** WalletHoldPlaced -> BookingPlaced (policy as of the hold). If the booking cannot be placed, the hold is released. */
+  async placeBookingAfterHold(trigger: Trigger): Promise<HandleResult<BookingState>> {
+    const d = trigger.data;
+    const t = trigger.metadata.tenantId;
+    const bookingId = str(d, 'bookingId');
+    const ctx = stepContext(trigger, 'place-booking');
+    try {
+      return await this.handler.handle(
+        bookingDecider,
+        bookingStream(t, bookingId),
+        {
+          type: 'PlaceBooking',
+          bookingId,
+          studentId: str(d, 'studentId'),
+          tutorId: str(d, 'tutorId'),
+          price: num(d, 'amount'),
+          currency: str(d, 'currency'),
+          scheduledAt: str(d, 'scheduledAt'),
+          holdId: str(d, 'holdId'),
+          policy: await this.policyAsOf(t, trigger.position),
+          placedAt: trigger.metadata.occurredAt,
+        },
+        ctx,
+        { commandType: 'PlaceBooking', payloadHash: stepPayloadHash(trigger, 'place-booking') },
+      );
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      // The booking can never be placed (e.g. its id is taken): give the student the money back.
+      const release = stepContext(trigger, 'release-unplaced-hold');
+      await this.handler
+        .handle(
+          walletDecider,
+          walletStream(t, str(d, 'studentId')),
+          {
+            type: 'ReleaseWalletHold',
+            studentId: str(d, 'studentId'),
+            holdId: str(d, 'holdId'),
+            reason: 'cancelled',
+            fee: 0,
+            tutorShare: 0,
+            commission: 0,
+            entryId: entryIdFor(release, 'ReleaseWalletHold'),
+          },
+          release,
+          {
+            commandType: 'ReleaseWalletHold',
+            payloadHash: stepPayloadHash(trigger, 'release-unplaced-hold'),
+          },
+        )
+        .catch((releaseError: unknown) => {
+          // Already released (a retry): the original rejection is what matters.
+          if (!(releaseError instanceof DomainError)) throw releaseError;
+        });
+      throw error;
+    }
+  }
+
+  /** BookingCompleted -> WalletHoldCaptured. */
+  async captureAfterCompletion(trigger: Trigger): Promise<Trigger> {
+    const d = trigger.data;
+    const ctx = stepContext(trigger, 'capture-hold');
+    const result = await this.handler.handle(
+      walletDecider,
+      walletStream(ctx.tenantId, str(d, 'studentId')),
+      {
+        type: 'CaptureWalletHold',
+        studentId: str(d, 'studentId'),
+        holdId: str(d, 'holdId'),
+        captured: num(d, 'captured'),
+        tutorShare: num(d, 'tutorShare'),
+        commission: num(d, 'commission'),
+        entryId: entryIdFor(ctx, 'CaptureWalletHold'),
+      },
+      ctx,
+      { commandType: 'CaptureWalletHold', payloadHash: stepPayloadHash(trigger, 'capture-hold') },
+    );
+    return triggerOf(result, 'WalletHoldCaptured');
+  }
+
+  /** BookingCancelled / BookingExpired -> WalletHoldReleased (with the late fee, if any). */
+  async releaseAfterBookingEnded(trigger: Trigger): Promise<Trigger> {
+    const d = trigger.data;
+    const ctx = stepContext(trigger, 'release-hold');
+    const cancelled = trigger.type === 'BookingCancelled';
+    const result = await this.handler.handle(
+      walletDecider,
+      walletStream(ctx.tenantId, str(d, 'studentId')),
+      {
+        type: 'ReleaseWalletHold',
+        studentId: str(d, 'studentId'),
+        holdId: str(d, 'holdId'),
+        reason: cancelled ? 'cancelled' : 'expired',
+        fee: cancelled ? num(d, 'fee') : 0,
+        tutorShare: cancelled ? num(d, 'tutorShare') : 0,
+        commission: cancelled ? num(d, 'commission') : 0,
+        entryId: entryIdFor(ctx, 'ReleaseWalletHold'),
+      },
+      ctx,
+      { commandType: 'ReleaseWalletHold', payloadHash: stepPayloadHash(trigger, 'release-hold') },
+    );
+    return triggerOf(result, 'WalletHoldReleased');
+  }
+
+  /**
+   * WalletHoldCaptured / WalletHoldReleased with a fee -> TutorEarningsRecorded. clearableAt comes from
+   * the booking's own event, so a late or repeated step never shifts it. Nothing to record: null.
+   */
+  async recordEarningsAfterResolution(trigger: Trigger): Promise<Trigger | null> {
+    const d = trigger.data;
+    const amount = num(d, 'tutorShare');
+    if (amount === 0) return null;
+    const t = trigger.metadata.tenantId;
+    const bookingId = str(d, 'bookingId');
+    const completion = trigger.type === 'WalletHoldCaptured';
+    const source = await this.findEvent(
+      bookingStream(t, bookingId),
+      completion ? 'BookingCompleted' : 'BookingCancelled',
+    );
+    const clearableAt = source.data.earningsClearableAt;
+    if (typeof clearableAt !== 'string') {
+      throw new Error(
+        `booking ${bookingId}: ${source.type} has no earningsClearableAt for a fee of ${amount}`,
+      );
+    }
+    const ctx = stepContext(trigger, 'record-earnings');
+    const result = await this.handler.handle(
+      tutorDecider,
+      tutorStream(t, str(d, 'tutorId')),
+      {
+        type: 'RecordEarnings',
+        tutorId: str(d, 'tutorId'),
+        bookingId,
+        amount,
+        currency: str(d, 'currency'),
+        source: completion ? 'completion' : 'cancellation_fee',
+        earnedAt: str(source.data, completion ? 'completedAt' : 'cancelledAt'),
+        clearableAt,
+      },
+      ctx,
+      { commandType: 'RecordEarnings', payloadHash: stepPayloadHash(trigger, 'record-earnings') },
+    );
+    return triggerOf(result, 'TutorEarningsRecorded');
+  }
+
+  /** BookingRefunded -> WalletRefunded (Dr refund clearing + commission, Cr wallet). */
+  async refundWalletAfterBookingRefund(trigger: Trigger): Promise<Trigger> {
+    const d = trigger.data;
+    const ctx = stepContext(trigger, 'refund-wallet');
+    const result = await this.handler.handle(
+      walletDecider,
+      walletStream(ctx.tenantId, str(d, 'studentId')),
+      {
+        type: 'RefundToWallet',
+        studentId: str(d, 'studentId'),
+        refundId: str(d, 'refundId'),
+        bookingId: str(d, 'bookingId'),
+        amount: num(d, 'amount'),
+        tutorPart: num(d, 'tutorPart'),
+        commissionPart: num(d, 'commissionPart'),
+        currency: str(d, 'currency'),
+        entryId: entryIdFor(ctx, 'RefundToWallet'),
+      },
+      ctx,
+      { commandType: 'RefundToWallet', payloadHash: stepPayloadHash(trigger, 'refund-wallet') },
+    );
+    return triggerOf(result, 'WalletRefunded');
+  }
+
+  /** WalletRefunded -> TutorEarningsReversed (closes the refund clearing account). Nothing to reverse: null. */
+  async reverseEarningsAfterWalletRefund(trigger: Trigger): Promise<Trigger | null> {
+    const d = trigger.data;
+    const amount = num(d, 'tutorPart');
+    if (amount === 0) return null;
+    const ctx = stepContext(trigger, 'reverse-earnings');
+    const result = await this.handler.handle(
+      tutorDecider,
+      tutorStream(ctx.tenantId, str(d, 'tutorId')),
+      {
+        type: 'ReverseEarnings',
+        tutorId: str(d, 'tutorId'),
+        bookingId: str(d, 'bookingId'),
+        refundId: str(d, 'refundId'),
+        amount,
+        currency: str(d, 'currency'),
+        entryId: entryIdFor(ctx, 'ReverseEarnings'),
+      },
+      ctx,
+      { commandType: 'ReverseEarnings', payloadHash: stepPayloadHash(trigger, 'reverse-earnings') },
+    );
+    return triggerOf(result, 'TutorEarningsReversed');
+  }
+
+  /** TopUpSucceeded -> WalletToppedUp (Dr stripe:balance, Cr wallet). */
+  async creditWalletAfterTopUp(trigger: Trigger): Promise<Trigger> {
+    const d = trigger.data;
+    const ctx = stepContext(trigger, 'credit-wallet');
+    const result = await this.handler.handle(
+      walletDecider,
+      walletStream(ctx.tenantId, str(d, 'studentId')),
+      {
+        type: 'CreditTopUp',
+        studentId: str(d, 'studentId'),
+        topUpId: str(d, 'topUpId'),
+        paymentIntentId: str(d, 'paymentIntentId'),
+        amount: num(d, 'amount'),
+        currency: str(d, 'currency'),
+        entryId: entryIdFor(ctx, 'CreditTopUp'),
+      },
+      ctx,
+      { commandType: 'CreditTopUp', payloadHash: stepPayloadHash(trigger, 'credit-wallet') },
+    );
+    return triggerOf(result, 'WalletToppedUp');
+  }
+
+  /** WalletRefundedToCard -> TopUpRefundedToCard (the top-up's record of the card refund). */
+  async recordCardRefundAfterWalletRefund(trigger: Trigger): Promise<void> {
+    const d = trigger.data;
+    const ctx = stepContext(trigger, 'record-card-refund');
+    await this.handler.handle(
+      topUpDecider,
+      topUpStream(ctx.tenantId, str(d, 'topUpId')),
+      {
+        type: 'RecordTopUpRefundToCard',
+        stripeRefundId: str(d, 'stripeRefundId'),
+        amount: num(d, 'amount'),
+        currency: str(d, 'currency'),
+        refundedAt: trigger.metadata.occurredAt,
+      },
+      ctx,
+      { commandType: 'RecordTopUpRefundToCard', payloadHash: stepPayloadHash(trigger, 'record-card-refund') },
+    );
+  }
+
+  /** TutorPayoutHoldPlaced -> PayoutRequested. If the payout cannot be requested, the hold is released. */
+  async requestPayoutAfterHold(trigger: Trigger): Promise<HandleResult<PayoutState>> {
+    const d = trigger.data;
+    const t = trigger.metadata.tenantId;
+    const payoutId = str(d, 'payoutId');
+    const ctx = stepContext(trigger, 'request-payout');
+    try {
+      return await this.handler.handle(
+        payoutDecider,
+        payoutStream(t, payoutId),
+        {
+          type: 'RequestPayout',
+          payoutId,
+          tutorId: str(d, 'tutorId'),
+          amount: num(d, 'amount'),
+          currency: str(d, 'currency'),
+          holdId: str(d, 'holdId'),
+          requestedAt: trigger.metadata.occurredAt,
+        },
+        ctx,
+        { commandType: 'RequestPayout', payloadHash: stepPayloadHash(trigger, 'request-payout') },
+      );
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      const release = stepContext(trigger, 'release-unrequested-payout');
+      await this.handler
+        .handle(
+          tutorDecider,
+          tutorStream(t, str(d, 'tutorId')),
+          {
+            type: 'ReleasePayoutHold',
+            tutorId: str(d, 'tutorId'),
+            payoutId,
+            reason: `payout could not be requested: ${error.code}`,
+            entryId: entryIdFor(release, 'ReleasePayoutHold'),
+          },
+          release,
+          {
+            commandType: 'ReleasePayoutHold',
+            payloadHash: stepPayloadHash(trigger, 'release-unrequested-payout'),
+          },
+        )
+        .catch((releaseError: unknown) => {
+          if (!(releaseError instanceof DomainError)) throw releaseError;
+        });
+      throw error;
+    }
+  }
+
+  /**
+   * TutorPayoutHoldPosted -> PayoutPaid; TutorPayoutHoldReleased -> PayoutFailed. A hold released because
+   * its payout could never be requested has no open payout to close: null.
+   */
+  async closePayoutAfterHoldResolved(
+    trigger: Trigger,
+    stripeIds: { stripeTransferId?: string | null; stripePayoutId?: string | null } = {},
+  ): Promise<HandleResult<PayoutState> | null> {
+    const d = trigger.data;
+    const t = trigger.metadata.tenantId;
+    const stream = payoutStream(t, str(d, 'payoutId'));
+    const paid = trigger.type === 'TutorPayoutHoldPosted';
+    const step = paid ? 'payout-paid' : 'payout-failed';
+    const ctx = stepContext(trigger, step);
+    const current = await this.handler.load(payoutDecider, stream);
+    const open = current.state.status === 'requested' || current.state.status === 'submitted';
+    if (!open) {
+      // Already closed by this very step (a repeat) or never opened: the handler replays or we skip.
+      const done = await this.handler
+        .handle(payoutDecider, stream, paid ? markPaid({}, trigger) : markFailed(trigger), ctx, {
+          commandType: paid ? 'MarkPayoutPaid' : 'MarkPayoutFailed',
+          payloadHash: stepPayloadHash(trigger, step),
+        })
+        .catch((error: unknown) => {
+          if (error instanceof DomainError) return null;
+          throw error;
+        });
+      return done;
+    }
+    return this.handler.handle(
+      payoutDecider,
+      stream,
+      paid ? markPaid(stripeIds, trigger) : markFailed(trigger),
+      ctx,
+      {
+        commandType: paid ? 'MarkPayoutPaid' : 'MarkPayoutFailed',
+        payloadHash: stepPayloadHash(trigger, step),
+      },
+    );
+  }
+
+  /** The first event of `type` in a short stream (a booking's lifecycle event). */
+  async findEvent(streamName: string, type: string): Promise<RecordedEvent> {
+    const found = (await this.readShortStream(streamName)).find((e) => e.type === type);
+    if (!found) throw new DomainError('not_found', `${streamName} has no ${type}`);
+    return found;
+  }
+
+  private async readShortStream(streamName: string): Promise<RecordedEvent[]> {
+    try {
+      return await this.store.readStream(streamName, { maxCount: SHORT_STREAM_MAX_EVENTS });
+    } catch (error) {
+      if (error instanceof StreamNotFoundError) return [];
+      throw error;
+    }
+  }
+}
+
+function markPaid(
+  ids: { stripeTransferId?: string | null; stripePayoutId?: string | null },
+  trigger: Trigger,
+): {
+  type: 'MarkPayoutPaid';
+  stripeTransferId: string | null;
+  stripePayoutId: string | null;
+  paidAt: string;
+} {
+  return {
+    type: 'MarkPayoutPaid',
+    stripeTransferId: ids.stripeTransferId ?? null,
+    stripePayoutId: ids.stripePayoutId ?? null,
+    paidAt: trigger.metadata.occurredAt,
+  };
+}
+
+function markFailed(trigger: Trigger): { type: 'MarkPayoutFailed'; reason: string; failedAt: string } {
+  return {
+    type: 'MarkPayoutFailed',
+    reason: str(trigger.data, 'reason'),
+    failedAt: trigger.metadata.occurredAt,
+  };
+}
