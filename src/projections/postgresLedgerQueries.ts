@@ -1,0 +1,683 @@
+import type { Knex } from 'knex';
+import type { BookingView, PayoutView, TopUpView } from '../commands/ledgerCommands.js';
+import type { Database } from '../db/database.js';
+import {
+  studentWallet,
+  tutorEarningsAvailable,
+  tutorEarningsPending,
+  tutorReceivable,
+} from '../domain/accounts.js';
+import { DomainError } from '../domain/errors.js';
+import { availableOf, normalSideOf, pendingOf, postedOf, type Totals } from './balances.js';
+import { readCheckpoint } from './ledgerProjection.js';
+import type {
+  AccountBalance,
+  EntryDetail,
+  LedgerQueries,
+  Page,
+  StatementLine,
+  TrialBalanceRow,
+  TutorEarningsView,
+  WalletView,
+} from './ledgerQueries.js';
+import { PROJECTED_CHANNEL } from './projectionRunner.js';
+import { assertTenantId, readAsTenant } from './readTransaction.js';
+import { LIVE_SCHEMA } from './schema.js';
+import { int8, pageLimit } from './sql.js';
+
+const S = LIVE_SCHEMA;
+type Row = Record<string, unknown>;
+
+export interface PostgresLedgerQueriesOptions {
+  /** Bound on concurrent read-your-writes waiters; past it a wait resolves false at once. */
+  maxWaiters?: number;
+  /** Upper bound on any single waitForPosition timeout. */
+  maxWaitMs?: number;
+}
+
+export interface AuditEventRow {
+  position: bigint;
+  eventId: string;
+  eventType: string;
+  streamName: string;
+  category: string;
+  entityId: string;
+  correlationId: string;
+  causationId: string;
+  actor: { id: string; role: string };
+  occurredAt: string;
+  entryId: string | null;
+}
+
+interface Waiter {
+  position: bigint;
+  resolve: (reached: boolean) => void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * LedgerQueries over the Postgres read models. Every tenant read runs in a read-only transaction as
+ * `ledger_app` with the tenant set (row-level security), and also filters on tenant_id explicitly so the
+ * indexes are used. Read-your-writes waits are woken by the runner's NOTIFY on `ledger_projected`.
+ */
+export class PostgresLedgerQueries implements LedgerQueries {
+  private readonly knex: Knex;
+  private readonly maxWaiters: number;
+  private readonly maxWaitMs: number;
+  private known = -1n;
+  private waiters = new Set<Waiter>();
+  private listening: Promise<() => Promise<void>> | undefined;
+
+  constructor(
+    private readonly db: Database,
+    options: PostgresLedgerQueriesOptions = {},
+  ) {
+    this.knex = db.knex;
+    this.maxWaiters = options.maxWaiters ?? 10_000;
+    this.maxWaitMs = options.maxWaitMs ?? 30_000;
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.resolve(false);
+    }
+    this.waiters.clear();
+    const unlisten = await this.listening?.catch(() => undefined);
+    this.listening = undefined;
+    await unlisten?.();
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Read-your-writes
+
+  async projectedPosition(): Promise<bigint> {
+    const position = await readCheckpoint(this.knex, S);
+    this.observe(position);
+    return position;
+  }
+
+  async waitForPosition(position: bigint, timeoutMs: number): Promise<boolean> {
+    if (position <= this.known) return true;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      throw new DomainError('validation_failed', 'timeoutMs must be >= 0', { field: 'timeoutMs' });
+    }
+    this.listening ??= this.db.listen(PROJECTED_CHANNEL, (payload) => {
+      if (/^-?\d+$/.test(payload)) this.observe(BigInt(payload));
+    });
+    await this.listening;
+    if (this.waiters.size >= this.maxWaiters) return (await this.projectedPosition()) >= position;
+    // Register before reading the checkpoint so a notification between the two cannot be missed.
+    const reached = new Promise<boolean>((resolve) => {
+      const waiter: Waiter = {
+        position,
+        resolve,
+        timer: setTimeout(
+          () => {
+            this.waiters.delete(waiter);
+            // One last look: a notification can be lost while the LISTEN connection reconnects.
+            this.projectedPosition().then(
+              (p) => resolve(p >= position),
+              () => resolve(false),
+            );
+          },
+          Math.min(timeoutMs, this.maxWaitMs),
+        ),
+      };
+      this.waiters.add(waiter);
+    });
+    await this.projectedPosition();
+    return reached;
+  }
+
+  private observe(position: bigint): void {
+    // A rebuild swap may legitimately move the position backwards only if it lost events; it never
+    // does (it swaps at or past the live checkpoint), so `known` only rises.
+    if (position > this.known) this.known = position;
+    for (const w of this.waiters) {
+      if (w.position <= this.known) {
+        clearTimeout(w.timer);
+        this.waiters.delete(w);
+        w.resolve(true);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Balances
+
+  async getAccountBalance(
+    tenantId: string,
+    account: string,
+    asOf?: { position: bigint } | { time: Date },
+    options: { currency?: string } = {},
+  ): Promise<AccountBalance | null> {
+    return readAsTenant(this.knex, tenantId, async (trx) => {
+      const currency = await this.currencyOf(trx, tenantId, account, options.currency);
+      if (!currency) return null;
+      if (!asOf) {
+        const r = await trx.raw(
+          `SELECT * FROM ${S}.balances WHERE tenant_id = ? AND account = ? AND currency = ?`,
+          [tenantId, account, currency],
+        );
+        const row = r.rows[0] as Row | undefined;
+        return row ? toBalance(row, 'last_position') : null;
+      }
+      // One index seek on (tenant_id, account, position desc, line desc) or (…, occurred_at desc, …).
+      const r =
+        'position' in asOf
+          ? await trx.raw(
+              `SELECT * FROM ${S}.postings WHERE tenant_id = ? AND account = ? AND currency = ? AND position <= ?::int8
+                ORDER BY position DESC, line DESC LIMIT 1`,
+              [tenantId, account, currency, int8(asOf.position)],
+            )
+          : await trx.raw(
+              `SELECT * FROM ${S}.postings WHERE tenant_id = ? AND account = ? AND currency = ? AND occurred_at <= ?
+                ORDER BY occurred_at DESC, position DESC, line DESC LIMIT 1`,
+              [tenantId, account, currency, asOf.time.toISOString()],
+            );
+      const row = r.rows[0] as Row | undefined;
+      if (!row) {
+        return {
+          account,
+          currency,
+          debitsPending: 0,
+          debitsPosted: 0,
+          creditsPending: 0,
+          creditsPosted: 0,
+          available: 0,
+          version: 0,
+          position: -1n,
+        };
+      }
+      return toBalance(row, 'position');
+    });
+  }
+
+  /**
+   * The account's currency: the given one, or its only one. An account with balances in several
+   * currencies (e.g. stripe:balance) needs the caller to name one.
+   */
+  private async currencyOf(
+    trx: Knex.Transaction,
+    tenantId: string,
+    account: string,
+    currency: string | undefined,
+  ): Promise<string | null> {
+    const r = await trx.raw(
+      `SELECT currency FROM ${S}.balances WHERE tenant_id = ? AND account = ? ORDER BY currency LIMIT 50`,
+      [tenantId, account],
+    );
+    const currencies = (r.rows as Row[]).map((x) => String(x.currency));
+    if (currency !== undefined) return currencies.includes(currency) ? currency : null;
+    if (currencies.length > 1) {
+      throw new DomainError('validation_failed', `account ${account} has balances in several currencies`, {
+        field: 'currency',
+        currencies,
+      });
+    }
+    return currencies[0] ?? null;
+  }
+
+  async getAccountEntries(
+    tenantId: string,
+    account: string,
+    page: { cursor?: string; limit: number },
+  ): Promise<Page<StatementLine>> {
+    const limit = pageLimit(page.limit);
+    const after = page.cursor === undefined ? null : decodeCursor(page.cursor);
+    return readAsTenant(this.knex, tenantId, async (trx) => {
+      // Newest first, in (position, line) order: stable under concurrent appends (new lines sort first).
+      const r = await trx.raw(
+        `SELECT p.*, e.description, a.event_id, a.event_type, a.stream_name, a.correlation_id,
+                a.actor_id, a.actor_role
+           FROM ${S}.postings p
+           JOIN ${S}.audit_events a ON a.tenant_id = p.tenant_id AND a.position = p.position
+           JOIN ${S}.journal_entries e ON e.tenant_id = p.tenant_id AND e.entry_id = p.entry_id
+          WHERE p.tenant_id = ? AND p.account = ?
+            ${after ? 'AND (p.position, p.line) < (?::int8, ?::int4)' : ''}
+          ORDER BY p.position DESC, p.line DESC
+          LIMIT ?`,
+        [tenantId, account, ...(after ? [int8(after.position), after.line] : []), limit + 1],
+      );
+      const rows = r.rows as Row[];
+      const items = rows.slice(0, limit).map(toStatementLine);
+      const last = items[items.length - 1];
+      const lastRow = rows[limit - 1];
+      return {
+        items,
+        nextCursor:
+          rows.length > limit && last && lastRow ? encodeCursor(last.position, Number(lastRow.line)) : null,
+      };
+    });
+  }
+
+  async getEntry(tenantId: string, entryId: string): Promise<EntryDetail | null> {
+    return readAsTenant(this.knex, tenantId, async (trx) => {
+      const er = await trx.raw(
+        `SELECT e.*, a.event_id, a.event_type, a.stream_name, a.correlation_id, a.causation_id,
+                a.actor_id, a.actor_role, a.occurred_at
+           FROM ${S}.journal_entries e
+           JOIN ${S}.audit_events a ON a.tenant_id = e.tenant_id AND a.position = e.position
+          WHERE e.tenant_id = ? AND e.entry_id = ?`,
+        [tenantId, entryId],
+      );
+      const e = er.rows[0] as Row | undefined;
+      if (!e) return null;
+      const pr = await trx.raw(
+        `SELECT account, side, effect, amount, currency FROM ${S}.postings
+          WHERE tenant_id = ? AND position = ?::int8 ORDER BY line`,
+        [tenantId, int8(Number(e.position))],
+      );
+      // The correlation chain is bounded: a flow has a handful of events; 200 covers any real one.
+      const cr = await trx.raw(
+        `SELECT event_id, event_type, stream_name, position, occurred_at FROM ${S}.audit_events
+          WHERE tenant_id = ? AND correlation_id = ? ORDER BY position LIMIT 200`,
+        [tenantId, String(e.correlation_id)],
+      );
+      return {
+        entryId: String(e.entry_id),
+        position: BigInt(Number(e.position)),
+        occurredAt: iso(e.occurred_at),
+        description: String(e.description),
+        holdId: e.hold_id === null ? null : String(e.hold_id),
+        eventId: String(e.event_id),
+        eventType: String(e.event_type),
+        streamName: String(e.stream_name),
+        correlationId: String(e.correlation_id),
+        causationId: String(e.causation_id),
+        actor: { id: String(e.actor_id), role: String(e.actor_role) },
+        postings: (pr.rows as Row[]).map((p) => ({
+          account: String(p.account),
+          side: p.side as 'debit' | 'credit',
+          effect: p.effect as 'post' | 'hold' | 'release',
+          amount: Number(p.amount),
+          currency: String(p.currency),
+        })),
+        chain: (cr.rows as Row[]).map((c) => ({
+          eventId: String(c.event_id),
+          eventType: String(c.event_type),
+          streamName: String(c.stream_name),
+          position: BigInt(Number(c.position)),
+          occurredAt: iso(c.occurred_at),
+        })),
+      };
+    });
+  }
+
+  async getTrialBalance(tenantId: string): Promise<TrialBalanceRow[]> {
+    return readAsTenant(this.knex, tenantId, async (trx) => {
+      const r = await trx.raw(
+        `SELECT currency, sum(debits_posted)::int8 AS dp, sum(credits_posted)::int8 AS cp,
+                sum(debits_pending)::int8 AS dpe, sum(credits_pending)::int8 AS cpe
+           FROM ${S}.balances WHERE tenant_id = ? GROUP BY currency ORDER BY currency`,
+        [tenantId],
+      );
+      return (r.rows as Row[]).map((x) => ({
+        currency: String(x.currency),
+        debitsPosted: Number(x.dp),
+        creditsPosted: Number(x.cp),
+        debitsPending: Number(x.dpe),
+        creditsPending: Number(x.cpe),
+        postedDifference: Number(x.dp) - Number(x.cp),
+        pendingDifference: Number(x.dpe) - Number(x.cpe),
+      }));
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Wallets and tutors (their accounts' balances)
+
+  async getWallet(tenantId: string, studentId: string): Promise<WalletView | null> {
+    const account = studentWallet(studentId);
+    return readAsTenant(this.knex, tenantId, async (trx) => {
+      // A wallet's currency is fixed by its first money event, so there is one row.
+      const r = await trx.raw(
+        `SELECT * FROM ${S}.balances WHERE tenant_id = ? AND account = ? ORDER BY version DESC LIMIT 1`,
+        [tenantId, account],
+      );
+      const row = r.rows[0] as Row | undefined;
+      if (!row) return null;
+      const t = totalsOf(row);
+      return {
+        studentId,
+        currency: String(row.currency),
+        available: availableOf(t, 'credit'),
+        pending: pendingOf(t, 'credit'),
+        posted: postedOf(t, 'credit'),
+        version: Number(row.version),
+      };
+    });
+  }
+
+  getWalletTransactions(
+    tenantId: string,
+    studentId: string,
+    page: { cursor?: string; limit: number },
+  ): Promise<Page<StatementLine>> {
+    return this.getAccountEntries(tenantId, studentWallet(studentId), page);
+  }
+
+  async getTutorEarnings(tenantId: string, tutorId: string): Promise<TutorEarningsView | null> {
+    const accounts = [
+      tutorEarningsPending(tutorId),
+      tutorEarningsAvailable(tutorId),
+      tutorReceivable(tutorId),
+    ];
+    return readAsTenant(this.knex, tenantId, async (trx) => {
+      const r = await trx.raw(
+        `SELECT * FROM ${S}.balances WHERE tenant_id = ? AND account = ANY(?::text[]) ORDER BY last_position`,
+        [tenantId, accounts] as unknown as Knex.RawBinding[],
+      );
+      const rows = r.rows as Row[];
+      if (rows.length === 0) return null;
+      const currency = String(rows[0]!.currency);
+      const of = (account: string): Totals | null => {
+        const row = rows.find((x) => x.account === account && x.currency === currency);
+        return row ? totalsOf(row) : null;
+      };
+      const pending = of(accounts[0]!);
+      const available = of(accounts[1]!);
+      const receivable = of(accounts[2]!);
+      const paid = await trx.raw(
+        `SELECT paid_out FROM ${S}.tutor_payouts WHERE tenant_id = ? AND tutor_id = ? AND currency = ?`,
+        [tenantId, tutorId, currency],
+      );
+      return {
+        tutorId,
+        currency,
+        pending: pending ? postedOf(pending, 'credit') : 0,
+        available: available ? availableOf(available, 'credit') : 0,
+        receivable: receivable ? postedOf(receivable, 'debit') : 0,
+        paidOut: Number((paid.rows[0] as Row | undefined)?.paid_out ?? 0),
+      };
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Entity views
+
+  async getBooking(tenantId: string, bookingId: string): Promise<BookingView | null> {
+    return readAsTenant(this.knex, tenantId, async (trx) => {
+      const r = await trx.raw(`SELECT * FROM ${S}.bookings WHERE tenant_id = ? AND booking_id = ?`, [
+        tenantId,
+        bookingId,
+      ]);
+      const row = r.rows[0] as Row | undefined;
+      return row ? toBooking(row) : null;
+    });
+  }
+
+  async getTopUp(tenantId: string, topUpId: string): Promise<TopUpView | null> {
+    return readAsTenant(this.knex, tenantId, async (trx) => {
+      const r = await trx.raw(`SELECT * FROM ${S}.top_ups WHERE tenant_id = ? AND top_up_id = ?`, [
+        tenantId,
+        topUpId,
+      ]);
+      const row = r.rows[0] as Row | undefined;
+      return row ? toTopUp(row) : null;
+    });
+  }
+
+  async getPayout(tenantId: string, payoutId: string): Promise<PayoutView | null> {
+    return readAsTenant(this.knex, tenantId, async (trx) => {
+      const r = await trx.raw(`SELECT * FROM ${S}.payouts WHERE tenant_id = ? AND payout_id = ?`, [
+        tenantId,
+        payoutId,
+      ]);
+      const row = r.rows[0] as Row | undefined;
+      return row ? toPayout(row) : null;
+    });
+  }
+
+  listBookings(
+    tenantId: string,
+    filter: { studentId?: string; tutorId?: string; status?: string },
+    page: { cursor?: string; limit: number },
+  ): Promise<Page<BookingView>> {
+    return this.listById(tenantId, 'bookings', 'booking_id', filter, page, toBooking, {
+      studentId: 'student_id',
+      tutorId: 'tutor_id',
+      status: 'status',
+    });
+  }
+
+  listPayouts(
+    tenantId: string,
+    filter: { tutorId?: string; status?: string },
+    page: { cursor?: string; limit: number },
+  ): Promise<Page<PayoutView>> {
+    return this.listById(tenantId, 'payouts', 'payout_id', filter, page, toPayout, {
+      tutorId: 'tutor_id',
+      status: 'status',
+    });
+  }
+
+  listTopUps(
+    tenantId: string,
+    filter: { studentId?: string; status?: string },
+    page: { cursor?: string; limit: number },
+  ): Promise<Page<TopUpView>> {
+    return this.listById(tenantId, 'top_ups', 'top_up_id', filter, page, toTopUp, {
+      studentId: 'student_id',
+      status: 'status',
+    });
+  }
+
+  /** The audit trail for finance admins: every event, filtered by entity, correlation id, actor or type. */
+  async listAuditEvents(
+    tenantId: string,
+    filter: {
+      category?: string;
+      entityId?: string;
+      correlationId?: string;
+      actorId?: string;
+      eventType?: string;
+    },
+    page: { cursor?: string; limit: number },
+  ): Promise<Page<AuditEventRow>> {
+    const limit = pageLimit(page.limit);
+    const after = page.cursor === undefined ? null : decodeCursor(page.cursor);
+    const where: string[] = ['tenant_id = ?'];
+    const args: Array<string | number> = [tenantId];
+    const columns = {
+      category: 'category',
+      entityId: 'entity_id',
+      correlationId: 'correlation_id',
+      actorId: 'actor_id',
+      eventType: 'event_type',
+    } as const;
+    for (const [key, column] of Object.entries(columns)) {
+      const value = filter[key as keyof typeof columns];
+      if (value !== undefined) {
+        where.push(`${column} = ?`);
+        args.push(value);
+      }
+    }
+    if (after) {
+      where.push('position > ?::int8');
+      args.push(int8(after.position));
+    }
+    return readAsTenant(this.knex, tenantId, async (trx) => {
+      const r = await trx.raw(
+        `SELECT * FROM ${S}.audit_events WHERE ${where.join(' AND ')} ORDER BY position LIMIT ?`,
+        [...args, limit + 1],
+      );
+      const rows = r.rows as Row[];
+      const items: AuditEventRow[] = rows.slice(0, limit).map((a) => ({
+        position: BigInt(Number(a.position)),
+        eventId: String(a.event_id),
+        eventType: String(a.event_type),
+        streamName: String(a.stream_name),
+        category: String(a.category),
+        entityId: String(a.entity_id),
+        correlationId: String(a.correlation_id),
+        causationId: String(a.causation_id),
+        actor: { id: String(a.actor_id), role: String(a.actor_role) },
+        occurredAt: iso(a.occurred_at),
+        entryId: a.entry_id === null ? null : String(a.entry_id),
+      }));
+      const last = items[items.length - 1];
+      return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.position, 0) : null };
+    });
+  }
+
+  private async listById<T, F extends Record<string, string | undefined>>(
+    tenantId: string,
+    table: 'bookings' | 'payouts' | 'top_ups',
+    idColumn: string,
+    filter: F,
+    page: { cursor?: string; limit: number },
+    map: (row: Row) => T,
+    columns: Record<keyof F, string>,
+  ): Promise<Page<T>> {
+    assertTenantId(tenantId);
+    const limit = pageLimit(page.limit);
+    const where: string[] = ['tenant_id = ?'];
+    const args: Array<string | number> = [tenantId];
+    for (const key of Object.keys(columns) as Array<keyof F>) {
+      const value = filter[key];
+      if (value !== undefined) {
+        where.push(`${columns[key]} = ?`);
+        args.push(value);
+      }
+    }
+    if (page.cursor !== undefined) {
+      where.push(`${idColumn} > ?`);
+      args.push(decodeIdCursor(page.cursor));
+    }
+    return readAsTenant(this.knex, tenantId, async (trx) => {
+      const r = await trx.raw(
+        `SELECT * FROM ${S}.${table} WHERE ${where.join(' AND ')} ORDER BY ${idColumn} LIMIT ?`,
+        [...args, limit + 1],
+      );
+      const rows = r.rows as Row[];
+      const lastRow = rows[limit - 1];
+      return {
+        items: rows.slice(0, limit).map(map),
+        nextCursor: rows.length > limit && lastRow ? encodeIdCursor(String(lastRow[idColumn])) : null,
+      };
+    });
+  }
+}
+
+// --------------------------------------------------------------------------------------------------
+// Mapping and cursors
+
+function iso(v: unknown): string {
+  return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
+}
+
+function totalsOf(row: Row): Totals {
+  return {
+    debitsPending: Number(row.debits_pending),
+    debitsPosted: Number(row.debits_posted),
+    creditsPending: Number(row.credits_pending),
+    creditsPosted: Number(row.credits_posted),
+  };
+}
+
+function toBalance(row: Row, positionColumn: 'last_position' | 'position'): AccountBalance {
+  const t = totalsOf(row);
+  return {
+    account: String(row.account),
+    currency: String(row.currency),
+    ...t,
+    available: Number(row.available),
+    version: Number(row.version),
+    position: BigInt(Number(row[positionColumn])),
+  };
+}
+
+function toStatementLine(row: Row): StatementLine {
+  const side = normalSideOf(String(row.account));
+  const t = totalsOf(row);
+  return {
+    entryId: String(row.entry_id),
+    position: BigInt(Number(row.position)),
+    occurredAt: iso(row.occurred_at),
+    eventType: String(row.event_type),
+    description: String(row.description),
+    side: row.side as 'debit' | 'credit',
+    effect: row.effect as 'post' | 'hold' | 'release',
+    amount: Number(row.amount),
+    currency: String(row.currency),
+    balanceAfter: {
+      posted: postedOf(t, side),
+      pending: pendingOf(t, side),
+      available: Number(row.available),
+    },
+    versionAfter: Number(row.version),
+    cause: {
+      streamName: String(row.stream_name),
+      eventId: String(row.event_id),
+      correlationId: String(row.correlation_id),
+    },
+    actor: { id: String(row.actor_id), role: String(row.actor_role) },
+  };
+}
+
+function toBooking(row: Row): BookingView {
+  return {
+    bookingId: String(row.booking_id),
+    studentId: String(row.student_id),
+    tutorId: String(row.tutor_id),
+    price: { amount: Number(row.price), currency: String(row.currency) },
+    scheduledAt: String(row.scheduled_at),
+    status: row.status as BookingView['status'],
+    holdId: String(row.hold_id),
+    captured: Number(row.captured),
+    refunded: Number(row.refunded),
+    tutorShare: Number(row.tutor_share),
+    commission: Number(row.commission),
+    cancellationFee: Number(row.cancellation_fee),
+  };
+}
+
+function toTopUp(row: Row): TopUpView {
+  return {
+    topUpId: String(row.top_up_id),
+    studentId: String(row.student_id),
+    status: row.status as TopUpView['status'],
+    amount: { amount: Number(row.amount), currency: String(row.currency) },
+    paymentIntentId: row.payment_intent_id === null ? null : String(row.payment_intent_id),
+    clientSecret: row.client_secret === null ? null : String(row.client_secret),
+    failureReason: row.failure_reason === null ? null : String(row.failure_reason),
+  };
+}
+
+function toPayout(row: Row): PayoutView {
+  return {
+    payoutId: String(row.payout_id),
+    tutorId: String(row.tutor_id),
+    amount: { amount: Number(row.amount), currency: String(row.currency) },
+    status: row.status as PayoutView['status'],
+    stripeTransferId: row.stripe_transfer_id === null ? null : String(row.stripe_transfer_id),
+    stripePayoutId: row.stripe_payout_id === null ? null : String(row.stripe_payout_id),
+    failureReason: row.failure_reason === null ? null : String(row.failure_reason),
+  };
+}
+
+function badCursor(): DomainError {
+  return new DomainError('validation_failed', 'invalid cursor', { field: 'cursor' });
+}
+
+export function encodeCursor(position: bigint, line: number): string {
+  return Buffer.from(`${position}.${line}`).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): { position: bigint; line: number } {
+  const m = /^(\d{1,19})\.(\d{1,6})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!m) throw badCursor();
+  return { position: BigInt(m[1]!), line: Number(m[2]) };
+}
+
+function encodeIdCursor(id: string): string {
+  return Buffer.from(`id:${id}`).toString('base64url');
+}
+
+function decodeIdCursor(cursor: string): string {
+  const text = Buffer.from(cursor, 'base64url').toString();
+  if (!text.startsWith('id:') || text.length > 70) throw badCursor();
+  return text.slice(3);
+}

@@ -1,0 +1,126 @@
+import type { Knex } from 'knex';
+import type { Database } from '../db/database.js';
+import { invariant } from '../domain/errors.js';
+import type { EventStore } from '../eventstore/port.js';
+import { applyBatch, readCheckpoint } from './ledgerProjection.js';
+import { PROJECTED_CHANNEL } from './projectionRunner.js';
+import {
+  createReadModelTables,
+  finalizeReadModelSchema,
+  LIVE_SCHEMA,
+  RETIRED_SCHEMA,
+  SHADOW_SCHEMA,
+} from './schema.js';
+
+export interface RebuildProgress {
+  phase: 'replaying' | 'indexing' | 'swapping' | 'done';
+  /** Shadow checkpoint. */
+  position: bigint;
+  /** Store head when the progress was taken. */
+  head: bigint;
+  /** Events applied by this run (a resumed run counts from where it resumed). */
+  eventsApplied: number;
+  elapsedMs: number;
+}
+
+export interface RebuildOptions {
+  db: Database;
+  store: EventStore;
+  /** Events per read and per transaction while replaying (≤ 10 000, the store's read bound). */
+  batchSize?: number;
+  onProgress?: (progress: RebuildProgress) => void;
+  /** Bound on swap attempts while a live runner keeps moving ahead of the shadow. */
+  maxSwapAttempts?: number;
+  /** Test hook: called after each committed replay batch (throw to simulate a crash). */
+  afterBatch?: (position: bigint) => void | Promise<void>;
+}
+
+export interface RebuildResult {
+  position: bigint;
+  eventsApplied: number;
+  resumed: boolean;
+  durationMs: number;
+}
+
+/** Projection names the CLI accepts: one projection maintains every read model (see schema.ts). */
+export const PROJECTION_NAMES = ['ledger'] as const;
+
+/**
+ * Replays every event into fresh tables in the shadow schema and swaps them in atomically, while
+ * readers (and a live runner) keep using the live schema until the swap commits.
+ *
+ * Resumable: the shadow schema carries its own checkpoint, and every replay batch commits with it, so a
+ * crashed rebuild continues from its last batch. The swap takes an exclusive lock on the live
+ * checkpoint (a live runner's next batch waits, then finds the checkpoint moved and resubscribes) and
+ * only swaps when the shadow is at or past the live position, so readers never go back in time.
+ */
+export async function rebuildReadModels(options: RebuildOptions): Promise<RebuildResult> {
+  const { db, store } = options;
+  const batchSize = options.batchSize ?? 2_000;
+  invariant(
+    Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 10_000,
+    'batchSize must be 1..10000',
+  );
+  const maxSwapAttempts = options.maxSwapAttempts ?? 20;
+  const startedAt = Date.now();
+  let eventsApplied = 0;
+  const progress = (phase: RebuildProgress['phase'], position: bigint, head: bigint) =>
+    options.onProgress?.({ phase, position, head, eventsApplied, elapsedMs: Date.now() - startedAt });
+
+  await db.knex.raw(`DROP SCHEMA IF EXISTS ${RETIRED_SCHEMA} CASCADE`);
+  const resumed = await schemaExists(db.knex, SHADOW_SCHEMA);
+  if (!resumed) await db.knex.transaction((trx) => createReadModelTables(trx, SHADOW_SCHEMA));
+  let position = await readCheckpoint(db.knex, SHADOW_SCHEMA);
+
+  const catchUp = async (): Promise<bigint> => {
+    let head = await store.headPosition();
+    while (position < head) {
+      const events = await store.readAll({
+        ...(position >= 0n ? { after: position } : {}),
+        maxCount: batchSize,
+      });
+      if (events.length === 0) break;
+      const result = await db.knex.transaction((trx) => applyBatch(trx, SHADOW_SCHEMA, events, position));
+      position = result.position;
+      eventsApplied += result.applied;
+      await options.afterBatch?.(position);
+      progress('replaying', position, head);
+      if (position >= head) head = await store.headPosition();
+    }
+    return head;
+  };
+
+  let head = await catchUp();
+  progress('indexing', position, head);
+  await db.knex.transaction((trx) => finalizeReadModelSchema(trx, SHADOW_SCHEMA));
+
+  for (let attempt = 1; ; attempt++) {
+    head = await catchUp();
+    progress('swapping', position, head);
+    const swapped = await db.knex.transaction(async (trx) => {
+      if (await schemaExists(trx, LIVE_SCHEMA)) {
+        await trx.raw(`LOCK TABLE ${LIVE_SCHEMA}.checkpoint IN ACCESS EXCLUSIVE MODE`);
+        const live = await readCheckpoint(trx, LIVE_SCHEMA);
+        if (live > position) return false;
+        await trx.raw(`ALTER SCHEMA ${LIVE_SCHEMA} RENAME TO ${RETIRED_SCHEMA}`);
+      }
+      await trx.raw(`ALTER SCHEMA ${SHADOW_SCHEMA} RENAME TO ${LIVE_SCHEMA}`);
+      await trx.raw(`DROP SCHEMA IF EXISTS ${RETIRED_SCHEMA} CASCADE`);
+      await trx.raw('SELECT pg_notify(?, ?)', [PROJECTED_CHANNEL, position.toString()]);
+      return true;
+    });
+    if (swapped) break;
+    if (attempt >= maxSwapAttempts) {
+      throw new Error(
+        `rebuild: the live projection stayed ahead of the shadow for ${attempt} swap attempts; run it again (it resumes)`,
+      );
+    }
+  }
+  progress('done', position, head);
+  return { position, eventsApplied, resumed, durationMs: Date.now() - startedAt };
+}
+
+async function schemaExists(knex: Knex | Knex.Transaction, schema: string): Promise<boolean> {
+  const r = (await knex.raw('SELECT 1 FROM pg_namespace WHERE nspname = ?', [schema])) as { rows: unknown[] };
+  return r.rows.length > 0;
+}
