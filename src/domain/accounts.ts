@@ -1,6 +1,6 @@
 import { DomainError } from './errors.js';
 import type { Side } from './journal.js';
-import { ENTITY_ID_PATTERN } from './patterns.js';
+import { ENTITY_ID_PATTERN } from './validation-patterns.js';
 
 /**
  * Account paths inside a tenant (the tenant is a separate field, never part of the path), their kind,

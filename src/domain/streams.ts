@@ -1,5 +1,5 @@
 import { DomainError } from './errors.js';
-import { CATEGORY_PATTERN, ENTITY_ID_PATTERN, TENANT_ID_PATTERN } from './patterns.js';
+import { CATEGORY_PATTERN, ENTITY_ID_PATTERN, TENANT_ID_PATTERN } from './validation-patterns.js';
 
 /**
  * Stream names `{category}-{tenantId}.{entityId}` (the first dash splits the category, as

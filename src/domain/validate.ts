@@ -6,7 +6,7 @@ import { DomainError } from './errors.js';
  * use, because commands arrive from HTTP, webhooks and process managers alike.
  */
 
-import { ENTITY_ID_PATTERN, UUID_PATTERN } from './patterns.js';
+import { ENTITY_ID_PATTERN, UUID_PATTERN } from './validation-patterns.js';
 
 export { ENTITY_ID_PATTERN, UUID_PATTERN };
 
