@@ -64,8 +64,8 @@ const DEFAULTS = {
  */
 const CLAIM_STREAM_PREFIX = 'ledger_event_id-';
 const CLAIM_EVENT_TYPE = '$ledger-event-id-claimed';
-/** Concurrent claim appends per append (an append has at most 1,000 events). */
-const CLAIM_CONCURRENCY = 16;
+/** First page of a client-side filtered $all read; pages double up to readPageSize. */
+const FIRST_PAGE_SIZE = 16;
 
 /**
  * The EventStore port on EventStoreDB through @eventstore/db-client 6.x.
@@ -74,7 +74,8 @@ const CLAIM_CONCURRENCY = 16;
  *  - Idempotency. EventStoreDB recognises a re-append by event id only within the same stream (and with
  *    `any` only from the first id, within a bounded cache). The port promises more: an event id belongs to
  *    one stream forever, and a replay must carry the same content. So before appending, every event id is
- *    claimed in its own stream `ledger_event_id-{id}` (expected no_stream) naming the target stream. A claim
+ *    claimed in its own stream `ledger_event_id-{id}` (expected no_stream) naming the target stream (the
+ *    first id of each append stands for the others, see claimIds). A claim
  *    held for another stream -> IdempotencyViolationError, nothing appended. A claim already held for this
  *    stream means the append may be a replay: after EventStoreDB accepts it (as new or as idempotent) the
  *    events are read back and compared, so a replay with changed content is refused and the original
@@ -145,15 +146,15 @@ export class EsdbEventStore implements EventStore {
     return new WrongExpectedRevisionError(streamName, expected, current);
   }
 
-  /** Returns whether any id was already claimed for this stream (the append may be a replay). */
+  /**
+   * Claims the append's first event id for this stream; returns whether it was already held for it (the
+   * append may then be a replay). One claim per append is enough for this project's ids: they are
+   * UUIDv5(tenant, command type, idempotency key, index) (domain/ids.ts), so the ids of one append share
+   * their command key and the first one decides whether the others were ever used. Arbitrary ids reused
+   * at a later index in another stream are not detected (the contract does not need it; see README).
+   */
   private async claimIds(streamName: string, events: EventToAppend[]): Promise<boolean> {
-    let mayBeReplay = false;
-    for (let i = 0; i < events.length; i += CLAIM_CONCURRENCY) {
-      const chunk = events.slice(i, i + CLAIM_CONCURRENCY);
-      const outcomes = await Promise.all(chunk.map((e) => this.claimId(streamName, e.id)));
-      if (outcomes.includes('held')) mayBeReplay = true;
-    }
-    return mayBeReplay;
+    return (await this.claimId(streamName, events[0]!.id)) === 'held';
   }
 
   private async claimId(streamName: string, eventId: string): Promise<'claimed' | 'held'> {
@@ -234,14 +235,18 @@ export class EsdbEventStore implements EventStore {
     const out: RecordedEvent[] = [];
     let from = backwards ? options.before : options.after;
     let scanned = 0;
+    // Most reads are satisfied by the first events (a head lookup, a page right after a checkpoint), so
+    // start small and double: reading and decoding events we then drop is the cost here.
+    let pageSize = Math.min(this.readPageSize, Math.max(FIRST_PAGE_SIZE, options.maxCount + 1));
     for (;;) {
       const fromPosition = from === undefined ? (backwards ? END : START) : allPosition(from);
+      const maxCount = pageSize;
       const page = await this.readPage(
         () =>
           this.client.readAll({
             direction: backwards ? BACKWARDS : FORWARDS,
             fromPosition,
-            maxCount: this.readPageSize,
+            maxCount,
           }),
         'read $all',
       );
@@ -256,7 +261,8 @@ export class EsdbEventStore implements EventStore {
         if (out.length >= options.maxCount) return out;
       }
       scanned += page.length;
-      if (page.length < this.readPageSize) return out;
+      if (page.length < pageSize) return out;
+      pageSize = Math.min(this.readPageSize, pageSize * 2);
       const last = page[page.length - 1]!;
       from = last.event?.position?.commit ?? last.commitPosition;
       if (from === undefined) throw new Error('read $all: EventStoreDB returned an event without a position');
