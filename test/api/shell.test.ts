@@ -31,7 +31,6 @@ describe('HTTP shell', () => {
 
   it('readiness names the failing dependency with 503', async () => {
     const failing = await shellHarness({
-      db: h.db,
       readiness: [
         { name: 'database', check: async () => undefined },
         {
@@ -247,7 +246,7 @@ describe('HTTP shell', () => {
   });
 
   it('works over real HTTP and drains in-flight requests on graceful shutdown', async () => {
-    const other = await shellHarness({ db: h.db });
+    const other = await shellHarness();
     const address = await other.app.listen({ port: 0, host: '127.0.0.1' });
     other.fake.credit(T, 'stu_http', 10_000);
     const auth = { authorization: `Bearer ${await token(T, 'stu_http', 'student')}` };

@@ -1,13 +1,13 @@
 import pino from 'pino';
 import { type AppDeps, buildApp, type LedgerApp } from '../../../src/api/app.js';
 import { type Role, signToken } from '../../../src/api/auth.js';
-import { type IdempotencyStore, PostgresIdempotencyStore } from '../../../src/api/idempotency.js';
+import type { IdempotencyStore } from '../../../src/api/idempotency.js';
 import { createMetrics } from '../../../src/api/metrics.js';
 import { MemoryRateLimiter, type RateLimiter, type RateLimitPolicy } from '../../../src/api/rateLimit.js';
 import { MemoryEventStore } from '../../../src/eventstore/memory.js';
 import type { EventStore } from '../../../src/eventstore/port.js';
-import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { FakeLedger } from './fakeLedger.js';
+import { MemoryIdempotencyStore } from './memoryIdempotencyStore.js';
 
 export const JWT_SECRET = 'test-secret-0123456789abcdef';
 
@@ -37,18 +37,17 @@ export interface ShellHarness {
   fake: FakeLedger;
   store: EventStore;
   idempotency: IdempotencyStore;
-  db: TestDatabase;
   close(): Promise<void>;
 }
 
-/** The API over the fake ledger, a memory event store and the Postgres idempotency store. */
-export async function shellHarness(
-  overrides: Partial<AppDeps> & { db?: TestDatabase } = {},
-): Promise<ShellHarness> {
-  const db = overrides.db ?? (await createTestDatabase());
+/**
+ * The API over the fake ledger and a memory event store; the idempotency store is the given one or an
+ * in-memory double (no database: PGlite start-up is the slowest part of a test file).
+ */
+export async function shellHarness(overrides: Partial<AppDeps> = {}): Promise<ShellHarness> {
   const fake = new FakeLedger();
   const store = overrides.store ?? new MemoryEventStore();
-  const idempotency = overrides.idempotency ?? new PostgresIdempotencyStore(db.db.knex);
+  const idempotency = overrides.idempotency ?? new MemoryIdempotencyStore();
   const rateLimiter: RateLimiter = overrides.rateLimiter ?? new MemoryRateLimiter({ maxKeys: 10_000 });
   const app = buildApp({
     commands: fake.commands,
@@ -70,10 +69,8 @@ export async function shellHarness(
     fake,
     store,
     idempotency,
-    db,
     async close() {
       await app.close();
-      if (!overrides.db) await db.dispose();
     },
   };
 }

@@ -1,0 +1,259 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type IdempotencyStore, PostgresIdempotencyStore } from '../../src/api/idempotency.js';
+import { createRedisClient } from '../../src/redis/redis.js';
+import { RedisIdempotencyStore } from '../../src/redis/redisIdempotencyStore.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { type ShellHarness, shellHarness, token } from './support/harness.js';
+
+const REDIS_URL = process.env.REDIS_URL;
+
+interface StoreFixture {
+  store: IdempotencyStore;
+  db: TestDatabase;
+  close(): Promise<void>;
+}
+
+const fixtures: Array<{ name: string; skip: string | false; make: () => Promise<StoreFixture> }> = [
+  {
+    name: 'postgres',
+    skip: false,
+    async make() {
+      const db = await createTestDatabase();
+      return { store: new PostgresIdempotencyStore(db.db.knex), db, close: () => db.dispose() };
+    },
+  },
+  {
+    name: 'redis',
+    // Redis is optional infrastructure: without REDIS_URL there is nothing to test against.
+    skip: REDIS_URL ? false : 'REDIS_URL not set',
+    async make() {
+      const db = await createTestDatabase();
+      const redis: Redis = createRedisClient({
+        url: REDIS_URL!,
+        keyPrefix: `t${randomBytes(6).toString('hex')}:`,
+      });
+      return {
+        store: new RedisIdempotencyStore(redis),
+        db,
+        async close() {
+          await redis.quit();
+          await db.dispose();
+        },
+      };
+    },
+  },
+];
+
+const response = { statusCode: 201, body: '{"ok":true}', contentType: 'application/json; charset=utf-8' };
+
+for (const fixture of fixtures) {
+  describe.skipIf(fixture.skip)(`idempotency on ${fixture.name}`, () => {
+    let f: StoreFixture;
+    let h: ShellHarness;
+    beforeAll(async () => {
+      f = await fixture.make();
+      h = await shellHarness({ idempotency: f.store });
+      h.fake.credit('acme', 'stu_1', 1_000_000);
+      h.fake.credit('acme', 'stu_2', 1_000_000);
+    });
+    afterAll(async () => {
+      await h.close();
+      await f.close();
+    });
+
+    it('store: claim, in flight, complete, replay, release, takeover of an abandoned claim', async () => {
+      const s = f.store;
+      const a = await s.begin('acme/u/k1', 'fp1', { lockTtlMs: 60_000 });
+      expect(a.kind).toBe('acquired');
+      expect(await s.begin('acme/u/k1', 'fp1', { lockTtlMs: 60_000 })).toEqual({
+        kind: 'in_flight',
+        fingerprint: 'fp1',
+      });
+      if (a.kind !== 'acquired') throw new Error('unreachable');
+      await s.complete('acme/u/k1', a.token, response, { retentionMs: 60_000 });
+      expect(await s.begin('acme/u/k1', 'fp2', { lockTtlMs: 60_000 })).toEqual({
+        kind: 'completed',
+        fingerprint: 'fp1',
+        response,
+      });
+
+      const b = await s.begin('acme/u/k2', 'fp', { lockTtlMs: 60_000 });
+      if (b.kind !== 'acquired') throw new Error('expected a claim');
+      await s.release('acme/u/k2', b.token);
+      expect((await s.begin('acme/u/k2', 'fp', { lockTtlMs: 60_000 })).kind).toBe('acquired');
+
+      // A claim whose process died expires; the lost process can then neither complete nor release it.
+      const c = await s.begin('acme/u/k3', 'fp', { lockTtlMs: 1 });
+      if (c.kind !== 'acquired') throw new Error('expected a claim');
+      await new Promise((r) => setTimeout(r, 20));
+      const d = await s.begin('acme/u/k3', 'fp', { lockTtlMs: 60_000 });
+      expect(d.kind).toBe('acquired');
+      await s.complete('acme/u/k3', c.token, { ...response, body: 'stale' }, { retentionMs: 60_000 });
+      await s.release('acme/u/k3', c.token);
+      expect((await s.begin('acme/u/k3', 'fp', { lockTtlMs: 60_000 })).kind).toBe('in_flight');
+    });
+
+    it('store: of many concurrent claims of one key exactly one wins', async () => {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () => f.store.begin('acme/u/race', 'fp', { lockTtlMs: 60_000 })),
+      );
+      expect(results.filter((r) => r.kind === 'acquired')).toHaveLength(1);
+      expect(results.filter((r) => r.kind === 'in_flight')).toHaveLength(19);
+    });
+
+    const booking = (bookingId: string, amount = 1000) => ({
+      bookingId,
+      studentId: 'stu_1',
+      tutorId: 'tut_1',
+      price: { amount, currency: 'usd' },
+      scheduledAt: '2030-01-01T10:00:00Z',
+    });
+
+    it('replays the first response for the same key and body, with Idempotent-Replayed', async () => {
+      const auth = {
+        authorization: `Bearer ${await token('acme', 'stu_1', 'student')}`,
+        'idempotency-key': 'k-a',
+      };
+      const first = await h.app.inject({
+        method: 'POST',
+        url: '/v1/bookings',
+        headers: auth,
+        payload: booking('b1'),
+      });
+      expect(first.statusCode).toBe(201);
+      expect(first.headers['idempotent-replayed']).toBeUndefined();
+      // Key order in the body does not matter.
+      const { scheduledAt, ...rest } = booking('b1');
+      const reordered = { scheduledAt, ...rest };
+      const second = await h.app.inject({
+        method: 'POST',
+        url: '/v1/bookings',
+        headers: auth,
+        payload: reordered,
+      });
+      expect(second.statusCode).toBe(201);
+      expect(second.body).toBe(first.body);
+      expect(second.headers['idempotent-replayed']).toBe('true');
+      expect(h.fake.executions.get('placeBooking')).toBe(1);
+    });
+
+    it('rejects the same key with a different body: 422 idempotency_key_reused, nothing executed', async () => {
+      const auth = {
+        authorization: `Bearer ${await token('acme', 'stu_1', 'student')}`,
+        'idempotency-key': 'k-b',
+      };
+      const first = await h.app.inject({
+        method: 'POST',
+        url: '/v1/bookings',
+        headers: auth,
+        payload: booking('b2'),
+      });
+      expect(first.statusCode).toBe(201);
+      const executions = h.fake.executions.get('placeBooking');
+      const changes = h.fake.changes.length;
+      const other = await h.app.inject({
+        method: 'POST',
+        url: '/v1/bookings',
+        headers: auth,
+        payload: booking('b2', 2000),
+      });
+      expect(other.statusCode).toBe(422);
+      expect(other.json()).toMatchObject({ code: 'idempotency_key_reused' });
+      // The same key on another route is another request too.
+      const elsewhere = await h.app.inject({
+        method: 'POST',
+        url: '/v1/wallets/stu_1/top-ups',
+        headers: auth,
+        payload: { amount: 1000, currency: 'usd' },
+      });
+      expect(elsewhere.statusCode).toBe(422);
+      expect(h.fake.executions.get('placeBooking')).toBe(executions);
+      expect(h.fake.changes.length).toBe(changes);
+    });
+
+    it('concurrent requests with one key: exactly one runs, the others get 409 idempotency_key_in_use', async () => {
+      const auth = {
+        authorization: `Bearer ${await token('acme', 'stu_1', 'student')}`,
+        'idempotency-key': 'k-c',
+      };
+      let open!: () => void;
+      h.fake.gate = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      const before = h.fake.executions.get('placeBooking') ?? 0;
+      const first = h.app.inject({
+        method: 'POST',
+        url: '/v1/bookings',
+        headers: auth,
+        payload: booking('b3'),
+      });
+      while (h.fake.waiting === 0) await new Promise((r) => setTimeout(r, 2));
+      const others = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          h.app.inject({ method: 'POST', url: '/v1/bookings', headers: auth, payload: booking('b3') }),
+        ),
+      );
+      for (const res of others) {
+        expect(res.statusCode).toBe(409);
+        expect(res.json()).toMatchObject({ code: 'idempotency_key_in_use' });
+        expect(res.headers['retry-after']).toBe('1');
+      }
+      h.fake.gate = null;
+      open();
+      expect((await first).statusCode).toBe(201);
+      const after = await h.app.inject({
+        method: 'POST',
+        url: '/v1/bookings',
+        headers: auth,
+        payload: booking('b3'),
+      });
+      expect(after.statusCode).toBe(201);
+      expect(after.headers['idempotent-replayed']).toBe('true');
+      expect(h.fake.executions.get('placeBooking')).toBe(before + 1);
+    });
+
+    it('keys are scoped to the caller, and rejections are replayed too', async () => {
+      const s1 = {
+        authorization: `Bearer ${await token('acme', 'stu_1', 'student')}`,
+        'idempotency-key': 'shared',
+      };
+      const s2 = {
+        authorization: `Bearer ${await token('acme', 'stu_2', 'student')}`,
+        'idempotency-key': 'shared',
+      };
+      const a = await h.app.inject({
+        method: 'POST',
+        url: '/v1/wallets/stu_1/top-ups',
+        headers: s1,
+        payload: { amount: 1000, currency: 'usd' },
+      });
+      const b = await h.app.inject({
+        method: 'POST',
+        url: '/v1/wallets/stu_2/top-ups',
+        headers: s2,
+        payload: { amount: 1000, currency: 'usd' },
+      });
+      expect(a.statusCode).toBe(201);
+      expect(b.statusCode).toBe(201);
+      expect(a.json().topUpId).not.toBe(b.json().topUpId);
+      const poor = {
+        authorization: `Bearer ${await token('acme', 'stu_poor', 'student')}`,
+        'idempotency-key': 'p',
+      };
+      const body = { ...booking('b4'), studentId: 'stu_poor' };
+      const rejected = await h.app.inject({
+        method: 'POST',
+        url: '/v1/bookings',
+        headers: poor,
+        payload: body,
+      });
+      expect(rejected.statusCode).toBe(422);
+      const again = await h.app.inject({ method: 'POST', url: '/v1/bookings', headers: poor, payload: body });
+      expect(again.statusCode).toBe(422);
+      expect(again.headers['idempotent-replayed']).toBe('true');
+      expect(again.body).toBe(rejected.body);
+    });
+  });
+}
