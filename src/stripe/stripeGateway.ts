@@ -108,6 +108,14 @@ export class StripeGateway implements PaymentsGateway, StripeBalanceSource {
     return toPaymentIntentResult(await this.call(() => this.stripe.paymentIntents.retrieve(paymentIntentId)));
   }
 
+  /** Current status and metadata of a PaymentIntent (webhook handler: late or sparse events). */
+  async lookupPaymentIntent(
+    paymentIntentId: string,
+  ): Promise<{ status: string; metadata: Record<string, string> }> {
+    const pi = await this.call(() => this.stripe.paymentIntents.retrieve(paymentIntentId));
+    return { status: pi.status, metadata: { ...pi.metadata } };
+  }
+
   async refundPaymentIntent(
     input: Parameters<PaymentsGateway['refundPaymentIntent']>[0],
   ): ReturnType<PaymentsGateway['refundPaymentIntent']> {

@@ -1,0 +1,247 @@
+import Stripe from 'stripe';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { signStripePayload } from '../../src/stripe/fake/webhookDispatcher.js';
+import {
+  allEvents,
+  countEvents,
+  type LedgerHarness,
+  postedBalances,
+  startLedgerHarness,
+  TENANT,
+  WEBHOOK_SECRET,
+} from './ledgerHarness.js';
+
+const wallet = (s: string) => `student:${s}:wallet|usd`;
+
+async function topUp(h: LedgerHarness, topUpId: string, amount: number, paymentMethod?: string) {
+  return h.service.initiateTopUp(h.ctx(`init-${topUpId}`, 'student'), {
+    topUpId,
+    studentId: 's1',
+    amount: { amount, currency: 'usd' },
+    ...(paymentMethod ? { paymentMethod } : {}),
+  });
+}
+
+async function post(
+  url: string,
+  body: string,
+  signature: string | undefined,
+): Promise<{ status: number; json: Record<string, unknown>; contentType: string }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(signature ? { 'stripe-signature': signature } : {}) },
+    body,
+  });
+  return {
+    status: res.status,
+    json: (await res.json()) as Record<string, unknown>,
+    contentType: res.headers.get('content-type') ?? '',
+  };
+}
+
+describe('Stripe webhooks -> ledger (real SDK, fake Stripe, real command layer on MemoryEventStore)', () => {
+  let h: LedgerHarness;
+  beforeEach(async () => {
+    h = await startLedgerHarness();
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('top-up: client confirms the PaymentIntent, the signed webhook credits the wallet', async () => {
+    const { topUp: view } = await topUp(h, 'tu1', 10_000);
+    expect(view.status).toBe('pending');
+    expect(view.clientSecret).toBeTruthy();
+    // The student's browser confirms the PaymentIntent with Stripe directly.
+    await h.gateway.stripe.paymentIntents.confirm(view.paymentIntentId as string, {
+      payment_method: 'pm_card_visa',
+    });
+    await h.fake.flushWebhooks();
+    expect(await postedBalances(h.store)).toEqual({ [wallet('s1')]: -10_000, 'stripe:balance|usd': 10_000 });
+    const delivered = h.fake.webhooks.deliveries.filter((d) => d.type === 'payment_intent.succeeded');
+    expect(delivered.map((d) => d.status)).toEqual([200]);
+  });
+
+  it('the synchronous confirmation and the webhook both report success: the wallet is credited once', async () => {
+    const { topUp: view } = await topUp(h, 'tu-sync', 5_000, 'pm_card_visa');
+    expect(view.status).toBe('succeeded');
+    await h.fake.flushWebhooks();
+    expect(await countEvents(h.store, 'WalletToppedUp')).toBe(1);
+    expect((await postedBalances(h.store))[wallet('s1')]).toBe(-5_000);
+  });
+
+  it('rejects forged, expired and re-signed (wrong secret) webhooks with 400 problem+json and changes nothing', async () => {
+    const { topUp: view } = await topUp(h, 'tu2', 7_000);
+    const pi = await h.gateway.stripe.paymentIntents.retrieve(view.paymentIntentId as string);
+    const event = {
+      id: 'evt_forged_1',
+      object: 'event',
+      type: 'payment_intent.succeeded',
+      api_version: '2026-10-28.endive',
+      created: 1,
+      livemode: false,
+      pending_webhooks: 1,
+      request: { id: null, idempotency_key: null },
+      data: { object: { ...pi, status: 'succeeded', amount_received: 7_000 } },
+    };
+    const body = JSON.stringify(event);
+    const now = Math.floor(Date.now() / 1000);
+    const headBefore = await h.store.headPosition();
+
+    const forged = await post(h.webhookUrl, body, signStripePayload(body, 'whsec_not_the_secret', now));
+    const expired = await post(h.webhookUrl, body, signStripePayload(body, WEBHOOK_SECRET, now - 301));
+    const otherPayload = signStripePayload('{"id":"evt_real"}', WEBHOOK_SECRET, now); // a real signature, replayed on another body
+    const replayed = await post(h.webhookUrl, body, otherPayload);
+    const missing = await post(h.webhookUrl, body, undefined);
+    for (const r of [forged, expired, replayed, missing]) {
+      expect(r.status).toBe(400);
+      expect(r.contentType).toMatch(/application\/problem\+json/);
+      expect(r.json).toMatchObject({ status: 400, code: 'validation_failed' });
+    }
+    expect(await h.store.headPosition()).toBe(headBefore);
+    // The same body, properly signed (as the SDK's test helper does), is accepted.
+    const good = await post(
+      h.webhookUrl,
+      body,
+      Stripe.webhooks.generateTestHeaderString({ payload: body, secret: WEBHOOK_SECRET }),
+    );
+    expect(good).toMatchObject({ status: 200, json: { outcome: 'applied' } });
+  });
+
+  it('a duplicated webhook applies once', async () => {
+    h.fake.setWebhookFaults({ duplicate: true });
+    const { topUp: view } = await topUp(h, 'tu3', 3_000);
+    await h.gateway.stripe.paymentIntents.confirm(view.paymentIntentId as string, {
+      payment_method: 'pm_card_visa',
+    });
+    await h.fake.flushWebhooks();
+    const deliveries = h.fake.webhooks.deliveries.filter((d) => d.type === 'payment_intent.succeeded');
+    expect(deliveries).toHaveLength(2);
+    expect(await countEvents(h.store, 'WalletToppedUp')).toBe(1);
+    expect((await postedBalances(h.store))[wallet('s1')]).toBe(-3_000);
+    // A later redelivery of the same event id is answered from the dedupe store and changes nothing.
+    const headBefore = await h.store.headPosition();
+    const succeeded = (await allEvents(h.store)).find((e) => e.type === 'WalletToppedUp');
+    expect(succeeded).toBeDefined();
+    const original = h.fake.webhooks.deliveries.find((d) => d.type === 'payment_intent.succeeded');
+    const body = JSON.stringify(h.fake.state.retrieveEvent(original?.eventId as string));
+    const again = await post(
+      h.webhookUrl,
+      body,
+      Stripe.webhooks.generateTestHeaderString({ payload: body, secret: WEBHOOK_SECRET }),
+    );
+    expect(again).toMatchObject({ status: 200, json: { outcome: 'duplicate' } });
+    expect(await h.store.headPosition()).toBe(headBefore);
+  });
+
+  it('acknowledges unknown event types and events that are not ours with 200', async () => {
+    const body = JSON.stringify({
+      id: 'evt_x',
+      object: 'event',
+      type: 'customer.created',
+      data: { object: { id: 'cus_1' } },
+    });
+    const r = await post(
+      h.webhookUrl,
+      body,
+      Stripe.webhooks.generateTestHeaderString({ payload: body, secret: WEBHOOK_SECRET }),
+    );
+    expect(r).toMatchObject({ status: 200, json: { outcome: 'ignored' } });
+    const foreign = await h.gateway.createPaymentIntent({
+      idempotencyKey: 'foreign',
+      amount: 1_000,
+      currency: 'usd',
+      paymentMethod: 'pm_card_visa',
+      metadata: { tenantId: '', topUpId: '', studentId: '' },
+    });
+    expect(foreign.status).toBe('succeeded');
+    await h.fake.flushWebhooks();
+    expect(await postedBalances(h.store)).toEqual({});
+  });
+});
+
+/** One scenario, run with webhooks in order and reordered: the ledgers must end up the same. */
+async function scenario(reorder: boolean): Promise<Record<string, number>> {
+  const h = await startLedgerHarness();
+  try {
+    h.fake.setWebhookFaults({ reorder, duplicate: reorder });
+    // Top-ups: one confirmed by the client and then partly refunded to the card, one declined first and
+    // then paid with another card, one declined for good.
+    const a = await topUp(h, 'a', 20_000);
+    await h.gateway.stripe.paymentIntents.confirm(a.topUp.paymentIntentId as string, {
+      payment_method: 'pm_card_visa',
+    });
+    await h.gateway.refundPaymentIntent({
+      idempotencyKey: 'refund-a-1',
+      paymentIntentId: a.topUp.paymentIntentId as string,
+      amount: 4_000,
+      metadata: { tenantId: TENANT, topUpId: 'a' },
+    });
+    const b = await topUp(h, 'b', 6_000);
+    await h.gateway.stripe.paymentIntents
+      .confirm(b.topUp.paymentIntentId as string, { payment_method: 'pm_card_chargeDeclined' })
+      .catch(() => undefined);
+    await h.gateway.stripe.paymentIntents.confirm(b.topUp.paymentIntentId as string, {
+      payment_method: 'pm_card_visa',
+    });
+    const c = await topUp(h, 'c', 2_000);
+    await h.gateway.stripe.paymentIntents
+      .confirm(c.topUp.paymentIntentId as string, {
+        payment_method: 'pm_card_chargeDeclinedInsufficientFunds',
+      })
+      .catch(() => undefined);
+    // Payouts: give two tutors withdrawable earnings, pay one out, fail the other.
+    for (const tutor of ['tA', 'tB']) {
+      await h.service.adjust(h.ctx(`earn-${tutor}`, 'finance_admin'), {
+        account: `tutor:${tutor}:earnings:available`,
+        direction: 'credit',
+        amount: { amount: 5_000, currency: 'usd' },
+        reason: 'test earnings',
+      });
+      await h.service.requestPayout(h.ctx(`payout-${tutor}`, 'tutor'), {
+        payoutId: `p-${tutor}`,
+        tutorId: tutor,
+        amount: { amount: 5_000, currency: 'usd' },
+      });
+    }
+    const requested = (await allEvents(h.store)).filter((e) => e.type === 'PayoutRequested');
+    for (const e of requested) await h.service.submitPayout(e);
+    const submitted = (await allEvents(h.store)).filter((e) => e.type === 'PayoutSubmitted');
+    expect(submitted).toHaveLength(2);
+    for (const e of submitted) {
+      h.fake.state.settlePayout(
+        String(e.data.stripePayoutId),
+        e.data.payoutId === 'p-tA' ? 'paid' : 'failed',
+      );
+    }
+    // A dispute opened and won on top-up b.
+    const dispute = h.fake.state.openDispute({ paymentIntent: b.topUp.paymentIntentId as string });
+    h.fake.state.closeDispute(dispute.id, 'won');
+    await h.fake.flushWebhooks();
+    // Every event was eventually acknowledged (reordered: a dispute closed before it was opened is
+    // answered 503 and Stripe's retry applies it after the opening).
+    const acknowledged = new Set(
+      h.fake.webhooks.deliveries.filter((d) => d.status === 200).map((d) => d.eventId),
+    );
+    expect(h.fake.webhooks.deliveries.filter((d) => !acknowledged.has(d.eventId))).toEqual([]);
+    return postedBalances(h.store);
+  } finally {
+    await h.close();
+  }
+}
+
+describe('reordered and duplicated webhooks converge', () => {
+  it('gives the same ledger as in-order delivery', async () => {
+    const inOrder = await scenario(false);
+    const reordered = await scenario(true);
+    expect(reordered).toEqual(inOrder);
+    // a (20000) - refund (4000) + b (6000) in the wallet; tA paid out (0 left), tB's payout failed (5000
+    // back to available); the dispute opened and won nets to 0; the declined top-up c moved nothing.
+    expect(inOrder).toEqual({
+      [wallet('s1')]: -(20_000 - 4_000 + 6_000),
+      'stripe:balance|usd': 20_000 - 4_000 + 6_000 - 5_000,
+      'tutor:tB:earnings:available|usd': -5_000,
+      'platform:adjustments|usd': 10_000,
+    });
+  });
+});
