@@ -129,6 +129,9 @@ export function mulDivFloor(a: number, b: number, c: number): number {
   }
   if (a < 0 || b < 0 || c <= 0) throw new RangeError(`mulDivFloor needs a, b >= 0 and c > 0`);
   const result = (BigInt(a) * BigInt(b)) / BigInt(c);
+  if (result > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new RangeError(`mulDivFloor(${a}, ${b}, ${c}) exceeds Number.MAX_SAFE_INTEGER`);
+  }
   return Number(result);
 }
 
