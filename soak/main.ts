@@ -440,6 +440,7 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
         `${counters.replaysCompared} (skipped: ${counters.replaysSkipped} across a Redis loss or a fault)`,
       ],
       ['concurrent duplicate sends', counters.concurrentDuplicates],
+      ['same key with another body (must be 422)', counters.keyReuseProbes],
       ['hot-wallet bursts', counters.hotBursts],
       [
         'fake Stripe',

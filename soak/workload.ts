@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { FaultLog } from './faults.js';
-import { type Http, type HttpRequest, type HttpResponse, isAmbiguous } from './http.js';
+import { type Http, type HttpRequest, type HttpResponse, isAmbiguous, labelOf } from './http.js';
 import { type BookingModel, parsePosition, refundedTotal, type TenantModel } from './model.js';
 import { sleep } from './proc.js';
 import type { Recorder } from './recorder.js';
@@ -45,6 +45,7 @@ export interface WorkloadCounters {
   replaysCompared: number;
   replaysSkipped: number;
   concurrentDuplicates: number;
+  keyReuseProbes: number;
   hotBursts: number;
 }
 
@@ -56,6 +57,7 @@ export function createCounters(): WorkloadCounters {
     replaysCompared: 0,
     replaysSkipped: 0,
     concurrentDuplicates: 0,
+    keyReuseProbes: 0,
     hotBursts: 0,
   };
 }
@@ -478,7 +480,34 @@ export class Workload {
         `${req.method} ${req.path}: first ${first.status} ${first.text.slice(0, 160)} / replay ${again.status} ${again.text.slice(0, 160)}`,
       );
     }
+    const altered = alteredBody(req.body);
+    if (altered !== null) {
+      // Same key, different request: must be refused (idempotency_key_reused) and change nothing.
+      this.ctx.counters.keyReuseProbes++;
+      await this.ctx.http.once(
+        {
+          ...req,
+          kind: 'bad',
+          label: `bad: key reused with another body (${labelOf(req.method, req.path)})`,
+          body: altered,
+          accept: (s) => s === 422,
+        },
+        rng,
+      );
+    }
   }
+}
+
+/** The same request with one business field changed, or null when there is nothing to change. */
+export function alteredBody(body: unknown): Record<string, unknown> | null {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return null;
+  const b = body as Record<string, unknown>;
+  if (typeof b.amount === 'number') return { ...b, amount: b.amount + 1 };
+  const price = b.price as { amount?: unknown } | undefined;
+  if (price && typeof price.amount === 'number')
+    return { ...b, price: { ...price, amount: price.amount + 1 } };
+  if (typeof b.reason === 'string') return { ...b, reason: `${b.reason} (changed)` };
+  return null;
 }
 
 function sameAnswer(a: HttpResponse, b: HttpResponse): boolean {
