@@ -195,47 +195,61 @@ export class PostgresEventStore implements EventStore {
   }
 
   private async writeInTransaction(trx: Knex.Transaction, group: PendingAppend[]): Promise<Outcome[]> {
-    await trx.raw(
-      "SELECT set_config('lock_timeout', ?, true), set_config('statement_timeout', ?, true), set_config('idle_in_transaction_session_timeout', ?, true)",
+    // The lock comes first: every later statement of this transaction takes a snapshot that includes
+    // the previous holder's commit. The timeouts are set in the same round trip; set_config runs in the
+    // scan's projection, before the row lock is requested, so lock_timeout already bounds that wait.
+    const headRows = await trx.raw<{ rows: Array<{ position: number }> }>(
+      `SELECT position,
+              set_config('lock_timeout', ?, true),
+              set_config('statement_timeout', ?, true),
+              set_config('idle_in_transaction_session_timeout', ?, true)
+       FROM event_store_head WHERE id = 1 FOR UPDATE`,
       [
         `${this.settings.lockTimeoutMs}ms`,
         `${this.settings.statementTimeoutMs}ms`,
         `${this.settings.statementTimeoutMs}ms`,
       ],
     );
-    // The lock comes first: every later statement of this transaction takes a snapshot that includes
-    // the previous holder's commit.
-    const headRows = await trx.raw<{ rows: Array<{ position: number }> }>(
-      'SELECT position FROM event_store_head WHERE id = 1 FOR UPDATE',
-    );
     const head = headRows.rows[0];
     if (!head) throw new Error('event_store_head row is missing; run the migrations');
 
+    // Current revisions of the group's streams and any already-stored event ids, in one round trip.
     const streamNames = [...new Set(group.map((p) => p.streamName))];
     const ids = group.flatMap((p) => p.events.map((e) => e.id));
-    const streamRows = await trx.raw<{ rows: Array<{ stream_name: string; revision: number }> }>(
-      'SELECT stream_name, revision FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text(?::jsonb))',
-      [JSON.stringify(streamNames)],
-    );
-    const existingRows = await trx.raw<{ rows: Array<Omit<WrittenRow, 'metadata'>> }>(
-      'SELECT id, stream_name, revision, position, type, data FROM events WHERE id IN (SELECT jsonb_array_elements_text(?::jsonb)::uuid)',
-      [JSON.stringify(ids)],
+    const stateRows = await trx.raw<{
+      rows: Array<{
+        stream_name: string;
+        revision: number;
+        id: string | null;
+        position: number | null;
+        type: string | null;
+        data: JsonObject | null;
+      }>;
+    }>(
+      `SELECT stream_name, revision, NULL::text AS id, NULL::bigint AS position, NULL::text AS type, NULL::jsonb AS data
+       FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text(?::jsonb))
+       UNION ALL
+       SELECT stream_name, revision, id::text, position, type, data
+       FROM events WHERE id IN (SELECT jsonb_array_elements_text(?::jsonb)::uuid)`,
+      [JSON.stringify(streamNames), JSON.stringify(ids)],
     );
 
-    const current = new Map<string, bigint>(streamRows.rows.map((r) => [r.stream_name, BigInt(r.revision)]));
-    const known = new Map<string, StoredEventRef>(
-      existingRows.rows.map((r) => [
-        r.id,
-        {
+    const current = new Map<string, bigint>();
+    const known = new Map<string, StoredEventRef>();
+    for (const r of stateRows.rows) {
+      if (r.id === null) {
+        current.set(r.stream_name, BigInt(r.revision));
+      } else {
+        known.set(r.id, {
           id: r.id,
           streamName: r.stream_name,
           revision: BigInt(r.revision),
-          position: BigInt(r.position),
-          type: r.type,
-          data: r.data,
-        },
-      ]),
-    );
+          position: BigInt(r.position!),
+          type: r.type!,
+          data: r.data!,
+        });
+      }
+    }
 
     let nextPosition = BigInt(head.position) + 1n;
     const rows: WrittenRow[] = [];
@@ -377,9 +391,13 @@ export class PostgresEventStore implements EventStore {
       knex: this.knex,
       after: options.after ?? -1n,
       filter: options.filter,
+      // Two batches may be held (one read ahead), so each is at most half of maxBuffered.
       batchSize: Math.max(
         1,
-        Math.min(this.settings.readBatchSize, options.maxBuffered ?? Number.MAX_SAFE_INTEGER),
+        Math.min(
+          this.settings.readBatchSize,
+          Math.floor((options.maxBuffered ?? Number.MAX_SAFE_INTEGER) / 2),
+        ),
       ),
       pollIntervalMs: this.settings.pollIntervalMs,
       mapError: mapDatabaseError,

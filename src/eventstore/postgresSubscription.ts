@@ -14,7 +14,7 @@ export interface PostgresSubscriptionConfig {
   /** Exclusive start position (-1n: from the start). */
   after: bigint;
   filter: EventFilter | undefined;
-  /** Rows per read; also the bound on events held ahead of the consumer. */
+  /** Rows per read; at most two batches (the current one and one read ahead) are held. */
   batchSize: number;
   pollIntervalMs: number;
   /** Bound on consecutive failed reads (database unavailable) before the iterator throws. */
@@ -23,12 +23,17 @@ export interface PostgresSubscriptionConfig {
   onClose: (subscription: PostgresSubscription) => void;
 }
 
+interface Batch {
+  head: bigint;
+  events: RecordedEvent[];
+}
+
 const RETRY_BASE_DELAY_MS = 100;
 const RETRY_MAX_DELAY_MS = 2_000;
 
 /**
- * Pull-based catch-up subscription: reads a bounded batch after its position only when the consumer
- * has taken the previous one, so a slow consumer holds at most one batch in memory. Between batches it
+ * Pull-based catch-up subscription: reads a bounded batch after its position, and the next one only
+ * while the consumer works through the current one, so a slow consumer holds at most two batches. Between batches it
  * sleeps until woken (NOTIFY or a local append) or the poll interval passes.
  *
  * Safe against late commits because the writer assigns positions in commit order (see postgres.ts):
@@ -67,21 +72,36 @@ export class PostgresSubscription implements Subscription {
 
   private async *iterate(): AsyncGenerator<SubscriptionMessage> {
     try {
+      let prefetched: Promise<Batch> | undefined;
       while (!this.stopped) {
-        this.woken = false;
-        const { head, events } = await this.readBatchWithRetry();
-        for (const event of events) {
+        let batch: Batch;
+        if (prefetched) {
+          batch = await prefetched;
+          prefetched = undefined;
+        } else {
+          this.woken = false;
+          batch = await this.readBatchWithRetry(this.position);
+        }
+        const full = batch.events.length === this.config.batchSize;
+        if (full) {
+          // Read the next batch while the consumer works through this one (catch-up overlaps database
+          // and consumer time); at most two batches are held.
+          this.woken = false;
+          prefetched = this.readBatchWithRetry(batch.events[batch.events.length - 1]!.position);
+          prefetched.catch(() => undefined); // observed when awaited; a closed subscription drops it
+        }
+        for (const event of batch.events) {
           if (this.stopped) return;
           this.position = event.position;
           yield { kind: 'event', event };
         }
-        if (events.length === this.config.batchSize) continue;
+        if (full) continue;
         // A short batch means every event committed as of that read's snapshot has been scanned.
-        if (head > this.position) this.position = head;
+        if (batch.head > this.position) this.position = batch.head;
         if (!this.caughtUpSent) {
           this.caughtUpSent = true;
           if (this.stopped) return;
-          yield { kind: 'caughtUp', position: head };
+          yield { kind: 'caughtUp', position: batch.head };
           continue;
         }
         if (!this.woken && !this.stopped) await this.sleep();
@@ -105,11 +125,11 @@ export class PostgresSubscription implements Subscription {
     });
   }
 
-  private async readBatchWithRetry(): Promise<{ head: bigint; events: RecordedEvent[] }> {
+  private async readBatchWithRetry(after: bigint): Promise<Batch> {
     const maxRetries = this.config.maxReadRetries ?? 5;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.readBatch();
+        return await this.readBatch(after);
       } catch (error) {
         const mapped = this.config.mapError(error);
         const transient =
@@ -122,7 +142,7 @@ export class PostgresSubscription implements Subscription {
   }
 
   /** The head and the next batch in one statement, so both come from the same snapshot. */
-  private async readBatch(): Promise<{ head: bigint; events: RecordedEvent[] }> {
+  private async readBatch(after: bigint): Promise<Batch> {
     const result = await this.config.knex.raw<{ rows: Array<{ head: number } & EventRow> }>(
       `SELECT h.position AS head, e.*
        FROM event_store_head h
@@ -132,7 +152,7 @@ export class PostgresSubscription implements Subscription {
          ORDER BY position LIMIT ?
        ) e ON true
        WHERE h.id = 1`,
-      [toSafeNumber(this.position, 'position'), ...this.filter.bindings, this.config.batchSize],
+      [toSafeNumber(after, 'position'), ...this.filter.bindings, this.config.batchSize],
     );
     const first = result.rows[0];
     if (!first) throw new Error('event_store_head row is missing; run the migrations');
