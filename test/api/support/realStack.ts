@@ -1,0 +1,132 @@
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { buildApp, type LedgerApp } from '../../../src/api/app.js';
+import { type IdempotencyStore, PostgresIdempotencyStore } from '../../../src/api/idempotency.js';
+import { createMetrics, withAppendMetrics } from '../../../src/api/metrics.js';
+import { MemoryRateLimiter, type RateLimiter } from '../../../src/api/rateLimit.js';
+import type { CommandContext } from '../../../src/commands/context.js';
+import { createLedgerService, type LedgerService } from '../../../src/commands/ledgerService.js';
+import type { EventStore, RecordedEvent } from '../../../src/eventstore/port.js';
+import { PostgresEventStore } from '../../../src/eventstore/postgres.js';
+import { PostgresLedgerQueries } from '../../../src/projections/postgresLedgerQueries.js';
+import { ProjectionRunner } from '../../../src/projections/projectionRunner.js';
+import { createRedisClient, redisReadiness } from '../../../src/redis/redis.js';
+import { RedisIdempotencyStore } from '../../../src/redis/redisIdempotencyStore.js';
+import { RedisRateLimiter } from '../../../src/redis/redisRateLimiter.js';
+import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+import { JWT_SECRET, LOOSE_LIMITS } from './harness.js';
+
+export interface RealStack {
+  app: LedgerApp;
+  /** http://127.0.0.1:<port> */
+  baseUrl: string;
+  service: LedgerService;
+  store: EventStore;
+  queries: PostgresLedgerQueries;
+  db: TestDatabase;
+  redis: boolean;
+  ctx(tenantId: string, key: string, role?: string): CommandContext;
+  events(): Promise<RecordedEvent[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * The whole thing as it runs in production, listening on a loopback port: Postgres event store and read
+ * models (PGlite without DATABASE_URL), the real command layer, the projection runner, and Redis for
+ * idempotency and rate limits when REDIS_URL is set (Postgres idempotency store otherwise).
+ */
+export async function startRealStack(): Promise<RealStack> {
+  const db = await createTestDatabase();
+  const metrics = createMetrics();
+  const store = withAppendMetrics(new PostgresEventStore(db.db), metrics);
+  const service = createLedgerService({ store, clock: () => new Date() });
+  const queries = new PostgresLedgerQueries(db.db);
+  const runner = new ProjectionRunner({ db: db.db, store });
+  runner.start();
+  const redisUrl = process.env.REDIS_URL;
+  const redis = redisUrl
+    ? createRedisClient({ url: redisUrl, keyPrefix: `t${randomBytes(6).toString('hex')}:` })
+    : undefined;
+  const idempotency: IdempotencyStore = redis
+    ? new RedisIdempotencyStore(redis)
+    : new PostgresIdempotencyStore(db.db.knex);
+  const rateLimiter: RateLimiter = redis
+    ? new RedisRateLimiter(redis)
+    : new MemoryRateLimiter({ maxKeys: 10_000 });
+  const app = buildApp({
+    commands: service,
+    queries,
+    store,
+    auth: { jwtSecret: JWT_SECRET },
+    idempotency,
+    rateLimiter,
+    readiness: [
+      { name: 'eventstore', check: () => store.ping() },
+      { name: 'database', check: async () => void (await db.db.knex.raw('select 1')) },
+      ...(redis ? [redisReadiness(redis)] : []),
+    ],
+    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    metrics,
+    rateLimits: LOOSE_LIMITS,
+    docsUi: false,
+  });
+  const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
+  return {
+    app,
+    baseUrl,
+    service,
+    store,
+    queries,
+    db,
+    redis: Boolean(redis),
+    ctx: (tenantId, key, role = 'service') => ({
+      tenantId,
+      actor: { id: `test-${role}`, role },
+      idempotencyKey: key,
+      correlationId: key,
+      causationId: key,
+    }),
+    async events() {
+      const out: RecordedEvent[] = [];
+      let after: bigint | undefined;
+      for (;;) {
+        const page = await store.readAll({ maxCount: 500, ...(after !== undefined ? { after } : {}) });
+        out.push(...page);
+        if (page.length < 500) return out;
+        after = page.at(-1)!.position;
+      }
+    },
+    async close() {
+      await app.close();
+      await runner.stop();
+      await queries.close();
+      await store.close();
+      await redis?.quit();
+      await db.dispose();
+    },
+  };
+}
+
+/** A small fetch client: JSON in and out, bearer token, optional Idempotency-Key. */
+export function client(baseUrl: string) {
+  return async function call(
+    method: string,
+    path: string,
+    options: { token: string; body?: unknown; key?: string },
+  ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+    const headers: Record<string, string> = { authorization: `Bearer ${options.token}` };
+    if (options.body !== undefined) headers['content-type'] = 'application/json';
+    if (options.key) headers['idempotency-key'] = options.key;
+    const res = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers,
+      ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+    });
+    const text = await res.text();
+    return {
+      status: res.status,
+      body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+      headers: res.headers,
+    };
+  };
+}
