@@ -200,11 +200,14 @@ export class EsdbSubscription implements Subscription {
         if (head !== undefined && (head < 0n || (from !== undefined && from >= head))) reportCaughtUp();
       });
       subscription.on('caughtUp', () => {
+        if (settled || this.closed) return;
         const pending = subscription.readableLength;
         if (pending === 0) reportCaughtUp();
         else caughtUpAfterEvents = pending;
       });
       subscription.on('data', (resolved: AllStreamResolvedEvent) => {
+        // A dropped call may still flush buffered events; the next subscription delivers them instead.
+        if (settled || this.closed) return;
         try {
           this.onEvent(resolved);
           progressed = true;

@@ -38,6 +38,7 @@ export class EsdbEmulator {
   private readonly subscriptions = new Set<ActiveSubscription>();
   private appendDelayMs = 0;
   private accessDenied = false;
+  private readonly pendingAppends = new Set<Promise<void>>();
 
   private constructor(options: EsdbEmulatorOptions) {
     this.log = new EmulatorLog(options.now);
@@ -73,7 +74,9 @@ export class EsdbEmulator {
     const dropped = [...this.subscriptions];
     for (const s of dropped) {
       s.stop();
-      s.call.emit('error', rpcError(code, details));
+      // OK: the server completes the call normally, which a catch-up subscription must also survive.
+      if (code === grpc.status.OK) s.call.end();
+      else s.call.emit('error', rpcError(code, details));
     }
     return dropped.length;
   }
@@ -103,8 +106,14 @@ export class EsdbEmulator {
     this.accessDenied = denied;
   }
 
+  /** Resolves once every append that reached the server has been decided (delayed ones included). */
+  async settled(): Promise<void> {
+    while (this.pendingAppends.size > 0) await Promise.all([...this.pendingAppends]);
+  }
+
   async stop(): Promise<void> {
     await this.goOffline();
+    await this.settled();
   }
 
   // ----- server ------------------------------------------------------------------------------------
@@ -211,7 +220,7 @@ export class EsdbEmulator {
       failed = true;
     });
     call.on('end', () => {
-      void (async () => {
+      const pending = (async () => {
         if (failed) return;
         if (!options) {
           fail(rpcError(grpc.status.INVALID_ARGUMENT, 'An append must start with its options'));
@@ -265,6 +274,8 @@ export class EsdbEmulator {
         }
         callback(null, resp);
       })();
+      this.pendingAppends.add(pending);
+      void pending.finally(() => this.pendingAppends.delete(pending));
     });
   }
 

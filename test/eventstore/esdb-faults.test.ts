@@ -1,0 +1,224 @@
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { EsdbEventStore } from '../../src/eventstore/esdb.js';
+import {
+  EventStoreAccessDeniedError,
+  EventStoreDeadlineError,
+  EventStoreUnavailableError,
+  InvalidAppendError,
+  type RecordedEvent,
+  type Subscription,
+  type SubscriptionMessage,
+} from '../../src/eventstore/port.js';
+import { EsdbEmulator } from '../esdb-emulator/server.js';
+import { collect, makeEvent, namespace } from './contract.js';
+
+/**
+ * The esdb adapter's retry and resubscribe paths, driven through the emulator's fault hooks: dropped
+ * subscriptions, a server that refuses connections for a while, slow appends, access denied.
+ */
+let emulator: EsdbEmulator;
+let store: EsdbEventStore;
+
+beforeAll(async () => {
+  emulator = await EsdbEmulator.start();
+  store = new EsdbEventStore({
+    connectionString: emulator.connectionString,
+    callTimeoutMs: 2_000,
+    resubscribe: { maxConsecutiveFailures: 40, initialBackoffMs: 10, maxBackoffMs: 100 },
+  });
+});
+
+afterEach(async () => {
+  emulator.delayAppends(0);
+  emulator.denyAccess(false);
+  await emulator.goOnline();
+  await emulator.settled();
+});
+
+afterAll(async () => {
+  await store?.close();
+  await emulator?.stop();
+});
+
+async function seed(stream: string, type: string, count: number, from = 0): Promise<void> {
+  const events = Array.from({ length: count }, (_, i) => makeEvent(type, { i: from + i }));
+  await store.append(stream, events, { expectedRevision: 'any' });
+}
+
+function expectExactlyOnceInOrder(events: RecordedEvent[], count: number): void {
+  expect(events.map((e) => e.data.i)).toEqual(Array.from({ length: count }, (_, i) => i));
+  expect(new Set(events.map((e) => e.id)).size).toBe(count);
+  expect(events.every((e, i) => i === 0 || e.position > events[i - 1]!.position)).toBe(true);
+}
+
+/** Next message from a subscription, bounded. */
+async function next(iterator: AsyncIterator<SubscriptionMessage>): Promise<SubscriptionMessage> {
+  const result = await Promise.race([
+    iterator.next(),
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no message within 10 s')), 10_000)),
+  ]);
+  if (result.done) throw new Error('subscription ended');
+  return result.value;
+}
+
+describe('esdb subscription survives drops', () => {
+  for (const [name, code] of [
+    ['UNAVAILABLE', grpc.status.UNAVAILABLE],
+    ['CANCELLED', grpc.status.CANCELLED],
+    ['a normal end of the call', grpc.status.OK],
+  ] as const) {
+    it(`dropped with ${name} mid catch-up and live: resubscribes from its last position, nothing skipped or repeated`, async () => {
+      const ns = namespace();
+      await seed(ns.stream('a'), ns.type('Seq'), 60);
+      const subscription = store.subscribe({ filter: { streamNamePrefixes: [ns.prefix] }, maxBuffered: 4 });
+      const iterator = subscription[Symbol.asyncIterator]();
+      const events: RecordedEvent[] = [];
+      let caughtUp = 0;
+      const take = async (count: number) => {
+        while (events.length < count) {
+          const m = await next(iterator);
+          if (m.kind === 'event') events.push(m.event);
+          else caughtUp++;
+        }
+      };
+      await take(25);
+      expect(emulator.dropSubscriptions(code)).toBe(1);
+      await take(60);
+      await seed(ns.stream('b'), ns.type('Seq'), 20, 60);
+      await take(70);
+      expect(emulator.dropSubscriptions(code)).toBeGreaterThanOrEqual(0);
+      await seed(ns.stream('a'), ns.type('Seq'), 10, 80);
+      await take(90);
+      expectExactlyOnceInOrder(events, 90);
+      expect(caughtUp).toBeLessThanOrEqual(1);
+      await subscription.close();
+      expect((await iterator.next()).done).toBe(true);
+    });
+  }
+
+  it('keeps retrying while the server refuses connections and goes on without gaps when it returns', async () => {
+    const ns = namespace();
+    await seed(ns.stream('a'), ns.type('Seq'), 10);
+    const subscription = store.subscribe({ filter: { eventTypes: [ns.type('Seq')] } });
+    const first = await collect(subscription, (c) => c.events.length === 10, { close: false });
+    await emulator.goOffline();
+    await expect(seed(ns.stream('a'), ns.type('Seq'), 5, 10)).rejects.toBeInstanceOf(
+      EventStoreUnavailableError,
+    );
+    await emulator.goOnline();
+    await seed(ns.stream('a'), ns.type('Seq'), 5, 10);
+    const rest = await collect(subscription, (c) => c.events.length === 5);
+    expectExactlyOnceInOrder([...first.events, ...rest.events], 15);
+  });
+
+  it('throws a typed error after a bounded number of consecutive failures', async () => {
+    const impatient = new EsdbEventStore({
+      connectionString: emulator.connectionString,
+      callTimeoutMs: 1_000,
+      resubscribe: { maxConsecutiveFailures: 3, initialBackoffMs: 5, maxBackoffMs: 20 },
+    });
+    try {
+      const subscription: Subscription = impatient.subscribe({ after: await impatient.headPosition() });
+      const iterator = subscription[Symbol.asyncIterator]();
+      expect((await next(iterator)).kind).toBe('caughtUp');
+      await emulator.goOffline();
+      const error = await iterator.next().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(EventStoreUnavailableError);
+      expect((error as Error).message).toMatch(/subscribe to \$all: EventStoreDB is unavailable/);
+    } finally {
+      await emulator.goOnline();
+      await impatient.close();
+    }
+  });
+});
+
+describe('esdb calls map faults to typed errors', () => {
+  it('a server refusing connections: append, read and ping fail with EventStoreUnavailableError, then recover', async () => {
+    const ns = namespace();
+    await emulator.goOffline();
+    const event = makeEvent(ns.type('Offline'));
+    await expect(
+      store.append(ns.stream('x'), [event], { expectedRevision: 'no_stream' }),
+    ).rejects.toBeInstanceOf(EventStoreUnavailableError);
+    await expect(store.readStream(ns.stream('x'), { maxCount: 1 })).rejects.toBeInstanceOf(
+      EventStoreUnavailableError,
+    );
+    await expect(store.readAll({ maxCount: 1 })).rejects.toBeInstanceOf(EventStoreUnavailableError);
+    await expect(store.ping()).rejects.toBeInstanceOf(EventStoreUnavailableError);
+    await emulator.goOnline();
+    await store.ping();
+    const result = await store.append(ns.stream('x'), [event], { expectedRevision: 'no_stream' });
+    expect(result.nextExpectedRevision).toBe(0n);
+  });
+
+  it('a slow append hits the deadline (EventStoreDeadlineError); the retry with the same ids is idempotent', async () => {
+    const ns = namespace();
+    const events = [makeEvent(ns.type('Slow'), { n: 1 }), makeEvent(ns.type('Slow'), { n: 2 })];
+    const fast = new EsdbEventStore({ connectionString: emulator.connectionString, callTimeoutMs: 150 });
+    try {
+      emulator.delayAppends(600);
+      const error = await fast.append(ns.stream('s'), events, { expectedRevision: 'no_stream' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(EventStoreDeadlineError);
+      // The server still decides the append it received, as a slow node would.
+      await emulator.settled();
+      emulator.delayAppends(0);
+      const retried = await store.append(ns.stream('s'), events, { expectedRevision: 'no_stream' });
+      const again = await store.append(ns.stream('s'), events, { expectedRevision: 'no_stream' });
+      expect(again).toEqual(retried);
+      expect((await store.readStream(ns.stream('s'), { maxCount: 10 })).map((e) => e.data.n)).toEqual([1, 2]);
+    } finally {
+      await fast.close();
+    }
+  });
+
+  it('access denied: EventStoreAccessDeniedError from calls, and a subscription fails at once', async () => {
+    const ns = namespace();
+    emulator.denyAccess(true);
+    await expect(
+      store.append(ns.stream('d'), [makeEvent(ns.type('Denied'))], { expectedRevision: 'any' }),
+    ).rejects.toBeInstanceOf(EventStoreAccessDeniedError);
+    await expect(store.readStream(ns.stream('d'), { maxCount: 1 })).rejects.toBeInstanceOf(
+      EventStoreAccessDeniedError,
+    );
+    const subscription = store.subscribe({ filter: { streamNamePrefixes: [ns.prefix] } });
+    await expect(subscription[Symbol.asyncIterator]().next()).rejects.toBeInstanceOf(
+      EventStoreAccessDeniedError,
+    );
+    await subscription.close();
+  });
+});
+
+describe("esdb append over the server's maximum append size", () => {
+  let small: EsdbEmulator;
+  let smallStore: EsdbEventStore;
+  beforeAll(async () => {
+    small = await EsdbEmulator.start({ maxAppendSizeBytes: 64 * 1024 });
+    smallStore = new EsdbEventStore({ connectionString: small.connectionString, callTimeoutMs: 2_000 });
+  });
+  afterAll(async () => {
+    await smallStore?.close();
+    await small?.stop();
+  });
+
+  it('is an InvalidAppendError naming the limit, and nothing is appended', async () => {
+    const ns = namespace();
+    const error = await smallStore
+      .append(ns.stream('big'), [makeEvent(ns.type('Big'), { blob: 'z'.repeat(100 * 1024) })], {
+        expectedRevision: 'any',
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(InvalidAppendError);
+    expect((error as Error).message).toMatch(/maximum append size of 65536 bytes/);
+    expect(small.log.stream(ns.stream('big'))).toBeUndefined();
+  });
+});
