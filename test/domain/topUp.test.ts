@@ -1,0 +1,180 @@
+import { describe, it } from 'vitest';
+import { type InitiateTopUp, type TopUpCommand, topUpDecider } from '../../src/domain/topUp.js';
+import { BAD_AMOUNTS } from './fixtures.js';
+import { history, spec } from './spec.js';
+
+const NOW = '2026-03-01T10:00:00.000Z';
+const LIMITS = { topUpMin: 500, topUpMax: 1_000_000, allowedCurrencies: ['usd', 'eur', 'gbp'] };
+const initiate = (amount = 2500, currency = 'usd'): InitiateTopUp => ({
+  type: 'InitiateTopUp',
+  topUpId: 'tu1',
+  studentId: 's1',
+  amount,
+  currency,
+  limits: LIMITS,
+  initiatedAt: NOW,
+});
+const intent = (paymentIntentId = 'pi_1'): TopUpCommand => ({
+  type: 'RecordTopUpPaymentIntent',
+  paymentIntentId,
+  clientSecret: 'pi_1_secret_x',
+});
+const succeed = (amountReceived = 2500, paymentIntentId = 'pi_1', currency = 'usd'): TopUpCommand => ({
+  type: 'SucceedTopUp',
+  paymentIntentId,
+  amountReceived,
+  currency,
+  succeededAt: NOW,
+});
+const fail = (): TopUpCommand => ({
+  type: 'FailTopUp',
+  paymentIntentId: 'pi_1',
+  reason: 'card_declined',
+  failedAt: NOW,
+});
+const cardRefund = (amount: number, stripeRefundId = 're_1'): TopUpCommand => ({
+  type: 'RecordTopUpRefundToCard',
+  stripeRefundId,
+  amount,
+  currency: 'usd',
+  refundedAt: NOW,
+});
+
+const initiated = () => history(topUpDecider, [initiate(), intent()]);
+const succeeded = () => history(topUpDecider, [initiate(), intent(), succeed()]);
+const failed = () => history(topUpDecider, [initiate(), intent(), fail()]);
+const ref = { topUpId: 'tu1', studentId: 's1' };
+
+describe('top-up: InitiateTopUp', () => {
+  it('initiates a top-up within the tenant limits', () => {
+    spec(topUpDecider)
+      .given([])
+      .when(initiate())
+      .thenEmits([
+        { type: 'TopUpInitiated', data: { ...ref, amount: 2500, currency: 'usd', initiatedAt: NOW } },
+      ]);
+  });
+  it('accepts the limits themselves', () => {
+    spec(topUpDecider)
+      .given([])
+      .when(initiate(500))
+      .thenEmits(() => {});
+    spec(topUpDecider)
+      .given([])
+      .when(initiate(1_000_000))
+      .thenEmits(() => {});
+  });
+  it('rejects amounts outside the limits with limit_exceeded', () => {
+    spec(topUpDecider).given([]).when(initiate(499)).thenFails('limit_exceeded');
+    spec(topUpDecider).given([]).when(initiate(1_000_001)).thenFails('limit_exceeded');
+  });
+  it.each(BAD_AMOUNTS)('rejects a %s amount', (_why, amount) => {
+    spec(topUpDecider)
+      .given([])
+      .when(initiate(amount as number))
+      .thenFails('validation_failed');
+  });
+  it('rejects unknown and tenant-disallowed currencies, and a second initiation', () => {
+    spec(topUpDecider).given([]).when(initiate(1000, 'zzz')).thenFails('validation_failed');
+    spec(topUpDecider).given([]).when(initiate(1000, 'jpy')).thenFails('validation_failed');
+    spec(topUpDecider).given(initiated()).when(initiate()).thenFails('invalid_state');
+  });
+});
+
+describe('top-up: RecordTopUpPaymentIntent', () => {
+  it('records the PaymentIntent and its client secret', () => {
+    spec(topUpDecider)
+      .given(history(topUpDecider, [initiate()]))
+      .when(intent())
+      .thenEmits([
+        {
+          type: 'TopUpPaymentIntentCreated',
+          data: { ...ref, paymentIntentId: 'pi_1', clientSecret: 'pi_1_secret_x' },
+        },
+      ]);
+  });
+  it('rejects a second PaymentIntent, an unknown top-up and a finished one', () => {
+    spec(topUpDecider).given(initiated()).when(intent('pi_2')).thenFails('invalid_state');
+    spec(topUpDecider).given([]).when(intent()).thenFails('not_found');
+    spec(topUpDecider).given(failed()).when(intent()).thenFails('invalid_state');
+  });
+});
+
+describe('top-up: SucceedTopUp', () => {
+  it('succeeds with the amount initiated', () => {
+    spec(topUpDecider)
+      .given(initiated())
+      .when(succeed())
+      .thenEmits([
+        {
+          type: 'TopUpSucceeded',
+          data: { ...ref, paymentIntentId: 'pi_1', amount: 2500, currency: 'usd', succeededAt: NOW },
+        },
+      ]);
+  });
+  it('rejects another amount, another currency, another PaymentIntent', () => {
+    spec(topUpDecider).given(initiated()).when(succeed(2499)).thenFails('validation_failed');
+    spec(topUpDecider)
+      .given(initiated())
+      .when(succeed(2500, 'pi_1', 'eur'))
+      .thenFails('currency_mismatch');
+    spec(topUpDecider).given(initiated()).when(succeed(2500, 'pi_other')).thenFails('validation_failed');
+  });
+  it('rejects succeeding twice, after failure, or an unknown top-up', () => {
+    spec(topUpDecider).given(succeeded()).when(succeed()).thenFails('invalid_state');
+    spec(topUpDecider).given(failed()).when(succeed()).thenFails('invalid_state');
+    spec(topUpDecider).given([]).when(succeed()).thenFails('not_found');
+  });
+});
+
+describe('top-up: FailTopUp', () => {
+  it('fails an initiated top-up with a reason (no money moved)', () => {
+    spec(topUpDecider)
+      .given(initiated())
+      .when(fail())
+      .thenEmits([
+        {
+          type: 'TopUpFailed',
+          data: { ...ref, paymentIntentId: 'pi_1', reason: 'card_declined', failedAt: NOW },
+        },
+      ]);
+  });
+  it('rejects failing a succeeded, failed or unknown top-up, and a missing reason', () => {
+    spec(topUpDecider).given(succeeded()).when(fail()).thenFails('invalid_state');
+    spec(topUpDecider).given(failed()).when(fail()).thenFails('invalid_state');
+    spec(topUpDecider).given([]).when(fail()).thenFails('not_found');
+    spec(topUpDecider)
+      .given(initiated())
+      .when({ type: 'FailTopUp', paymentIntentId: null, reason: ' ', failedAt: NOW })
+      .thenFails('validation_failed');
+  });
+});
+
+describe('top-up: RecordTopUpRefundToCard', () => {
+  it('records card refunds up to the top-up', () => {
+    const first = history(topUpDecider, [initiate(), intent(), succeed(), cardRefund(1000)]);
+    spec(topUpDecider)
+      .given(first)
+      .when(cardRefund(1500, 're_2'))
+      .thenEmits([
+        {
+          type: 'TopUpRefundedToCard',
+          data: {
+            ...ref,
+            stripeRefundId: 're_2',
+            amount: 1500,
+            currency: 'usd',
+            refundedTotal: 2500,
+            refundedAt: NOW,
+          },
+        },
+      ]);
+    spec(topUpDecider).given(first).when(cardRefund(1501, 're_2')).thenFails('limit_exceeded');
+    spec(topUpDecider).given(first).when(cardRefund(1, 're_1')).thenFails('invalid_state');
+  });
+  it('rejects refunding a top-up that did not succeed', () => {
+    spec(topUpDecider).given(initiated()).when(cardRefund(100)).thenFails('invalid_state');
+    spec(topUpDecider).given(failed()).when(cardRefund(100)).thenFails('invalid_state');
+    spec(topUpDecider).given([]).when(cardRefund(100)).thenFails('not_found');
+  });
+});
