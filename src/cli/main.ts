@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { migrateDownAll, migrateLatest } from '../db/migrate.js';
+import { printToken } from './tokenCommand.js';
 
 /**
  * `npm run cli -- <command>`: operational commands sharing the app's configuration (same environment
@@ -9,11 +10,42 @@ import { migrateDownAll, migrateLatest } from '../db/migrate.js';
  */
 const USAGE = `usage: npm run cli -- <command> [options]
   migrate [--down]                      apply pending migrations (or roll all back with --down)
+  token --tenant T --sub S --role R [--role R2] [--ttl seconds]
+                                        print a development JWT signed with JWT_SECRET (or ./data's)
 `;
 
 type Command = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, Command> = {
+  token: async (argv) => {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        tenant: { type: 'string' },
+        sub: { type: 'string' },
+        role: { type: 'string', multiple: true },
+        ttl: { type: 'string', default: '3600' },
+      },
+    });
+    if (!values.tenant || !values.sub || !values.role?.length) {
+      process.stderr.write('token needs --tenant, --sub and at least one --role\n');
+      return 2;
+    }
+    const ttlSeconds = Number(values.ttl);
+    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 30 * 24 * 3600) {
+      process.stderr.write('--ttl must be an integer number of seconds in 1..2592000\n');
+      return 2;
+    }
+    const config = loadConfig();
+    await printToken({
+      tenant: values.tenant,
+      sub: values.sub,
+      roles: values.role,
+      secret: config.jwtSecret,
+      ttlSeconds,
+    });
+    return 0;
+  },
   migrate: async (argv) => {
     const { values } = parseArgs({ args: argv, options: { down: { type: 'boolean', default: false } } });
     const config = loadConfig();
