@@ -17,6 +17,8 @@ export interface EsdbEmulatorOptions {
   /** EventStoreDB's MaxAppendSize default is 1 MiB (sum of data and metadata bytes of one append). */
   maxAppendSizeBytes?: number;
   now?: () => Date;
+  /** false: behave like a server before 23.10, which never sends `caught_up` on subscriptions. */
+  caughtUpMessages?: boolean;
 }
 
 /** EventStoreDB's default checkpoint window for filtered subscriptions, multiplied by the client's interval. */
@@ -38,11 +40,14 @@ export class EsdbEmulator {
   private readonly subscriptions = new Set<ActiveSubscription>();
   private appendDelayMs = 0;
   private accessDenied = false;
+  private notLeader = false;
+  private readonly caughtUpMessages: boolean;
   private readonly pendingAppends = new Set<Promise<void>>();
 
   private constructor(options: EsdbEmulatorOptions) {
     this.log = new EmulatorLog(options.now);
     this.maxAppendSizeBytes = options.maxAppendSizeBytes ?? 1024 * 1024;
+    this.caughtUpMessages = options.caughtUpMessages ?? true;
   }
 
   static async start(options: EsdbEmulatorOptions = {}): Promise<EsdbEmulator> {
@@ -111,6 +116,26 @@ export class EsdbEmulator {
     while (this.pendingAppends.size > 0) await Promise.all([...this.pendingAppends]);
   }
 
+  /**
+   * Answers every call as a follower that requires the leader: NOT_FOUND with `exception: not-leader`
+   * and the leader's endpoint (this same emulator), which makes the client reconnect there.
+   */
+  pretendNotLeader(on: boolean): void {
+    this.notLeader = on;
+  }
+
+  private refusal(): grpc.ServerErrorResponse | undefined {
+    if (this.accessDenied) return accessDeniedError();
+    if (this.notLeader) {
+      return rpcError(grpc.status.NOT_FOUND, 'Leader info available', {
+        exception: 'not-leader',
+        'leader-endpoint-host': HOST,
+        'leader-endpoint-port': String(this.boundPort),
+      });
+    }
+    return undefined;
+  }
+
   async stop(): Promise<void> {
     await this.goOffline();
     await this.settled();
@@ -159,8 +184,9 @@ export class EsdbEmulator {
       failed = true;
       callback(error);
     };
-    if (this.accessDenied) {
-      fail(accessDeniedError());
+    const refusal = this.refusal();
+    if (refusal) {
+      fail(refusal);
       return;
     }
     call.on('data', (req: AppendReq) => {
@@ -283,8 +309,9 @@ export class EsdbEmulator {
     const fail = (error: grpc.ServerErrorResponse): void => {
       call.emit('error', error);
     };
-    if (this.accessDenied) {
-      fail(accessDeniedError());
+    const refusal = this.refusal();
+    if (refusal) {
+      fail(refusal);
       return;
     }
     const options = call.request.getOptions();
@@ -467,9 +494,11 @@ export class EsdbEmulator {
             scanned = 0;
             await write(call, checkpointResp(lastScanned));
           }
-          const resp = new streamsPb.ReadResp();
-          resp.setCaughtUp(new streamsPb.ReadResp.CaughtUp());
-          await write(call, resp);
+          if (this.caughtUpMessages) {
+            const resp = new streamsPb.ReadResp();
+            resp.setCaughtUp(new streamsPb.ReadResp.CaughtUp());
+            await write(call, resp);
+          }
         }
         if (index >= records().length) {
           await new Promise<void>((resolve) => {

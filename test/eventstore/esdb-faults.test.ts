@@ -32,6 +32,7 @@ beforeAll(async () => {
 afterEach(async () => {
   emulator.delayAppends(0);
   emulator.denyAccess(false);
+  emulator.pretendNotLeader(false);
   await emulator.goOnline();
   await emulator.settled();
 });
@@ -220,5 +221,65 @@ describe("esdb append over the server's maximum append size", () => {
     expect(error).toBeInstanceOf(InvalidAppendError);
     expect((error as Error).message).toMatch(/maximum append size of 65536 bytes/);
     expect(small.log.stream(ns.stream('big'))).toBeUndefined();
+  });
+});
+
+describe('esdb against a server that never sends caught_up (before 23.10)', () => {
+  let old: EsdbEmulator;
+  let oldStore: EsdbEventStore;
+  beforeAll(async () => {
+    old = await EsdbEmulator.start({ caughtUpMessages: false });
+    oldStore = new EsdbEventStore({ connectionString: old.connectionString, callTimeoutMs: 2_000 });
+  });
+  afterAll(async () => {
+    await oldStore?.close();
+    await old?.stop();
+  });
+
+  it('reports caughtUp once everything up to the head read at start was delivered', async () => {
+    const ns = namespace();
+    const empty = await collect(oldStore.subscribe({}), (c) => c.caughtUp.length === 1);
+    expect(empty).toEqual({ events: [], caughtUp: [-1n] });
+    await oldStore.append(
+      ns.stream('a'),
+      [makeEvent(ns.type('A'), { i: 0 }), makeEvent(ns.type('A'), { i: 1 })],
+      {
+        expectedRevision: 'no_stream',
+      },
+    );
+    await oldStore.append(ns.stream('b'), [makeEvent(ns.type('B'), { i: 2 })], {
+      expectedRevision: 'no_stream',
+    });
+    const head = await oldStore.headPosition();
+    const all = await collect(oldStore.subscribe({}), (c) => c.caughtUp.length === 1);
+    expect(all.events.map((e) => e.data.i)).toEqual([0, 1, 2]);
+    expect(all.caughtUp).toEqual([head]);
+    // Filtered: the last matching event is older than the head; the server's checkpoint at the end says so.
+    const filtered = await collect(
+      oldStore.subscribe({ filter: { streamNamePrefixes: [ns.stream('a')] } }),
+      (c) => c.caughtUp.length === 1,
+    );
+    expect(filtered.events.map((e) => e.data.i)).toEqual([0, 1]);
+    expect(filtered.caughtUp).toEqual([head]);
+  });
+});
+
+describe('esdb on a node that is not the leader', () => {
+  it('maps not-leader to EventStoreUnavailableError and reaches the leader on the next call', async () => {
+    const ns = namespace();
+    emulator.pretendNotLeader(true);
+    const error = await store
+      .append(ns.stream('l'), [makeEvent(ns.type('Led'))], { expectedRevision: 'any' })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    emulator.pretendNotLeader(false);
+    expect(error).toBeInstanceOf(EventStoreUnavailableError);
+    expect((error as Error).message).toMatch(/not the leader/);
+    const result = await store.append(ns.stream('l'), [makeEvent(ns.type('Led'))], {
+      expectedRevision: 'any',
+    });
+    expect(result.nextExpectedRevision).toBe(0n);
   });
 });
