@@ -72,3 +72,8 @@ export function history<C, E, S>(decider: Decider<C, E, S>, commands: readonly C
 export function foldEvents<C, E, S>(decider: Decider<C, E, S>, events: readonly E[]): S {
   return events.reduce(decider.evolve, decider.initialState());
 }
+
+/** The entry of a money event (undefined for events that move nothing), for assertions across unions. */
+export function entryOf(event: { data: unknown } | undefined): JournalEntry | undefined {
+  return (event?.data as { entry?: JournalEntry } | undefined)?.entry;
+}

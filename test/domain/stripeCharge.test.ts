@@ -107,7 +107,10 @@ describe('stripe charges', () => {
     spec(stripeChargeDecider).given(closed).when(close('won')).thenFails('invalid_state');
     spec(stripeChargeDecider)
       .given(history(stripeChargeDecider, [open()]))
-      .when({ ...close('won'), outcome: 'draw' as 'won' })
+      .when({
+        ...(close('won') as Extract<StripeChargeCommand, { type: 'CloseStripeDispute' }>),
+        outcome: 'draw' as 'won',
+      })
       .thenFails('validation_failed');
   });
 });

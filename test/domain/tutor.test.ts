@@ -10,7 +10,7 @@ import {
   tutorDecider,
 } from '../../src/domain/tutor.js';
 import { BAD_AMOUNTS, FINANCE_ADMIN, uuid } from './fixtures.js';
-import { foldEvents, history, spec } from './spec.js';
+import { entryOf, foldEvents, history, spec } from './spec.js';
 
 const T = 't1';
 const EARNED = '2026-03-10T11:00:00.000Z';
@@ -144,7 +144,7 @@ describe('tutor: ClearEarnings', () => {
       .when(clear())
       .thenEmits(() => {});
     expect(event).toMatchObject({ type: 'TutorEarningsCleared', data: { amount: 3200, recovered: 0 } });
-    expect(event!.data.entry?.postings).toEqual([
+    expect(entryOf(event)?.postings).toEqual([
       p('tutor:t1:earnings:pending', 'debit', 3200),
       p('tutor:t1:earnings:available', 'credit', 3200),
     ]);
@@ -160,7 +160,7 @@ describe('tutor: ClearEarnings', () => {
       .when(clear('b2'))
       .thenEmits(() => {});
     expect(event!.data).toMatchObject({ amount: 500, recovered: 500 });
-    expect(event!.data.entry?.postings).toEqual([
+    expect(entryOf(event)?.postings).toEqual([
       p('tutor:t1:earnings:pending', 'debit', 500),
       p('tutor:t1:receivable', 'credit', 500),
     ]);
@@ -200,7 +200,7 @@ describe('tutor: ReverseEarnings', () => {
       .when(reverse('r1', 800))
       .thenEmits(() => {});
     expect(event!.data).toMatchObject({ from: 'pending', amount: 800 });
-    expect(event!.data.entry.postings).toEqual([
+    expect(entryOf(event)?.postings).toEqual([
       p('tutor:t1:earnings:pending', 'debit', 800),
       p('clearing:refund:r1', 'credit', 800),
     ]);
@@ -211,7 +211,7 @@ describe('tutor: ReverseEarnings', () => {
       .when(reverse('r1', 800))
       .thenEmits(() => {});
     expect(event!.data).toMatchObject({ from: 'cleared' });
-    expect(event!.data.entry.postings).toEqual([
+    expect(entryOf(event)?.postings).toEqual([
       p('tutor:t1:receivable', 'debit', 800),
       p('clearing:refund:r1', 'credit', 800),
     ]);
@@ -242,8 +242,8 @@ describe('tutor: payout holds', () => {
       .given(cleared())
       .when(payoutHold(2000))
       .thenEmits(() => {});
-    expect(event!.data.entry).toMatchObject({ holdId: uuid('payout-hold-p1') });
-    expect(event!.data.entry.postings).toEqual([
+    expect(entryOf(event)).toMatchObject({ holdId: uuid('payout-hold-p1') });
+    expect(entryOf(event)?.postings).toEqual([
       p('tutor:t1:earnings:available', 'debit', 2000, 'hold'),
       p('clearing:payout:p1', 'credit', 2000, 'hold'),
     ]);
@@ -268,7 +268,7 @@ describe('tutor: payout holds', () => {
       .given(withHold())
       .when(postPayout())
       .thenEmits(() => {});
-    expect(event!.data.entry.postings).toEqual([
+    expect(entryOf(event)?.postings).toEqual([
       p('tutor:t1:earnings:available', 'debit', 2000, 'release'),
       p('clearing:payout:p1', 'credit', 2000, 'release'),
       p('tutor:t1:earnings:available', 'debit', 2000),
@@ -283,7 +283,7 @@ describe('tutor: payout holds', () => {
       .given(withHold())
       .when(releasePayout())
       .thenEmits(() => {});
-    expect(event!.data.entry.postings).toHaveLength(2);
+    expect(entryOf(event)?.postings).toHaveLength(2);
     expect(tutorAvailable(foldEvents(tutorDecider, [...withHold(), event!]))).toBe(3200);
   });
   it('resolves a payout hold exactly once; unknown payouts are not_found', () => {
@@ -303,11 +303,11 @@ describe('tutor: AdjustTutor', () => {
       .given([])
       .when(adjust('available', 'credit', 700))
       .thenEmits((e) => {
-        expect(e[0]!.data.entry.postings).toEqual([
+        expect(entryOf(e[0])?.postings).toEqual([
           p('tutor:t1:earnings:available', 'credit', 700),
           p('platform:adjustments', 'debit', 700),
         ]);
-        expect(e[0]!.data.actor).toEqual(FINANCE_ADMIN);
+        expect((e[0]!.data as { actor?: unknown }).actor).toEqual(FINANCE_ADMIN);
       });
   });
   it('debits available only down to zero', () => {
@@ -326,7 +326,7 @@ describe('tutor: AdjustTutor', () => {
       .given(owing)
       .when(adjust('receivable', 'credit', 1000))
       .thenEmits((e) => {
-        expect(e[0]!.data.entry.postings).toEqual([
+        expect(entryOf(e[0])?.postings).toEqual([
           p('tutor:t1:receivable', 'credit', 1000),
           p('platform:adjustments', 'debit', 1000),
         ]);
