@@ -22,7 +22,7 @@ export class ArgsError extends Error {
 }
 
 export const USAGE = `usage: npm run soak -- [--minutes N] [--clients C] [--stack postgres|embedded] [--ci] [--seed S] [--apps 1|2] [--keep]
-  --minutes N   workload duration in minutes (0.1..240, decimals allowed; default 2, --ci: 1.25)
+  --minutes N   workload duration in minutes (0.1..240, decimals allowed; default 2, --ci: 1)
   --clients C   concurrent HTTP clients (1..64; default 8, --ci: 4)
   --stack       postgres (private PostgreSQL + Redis, the default) or embedded (PGlite, no Redis)
   --ci          short run sized for 2 cores (about two minutes in total)
@@ -63,7 +63,7 @@ export function parseArgs(argv: readonly string[], randomSeed: () => number): So
     throw new ArgsError(`--stack must be postgres or embedded, got ${JSON.stringify(stackValue)}`);
   }
   const stack: Stack = stackValue;
-  const minutes = number(seen.get('minutes'), 'minutes', ci ? 1.25 : 2, MINUTES_MIN, MINUTES_MAX, false);
+  const minutes = number(seen.get('minutes'), 'minutes', ci ? 1 : 2, MINUTES_MIN, MINUTES_MAX, false);
   const clients = number(seen.get('clients'), 'clients', ci ? 4 : 8, 1, CLIENTS_MAX, true);
   const seed = number(seen.get('seed'), 'seed', randomSeed(), 0, 2 ** 32 - 1, true);
   const appsMax = stack === 'embedded' ? 1 : 2;

@@ -115,16 +115,20 @@ export class Http {
     req: HttpRequest,
     rng: Rng,
     options: { maxAttempts: number; budgetMs: number; stop?: () => boolean },
-  ): Promise<HttpResponse & { attempts: number }> {
+  ): Promise<HttpResponse & { attempts: number; history: string[] }> {
     const deadline = Date.now() + options.budgetMs;
     let attempts = 0;
     let last: HttpResponse;
+    const history: string[] = [];
     for (;;) {
       attempts++;
       last = await this.once(req, rng);
-      if (!isAmbiguous(last)) return { ...last, attempts };
+      history.push(
+        last.status === 0 ? (last.code ?? 'network') : `${last.status}${last.code ? ` ${last.code}` : ''}`,
+      );
+      if (!isAmbiguous(last)) return { ...last, attempts, history };
       if (attempts >= options.maxAttempts || Date.now() >= deadline || options.stop?.()) {
-        return { ...last, attempts };
+        return { ...last, attempts, history };
       }
       const retryAfterS = Number(last.headers.get('retry-after'));
       const backoffMs = Math.min(4_000, 100 * 2 ** Math.min(attempts, 6)) * (0.5 + rng.next());

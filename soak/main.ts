@@ -150,10 +150,14 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
   cleanup.add('app processes', async () => {
     for (const app of apps) await app.stop(15_000);
   });
-  for (const app of apps) {
+  // The first app alone (it may run start-up work such as migrations), then the others together.
+  const startApp = async (app: AppProcess) => {
+    const t = Date.now();
     await app.start(APP_START_TIMEOUT_MS);
-    log(`${app.name} ready at ${app.url} (pid ${app.pid})`);
-  }
+    log(`${app.name} ready at ${app.url} (pid ${app.pid}) in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  };
+  await startApp(apps[0]!);
+  await Promise.all(apps.slice(1).map(startApp));
 
   const http = new Http(recorder, () => apps.filter((a) => a.running).map((a) => a.url));
   const tokens = new TokenMinter(jwtSecret);
@@ -164,6 +168,7 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
     createTenantModel(TENANTS[1], CURRENCY, Math.max(3, Math.ceil(students / 4)), 2),
   ];
   const pending: PendingCommand[] = [];
+  const rejections: string[] = [];
   const limits = new Map<string, TenantLimits>();
   const setupRng = createRng(deriveSeed(o.seed, 20_000));
 
@@ -206,6 +211,7 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
     tenants,
     limits,
     pending,
+    rejections,
     stopAtMs,
     aborted: isAborted,
     counters,
@@ -251,6 +257,7 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
         aborted: isAborted,
         appStartTimeoutMs: APP_START_TIMEOUT_MS,
         holdMs,
+        stopInjectingAtMs: t0Ms + Math.round(o.workloadMs * 0.85),
         log,
       }),
     ]);
@@ -264,7 +271,7 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
   stripe?.clearFaults();
   for (const app of apps) if (!app.running) await app.start(APP_START_TIMEOUT_MS);
   const final = new FinalChecks(http, tokens, recorder, createRng(deriveSeed(o.seed, 4_000)));
-  const resolution = await final.resolvePending(pending, 120_000);
+  const resolution = await final.resolvePending(pending, 100_000);
   await sleep(Math.max(2 * SCHEDULER_INTERVAL_MS, 2_500));
   await stripe?.flushWebhooks(70_000);
 
@@ -459,7 +466,11 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
     checks,
     violationCounts: recorder.violationCounts,
     violationDetails: recorder.violationDetails,
-    notes: recorder.notes,
+    notes: [
+      ...recorder.notes,
+      ...rejections.slice(0, 15).map((r) => `refused: ${r}`),
+      ...(rejections.length > 15 ? [`(${rejections.length - 15} more refusals like these not shown)`] : []),
+    ],
   });
   process.stdout.write(`${summary}\n`);
   passed = verdict({ checks, violationCounts: recorder.violationCounts });

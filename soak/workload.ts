@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import { deterministicId } from '../src/domain/ids.js';
 import type { FaultLog } from './faults.js';
 import { type Http, type HttpRequest, type HttpResponse, isAmbiguous, labelOf } from './http.js';
 import { type BookingModel, parsePosition, refundedTotal, type TenantModel } from './model.js';
@@ -32,6 +33,8 @@ export interface WorkloadContext {
   tenants: TenantModel[];
   limits: Map<string, TenantLimits>;
   pending: PendingCommand[];
+  /** Definitive refusals worth a look (unexpected codes, or refused after an ambiguous attempt). */
+  rejections: string[];
   stopAtMs: number;
   /** Set on SIGINT or a fatal error. */
   aborted: () => boolean;
@@ -69,6 +72,17 @@ const commandAccept = (s: number) => (s >= 200 && s < 300) || s === 409 || s ===
 const COMMAND_RETRY = { maxAttempts: 8, budgetMs: 30_000 };
 const SCHEDULE_AHEAD_MS = 30 * 24 * 3_600_000;
 export const PENDING_LIMIT = 5_000;
+
+/** Refusals the workload provokes on purpose (racing its own clients, spending what is not there). */
+const EXPECTED_REJECTIONS = new Set([
+  'book insufficient_funds',
+  'payout insufficient_funds',
+  'complete invalid_state',
+  'cancel invalid_state',
+  'refund invalid_state',
+  'book concurrency_conflict',
+  'topUp limit_exceeded',
+]);
 
 type Action = 'topUp' | 'book' | 'complete' | 'cancel' | 'refund' | 'payout' | 'read';
 const WEIGHTS: Record<Action, number> = {
@@ -148,16 +162,31 @@ export class Workload {
       },
       accept: (s) => commandAccept(s) || (declined && s === 402),
     };
-    await this.execute(tenant, rng, 'topUp', req, [], (json) => {
-      const topUpId = json.topUpId;
-      if (typeof topUpId !== 'string') throw new Error('top-up response without topUpId');
-      tenant.topUps.set(topUpId, {
-        topUpId,
-        studentId: sid,
-        amount: value,
-        expect: declined ? 'fail' : 'succeed',
-      });
-    });
+    await this.execute(
+      tenant,
+      rng,
+      'topUp',
+      req,
+      [],
+      (json) => {
+        const topUpId = json.topUpId;
+        if (typeof topUpId !== 'string') throw new Error('top-up response without topUpId');
+        tenant.topUps.set(topUpId, {
+          topUpId,
+          studentId: sid,
+          amount: value,
+          expect: declined ? 'fail' : 'succeed',
+        });
+      },
+      (line) => {
+        // The API derives the top-up id from tenant, caller and key: this names the request behind a
+        // credit that no client was told about.
+        tenant.refusedTopUps.set(
+          deterministicId('api', 'topup', tenant.tenantId, sid, req.idempotencyKey!),
+          line,
+        );
+      },
+    );
   }
 
   async book(
@@ -214,7 +243,7 @@ export class Workload {
     return null;
   }
 
-  async complete(tenant: TenantModel, rng: Rng): Promise<void> {
+  async complete(tenant: TenantModel, rng: Rng, client: number): Promise<void> {
     const b = this.claim(tenant, rng, (x) => x.status === 'held');
     if (!b) return this.read(tenant, rng);
     const asTutor = rng.chance(0.7);
@@ -222,7 +251,11 @@ export class Workload {
       kind: 'command',
       method: 'POST',
       path: `/v1/bookings/${b.bookingId}/complete`,
-      token: await this.token(tenant, asTutor ? b.tutorId : 'soak-scheduler', asTutor ? 'tutor' : 'service'),
+      token: await this.token(
+        tenant,
+        asTutor ? b.tutorId : `soak-scheduler-${client}`,
+        asTutor ? 'tutor' : 'service',
+      ),
       idempotencyKey: randomUUID(),
       body: {},
       accept: commandAccept,
@@ -251,7 +284,7 @@ export class Workload {
     });
   }
 
-  async refund(tenant: TenantModel, rng: Rng): Promise<void> {
+  async refund(tenant: TenantModel, rng: Rng, client: number): Promise<void> {
     const b = this.claim(tenant, rng, (x) => x.status === 'completed' && x.captured - refundedTotal(x) > 0);
     if (!b) return this.read(tenant, rng);
     const remaining = b.captured - refundedTotal(b);
@@ -261,7 +294,7 @@ export class Workload {
       kind: 'command',
       method: 'POST',
       path: `/v1/bookings/${b.bookingId}/refunds`,
-      token: await this.token(tenant, 'soak-finance', 'finance_admin'),
+      token: await this.token(tenant, `soak-finance-${client}`, 'finance_admin'),
       idempotencyKey: key,
       body: { amount, reason: 'soak: partial refund' },
       accept: commandAccept,
@@ -370,7 +403,7 @@ export class Workload {
           kind: 'read',
           method: 'GET',
           path: `/v1/ledger/trial-balance${q}`,
-          token: await this.token(tenant, 'soak-finance', 'finance_admin'),
+          token: await this.token(tenant, `soak-finance-${rng.int(0, 7)}`, 'finance_admin'),
           accept: (s) => s === 200,
         },
         rng,
@@ -396,8 +429,10 @@ export class Workload {
     req: HttpRequest,
     locks: BookingModel[],
     onAck: (json: Record<string, unknown>) => void,
+    onReject?: (line: string) => void,
   ): Promise<void> {
     const startMs = Date.now();
+    const history: string[] = [];
     const concurrent = rng.chance(0.04);
     let r: HttpResponse;
     if (concurrent) {
@@ -447,6 +482,12 @@ export class Workload {
     }
     bump(this.ctx.counters.rejected, `${name} ${r.status} ${r.code ?? ''}`.trim());
     for (const b of locks) b.busy = false;
+    if (!EXPECTED_REJECTIONS.has(`${name} ${r.code}`) || history.length > 1) {
+      const detail = asObject(r.json).detail;
+      const line = `${name} ${req.method} ${req.path} key ${req.idempotencyKey} -> ${r.status} ${r.code ?? ''} ${typeof detail === 'string' ? JSON.stringify(detail.slice(0, 160)) : ''} (attempts: ${history.join(', ')})`;
+      this.ctx.rejections.push(line);
+      onReject?.(line);
+    }
   }
 
   acknowledge(

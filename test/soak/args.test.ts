@@ -22,7 +22,7 @@ describe('soak arguments', () => {
   });
 
   it('--ci shrinks the defaults but explicit values win', () => {
-    expect(parseArgs(['--ci'], seed)).toMatchObject({ ci: true, workloadMs: 75_000, clients: 4 });
+    expect(parseArgs(['--ci'], seed)).toMatchObject({ ci: true, workloadMs: 60_000, clients: 4 });
     expect(parseArgs(['--ci', '--clients', '2'], seed)).toMatchObject({ clients: 2 });
   });
 
