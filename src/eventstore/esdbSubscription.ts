@@ -8,7 +8,7 @@ import {
   START,
   streamNameFilter,
 } from '@eventstore/db-client';
-import { mapEsdbError } from './esdbErrors.js';
+import { isTransient, mapEsdbError } from './esdbErrors.js';
 import { allPosition, isSystemEvent, toRecordedEvent } from './esdbEvents.js';
 import {
   type EventFilter,
@@ -167,24 +167,34 @@ export class EsdbSubscription implements Subscription {
       try {
         head = await this.deps.headPosition();
       } catch (error) {
-        return { error: mapEsdbError(error, context), retryable: true, progressed: false };
+        const mapped = mapEsdbError(error, context);
+        return { error: mapped, retryable: isTransient(mapped), progressed: false };
       }
     }
     if (this.closed) return { error: new Error('closed'), retryable: false, progressed: false };
     const from = this.lastPosition;
+    let onCheckpoint: (commit: bigint) => void = () => undefined;
     const subscription = this.deps.client.subscribeToAll({
       fromPosition: from === undefined ? START : allPosition(from),
-      filter: serverFilter(this.options.filter, (position) => {
-        if (head !== undefined && position.commit >= head) this.caughtUp(head);
-      }),
+      filter: serverFilter(this.options.filter, (position) => onCheckpoint(position.commit)),
     });
     this.current = subscription;
     let progressed = false;
-    /** caughtUp arrives while events pushed before it may still sit in the readable buffer. */
+    let confirmedAt: number | undefined;
+    /** Signals (caughtUp, checkpoints) arrive while events before them may still sit in the readable buffer. */
     let caughtUpAfterEvents: number | undefined;
     const reportCaughtUp = () => {
       progressed = true;
       this.caughtUp(head ?? this.lastPosition ?? -1n);
+    };
+    const caughtUpAfterBuffered = () => {
+      const pending = subscription.readableLength;
+      if (pending === 0) reportCaughtUp();
+      else caughtUpAfterEvents ??= pending;
+    };
+    // Fallback for servers without caught_up: the server has searched up to the head we read at start.
+    onCheckpoint = (commit) => {
+      if (head !== undefined && commit >= head && !this.caughtUpSent) caughtUpAfterBuffered();
     };
     return await new Promise((resolve) => {
       let settled = false;
@@ -193,17 +203,19 @@ export class EsdbSubscription implements Subscription {
         settled = true;
         if (this.current === subscription) this.current = undefined;
         void subscription.unsubscribe().catch(() => undefined);
-        resolve({ error, retryable, progressed });
+        // A subscription that stayed up a while before dropping was healthy: start counting afresh, so
+        // occasional drops (idle timeouts, restarts) never add up to giving up.
+        const lived = confirmedAt !== undefined && Date.now() - confirmedAt >= this.deps.policy.maxBackoffMs;
+        resolve({ error, retryable, progressed: progressed || lived });
       };
       subscription.on('confirmation', () => {
+        confirmedAt = Date.now();
         // Nothing newer than the head existed when we read it: caught up before the first event.
         if (head !== undefined && (head < 0n || (from !== undefined && from >= head))) reportCaughtUp();
       });
       subscription.on('caughtUp', () => {
         if (settled || this.closed) return;
-        const pending = subscription.readableLength;
-        if (pending === 0) reportCaughtUp();
-        else caughtUpAfterEvents = pending;
+        caughtUpAfterBuffered();
       });
       subscription.on('data', (resolved: AllStreamResolvedEvent) => {
         // A dropped call may still flush buffered events; the next subscription delivers them instead.
@@ -224,7 +236,7 @@ export class EsdbSubscription implements Subscription {
       });
       subscription.on('error', (error: Error) => {
         const mapped = mapEsdbError(error, context);
-        settle(mapped, mapped !== error || isRetryableRaw(error));
+        settle(mapped, isTransient(mapped) || isRetryableRaw(error));
       });
       subscription.on('end', () => settle(new Error(`${context}: the server ended the subscription`), true));
       subscription.on('close', () => settle(new Error(`${context}: the subscription closed`), true));
