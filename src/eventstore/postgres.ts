@@ -47,6 +47,18 @@ export interface PostgresEventStoreOptions {
   beforeCommit?: (streamName: string, events: EventToAppend[]) => Promise<void>;
 }
 
+export interface PostgresEventStoreStats {
+  /** Group transactions committed. */
+  groupsCommitted: number;
+  /** Appends and events written inside group transactions (counted before COMMIT). */
+  appendsWritten: number;
+  eventsWritten: number;
+  /** Groups whose state had to be read again because another writer committed while we waited. */
+  stateRereads: number;
+  /** Groups whose transaction failed and whose appends were retried one by one. */
+  groupsSplit: number;
+}
+
 interface PendingAppend {
   streamName: string;
   events: EventToAppend[];
@@ -66,6 +78,26 @@ interface WrittenRow {
   type: string;
   data: JsonObject;
   metadata: EventToAppend['metadata'];
+}
+
+/** Stream revisions and already-stored events of a group; bindings: stream names, ids (JSON arrays). */
+const STATE_SQL = `SELECT 'stream' AS kind, stream_name, revision, NULL::text AS id, NULL::bigint AS position,
+         NULL::text AS type, NULL::jsonb AS data
+  FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text(?::jsonb))
+  UNION ALL
+  SELECT 'event', stream_name, revision, id::text, position, type, data
+  FROM events WHERE id IN (SELECT jsonb_array_elements_text(?::jsonb)::uuid)`;
+
+interface StateRow {
+  kind: 'head' | 'stream' | 'event';
+  stream_name: string | null;
+  /** For the head row: the head as of the statement's snapshot. */
+  revision: number | null;
+  id: string | null;
+  /** For the head row: the locked (latest) head. */
+  position: number | null;
+  type: string | null;
+  data: JsonObject | null;
 }
 
 const DEFAULTS = {
@@ -102,6 +134,13 @@ export class PostgresEventStore implements EventStore {
   private closed = false;
   private readonly subscriptions = new Set<PostgresSubscription>();
   private unlisten: Promise<() => Promise<void>> | undefined;
+  private readonly counters: PostgresEventStoreStats = {
+    groupsCommitted: 0,
+    appendsWritten: 0,
+    eventsWritten: 0,
+    stateRereads: 0,
+    groupsSplit: 0,
+  };
 
   constructor(
     private readonly db: Database,
@@ -179,6 +218,7 @@ export class PostgresEventStore implements EventStore {
       });
     } catch (error) {
       if (splitOnFailure && group.length > 1) {
+        this.counters.groupsSplit++;
         for (const pending of group) await this.writeGroup([pending], false);
         return;
       }
@@ -186,6 +226,7 @@ export class PostgresEventStore implements EventStore {
       for (const pending of group) pending.reject(mapped);
       return;
     }
+    this.counters.groupsCommitted++;
     group.forEach((pending, i) => {
       const outcome = outcomes[i]!;
       if (outcome.ok) pending.resolve(outcome.result);
@@ -195,55 +236,55 @@ export class PostgresEventStore implements EventStore {
   }
 
   private async writeInTransaction(trx: Knex.Transaction, group: PendingAppend[]): Promise<Outcome[]> {
-    // The lock comes first: every later statement of this transaction takes a snapshot that includes
-    // the previous holder's commit. The timeouts are set in the same round trip; set_config runs in the
-    // scan's projection, before the row lock is requested, so lock_timeout already bounds that wait.
-    const headRows = await trx.raw<{ rows: Array<{ position: number }> }>(
-      `SELECT position,
-              set_config('lock_timeout', ?, true),
-              set_config('statement_timeout', ?, true),
-              set_config('idle_in_transaction_session_timeout', ?, true)
-       FROM event_store_head WHERE id = 1 FOR UPDATE`,
+    const streamNames = [...new Set(group.map((p) => p.streamName))];
+    const ids = group.flatMap((p) => p.events.map((e) => e.id));
+    const stateBindings = [JSON.stringify(streamNames), JSON.stringify(ids)];
+    // One round trip takes the head row lock and reads the group's state (stream revisions, already
+    // stored ids). The reads use the statement's snapshot, taken before the lock wait; they are current
+    // only if nobody committed in between, which shows as the locked head (latest row version) equal to
+    // the head in the snapshot. Otherwise (another process appended meanwhile) read the state again: a
+    // new statement's snapshot includes every commit made before we got the lock.
+    const first = await trx.raw<{ rows: StateRow[] }>(
+      `WITH locked AS (
+         SELECT position,
+                set_config('lock_timeout', ?, true) AS lock_timeout,
+                set_config('statement_timeout', ?, true) AS statement_timeout,
+                set_config('idle_in_transaction_session_timeout', ?, true) AS idle_timeout
+         FROM event_store_head WHERE id = 1 FOR UPDATE
+       )
+       SELECT 'head' AS kind, NULL::text AS stream_name,
+              (SELECT position FROM event_store_head WHERE id = 1) AS revision,
+              NULL::text AS id, (SELECT position FROM locked) AS position, NULL::text AS type, NULL::jsonb AS data
+       UNION ALL
+       ${STATE_SQL}`,
       [
         `${this.settings.lockTimeoutMs}ms`,
         `${this.settings.statementTimeoutMs}ms`,
         `${this.settings.statementTimeoutMs}ms`,
+        ...stateBindings,
       ],
     );
-    const head = headRows.rows[0];
-    if (!head) throw new Error('event_store_head row is missing; run the migrations');
-
-    // Current revisions of the group's streams and any already-stored event ids, in one round trip.
-    const streamNames = [...new Set(group.map((p) => p.streamName))];
-    const ids = group.flatMap((p) => p.events.map((e) => e.id));
-    const stateRows = await trx.raw<{
-      rows: Array<{
-        stream_name: string;
-        revision: number;
-        id: string | null;
-        position: number | null;
-        type: string | null;
-        data: JsonObject | null;
-      }>;
-    }>(
-      `SELECT stream_name, revision, NULL::text AS id, NULL::bigint AS position, NULL::text AS type, NULL::jsonb AS data
-       FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text(?::jsonb))
-       UNION ALL
-       SELECT stream_name, revision, id::text, position, type, data
-       FROM events WHERE id IN (SELECT jsonb_array_elements_text(?::jsonb)::uuid)`,
-      [JSON.stringify(streamNames), JSON.stringify(ids)],
-    );
+    const headRow = first.rows.find((r) => r.kind === 'head');
+    if (headRow?.position === null || headRow?.position === undefined) {
+      throw new Error('event_store_head row is missing; run the migrations');
+    }
+    const head = { position: headRow.position };
+    const fresh = headRow.revision === headRow.position;
+    if (!fresh) this.counters.stateRereads++;
+    const stateRows = fresh
+      ? first.rows
+      : (await trx.raw<{ rows: StateRow[] }>(STATE_SQL, stateBindings)).rows;
 
     const current = new Map<string, bigint>();
     const known = new Map<string, StoredEventRef>();
-    for (const r of stateRows.rows) {
-      if (r.id === null) {
-        current.set(r.stream_name, BigInt(r.revision));
-      } else {
-        known.set(r.id, {
-          id: r.id,
-          streamName: r.stream_name,
-          revision: BigInt(r.revision),
+    for (const r of stateRows) {
+      if (r.kind === 'stream') {
+        current.set(r.stream_name!, BigInt(r.revision!));
+      } else if (r.kind === 'event') {
+        known.set(r.id!, {
+          id: r.id!,
+          streamName: r.stream_name!,
+          revision: BigInt(r.revision!),
           position: BigInt(r.position!),
           type: r.type!,
           data: r.data!,
@@ -324,6 +365,8 @@ export class PostgresEventStore implements EventStore {
          SELECT pg_notify('${EVENTS_CHANNEL}', position::text) FROM moved`,
         [JSON.stringify(rows), JSON.stringify(touched), newHead],
       );
+      this.counters.appendsWritten += written.length;
+      this.counters.eventsWritten += rows.length;
       if (this.options.beforeCommit) {
         for (const pending of written) await this.options.beforeCommit(pending.streamName, pending.events);
       }
@@ -420,6 +463,11 @@ export class PostgresEventStore implements EventStore {
 
   private wakeSubscriptions(): void {
     for (const s of this.subscriptions) s.wake();
+  }
+
+  /** Counters since this instance started (for metrics and tests); attempts, not only commits. */
+  stats(): PostgresEventStoreStats {
+    return { ...this.counters };
   }
 
   async headPosition(): Promise<bigint> {

@@ -141,14 +141,18 @@ export class PostgresSubscription implements Subscription {
     }
   }
 
-  /** The head and the next batch in one statement, so both come from the same snapshot. */
+  /**
+   * The head and the next batch in one statement, so both come from the same snapshot (whose events
+   * are exactly positions 0..head). No `position <= head` bound: it would hide the LIMIT from the
+   * planner and turn each batch into a scan and sort of everything after the checkpoint.
+   */
   private async readBatch(after: bigint): Promise<Batch> {
     const result = await this.config.knex.raw<{ rows: Array<{ head: number } & EventRow> }>(
       `SELECT h.position AS head, e.*
        FROM event_store_head h
        LEFT JOIN LATERAL (
          SELECT ${EVENT_COLUMNS} FROM events
-         WHERE position > ? AND position <= h.position${this.filter.sql}
+         WHERE position > ?${this.filter.sql}
          ORDER BY position LIMIT ?
        ) e ON true
        WHERE h.id = 1`,

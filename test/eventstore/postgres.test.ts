@@ -176,6 +176,7 @@ describe(`PostgresEventStore specifics (${usingRealPostgres ? 'postgres' : 'PGli
       const other = new PostgresEventStore(otherDb);
       try {
         const head = await store.headPosition();
+        const splitsBefore = store.stats().groupsSplit;
         const writers = 16;
         const appendsPerWriter = 32;
         const total = writers * appendsPerWriter * 2;
@@ -202,6 +203,15 @@ describe(`PostgresEventStore specifics (${usingRealPostgres ? 'postgres' : 'PGli
           Array.from({ length: total }, (_, i) => head + 1n + BigInt(i)),
         );
         expect(new Set(seen.map((e) => Number(e.data.w) % 2)).size).toBe(2);
+        // Both wrote to the same streams: a stale state read would have failed a group (unique
+        // revision) and split it. None did; rereads happen whenever the other instance got in between.
+        expect(store.stats().groupsSplit - splitsBefore + other.stats().groupsSplit).toBe(0);
+        const nextRevision = new Map<string, bigint>();
+        for (const e of seen) {
+          const expected = nextRevision.get(e.streamName) ?? 0n;
+          expect(e.revision).toBe(expected);
+          nextRevision.set(e.streamName, expected + 1n);
+        }
       } finally {
         await other.close();
         await otherDb.close();
