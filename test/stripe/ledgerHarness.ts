@@ -115,3 +115,91 @@ export async function postedBalances(store: EventStore): Promise<Record<string, 
 export async function countEvents(store: EventStore, type: string): Promise<number> {
   return (await allEvents(store)).filter((e) => e.type === type).length;
 }
+
+/**
+ * One money scenario over the real SDK, fake Stripe, webhooks and command layer: top-ups (confirmed,
+ * declined then paid, declined), a partial refund to the card, two payouts (paid, failed) and a dispute
+ * opened and won. `inspect` runs on the harness before it closes.
+ */
+export async function runScenario<T>(
+  options: { reorder: boolean },
+  inspect: (h: LedgerHarness) => Promise<T>,
+): Promise<T> {
+  const reorder = options.reorder;
+  const h = await startLedgerHarness();
+  try {
+    h.fake.setWebhookFaults({ reorder, duplicate: reorder });
+    // Top-ups: one confirmed by the client and then partly refunded to the card, one declined first and
+    // then paid with another card, one declined for good.
+    const a = await scenarioTopUp(h, 'a', 20_000);
+    await h.gateway.stripe.paymentIntents.confirm(a.topUp.paymentIntentId as string, {
+      payment_method: 'pm_card_visa',
+    });
+    await h.gateway.refundPaymentIntent({
+      idempotencyKey: 'refund-a-1',
+      paymentIntentId: a.topUp.paymentIntentId as string,
+      amount: 4_000,
+      metadata: { tenantId: TENANT, topUpId: 'a' },
+    });
+    const b = await scenarioTopUp(h, 'b', 6_000);
+    await h.gateway.stripe.paymentIntents
+      .confirm(b.topUp.paymentIntentId as string, { payment_method: 'pm_card_chargeDeclined' })
+      .catch(() => undefined);
+    await h.gateway.stripe.paymentIntents.confirm(b.topUp.paymentIntentId as string, {
+      payment_method: 'pm_card_visa',
+    });
+    const c = await scenarioTopUp(h, 'c', 2_000);
+    await h.gateway.stripe.paymentIntents
+      .confirm(c.topUp.paymentIntentId as string, {
+        payment_method: 'pm_card_chargeDeclinedInsufficientFunds',
+      })
+      .catch(() => undefined);
+    // Payouts: give two tutors withdrawable earnings, pay one out, fail the other.
+    for (const tutor of ['tA', 'tB']) {
+      await h.service.adjust(h.ctx(`earn-${tutor}`, 'finance_admin'), {
+        account: `tutor:${tutor}:earnings:available`,
+        direction: 'credit',
+        amount: { amount: 5_000, currency: 'usd' },
+        reason: 'test earnings',
+      });
+      await h.service.requestPayout(h.ctx(`payout-${tutor}`, 'tutor'), {
+        payoutId: `p-${tutor}`,
+        tutorId: tutor,
+        amount: { amount: 5_000, currency: 'usd' },
+      });
+    }
+    const requested = (await allEvents(h.store)).filter((e) => e.type === 'PayoutRequested');
+    for (const e of requested) await h.service.submitPayout(e);
+    const submitted = (await allEvents(h.store)).filter((e) => e.type === 'PayoutSubmitted');
+    if (submitted.length !== 2) throw new Error(`expected 2 submitted payouts, got ${submitted.length}`);
+    for (const e of submitted) {
+      h.fake.state.settlePayout(
+        String(e.data.stripePayoutId),
+        e.data.payoutId === 'p-tA' ? 'paid' : 'failed',
+      );
+    }
+    // A dispute opened and won on top-up b.
+    const dispute = h.fake.state.openDispute({ paymentIntent: b.topUp.paymentIntentId as string });
+    h.fake.state.closeDispute(dispute.id, 'won');
+    await h.fake.flushWebhooks();
+    // Every event was eventually acknowledged (reordered: a dispute closed before it was opened is
+    // answered 503 and Stripe's retry applies it after the opening).
+    const acknowledged = new Set(
+      h.fake.webhooks.deliveries.filter((d) => d.status === 200).map((d) => d.eventId),
+    );
+    const unacknowledged = h.fake.webhooks.deliveries.filter((d) => !acknowledged.has(d.eventId));
+    if (unacknowledged.length > 0)
+      throw new Error(`webhooks never acknowledged: ${JSON.stringify(unacknowledged)}`);
+    return await inspect(h);
+  } finally {
+    await h.close();
+  }
+}
+
+function scenarioTopUp(h: LedgerHarness, topUpId: string, amount: number) {
+  return h.service.initiateTopUp(h.ctx(`init-${topUpId}`, 'student'), {
+    topUpId,
+    studentId: 's1',
+    amount: { amount, currency: 'usd' },
+  });
+}

@@ -6,8 +6,8 @@ import {
   countEvents,
   type LedgerHarness,
   postedBalances,
+  runScenario,
   startLedgerHarness,
-  TENANT,
   WEBHOOK_SECRET,
 } from './ledgerHarness.js';
 
@@ -160,80 +160,10 @@ describe('Stripe webhooks -> ledger (real SDK, fake Stripe, real command layer o
   });
 });
 
-/** One scenario, run with webhooks in order and reordered: the ledgers must end up the same. */
-async function scenario(reorder: boolean): Promise<Record<string, number>> {
-  const h = await startLedgerHarness();
-  try {
-    h.fake.setWebhookFaults({ reorder, duplicate: reorder });
-    // Top-ups: one confirmed by the client and then partly refunded to the card, one declined first and
-    // then paid with another card, one declined for good.
-    const a = await topUp(h, 'a', 20_000);
-    await h.gateway.stripe.paymentIntents.confirm(a.topUp.paymentIntentId as string, {
-      payment_method: 'pm_card_visa',
-    });
-    await h.gateway.refundPaymentIntent({
-      idempotencyKey: 'refund-a-1',
-      paymentIntentId: a.topUp.paymentIntentId as string,
-      amount: 4_000,
-      metadata: { tenantId: TENANT, topUpId: 'a' },
-    });
-    const b = await topUp(h, 'b', 6_000);
-    await h.gateway.stripe.paymentIntents
-      .confirm(b.topUp.paymentIntentId as string, { payment_method: 'pm_card_chargeDeclined' })
-      .catch(() => undefined);
-    await h.gateway.stripe.paymentIntents.confirm(b.topUp.paymentIntentId as string, {
-      payment_method: 'pm_card_visa',
-    });
-    const c = await topUp(h, 'c', 2_000);
-    await h.gateway.stripe.paymentIntents
-      .confirm(c.topUp.paymentIntentId as string, {
-        payment_method: 'pm_card_chargeDeclinedInsufficientFunds',
-      })
-      .catch(() => undefined);
-    // Payouts: give two tutors withdrawable earnings, pay one out, fail the other.
-    for (const tutor of ['tA', 'tB']) {
-      await h.service.adjust(h.ctx(`earn-${tutor}`, 'finance_admin'), {
-        account: `tutor:${tutor}:earnings:available`,
-        direction: 'credit',
-        amount: { amount: 5_000, currency: 'usd' },
-        reason: 'test earnings',
-      });
-      await h.service.requestPayout(h.ctx(`payout-${tutor}`, 'tutor'), {
-        payoutId: `p-${tutor}`,
-        tutorId: tutor,
-        amount: { amount: 5_000, currency: 'usd' },
-      });
-    }
-    const requested = (await allEvents(h.store)).filter((e) => e.type === 'PayoutRequested');
-    for (const e of requested) await h.service.submitPayout(e);
-    const submitted = (await allEvents(h.store)).filter((e) => e.type === 'PayoutSubmitted');
-    expect(submitted).toHaveLength(2);
-    for (const e of submitted) {
-      h.fake.state.settlePayout(
-        String(e.data.stripePayoutId),
-        e.data.payoutId === 'p-tA' ? 'paid' : 'failed',
-      );
-    }
-    // A dispute opened and won on top-up b.
-    const dispute = h.fake.state.openDispute({ paymentIntent: b.topUp.paymentIntentId as string });
-    h.fake.state.closeDispute(dispute.id, 'won');
-    await h.fake.flushWebhooks();
-    // Every event was eventually acknowledged (reordered: a dispute closed before it was opened is
-    // answered 503 and Stripe's retry applies it after the opening).
-    const acknowledged = new Set(
-      h.fake.webhooks.deliveries.filter((d) => d.status === 200).map((d) => d.eventId),
-    );
-    expect(h.fake.webhooks.deliveries.filter((d) => !acknowledged.has(d.eventId))).toEqual([]);
-    return postedBalances(h.store);
-  } finally {
-    await h.close();
-  }
-}
-
 describe('reordered and duplicated webhooks converge', () => {
   it('gives the same ledger as in-order delivery', async () => {
-    const inOrder = await scenario(false);
-    const reordered = await scenario(true);
+    const inOrder = await runScenario({ reorder: false }, (h) => postedBalances(h.store));
+    const reordered = await runScenario({ reorder: true }, (h) => postedBalances(h.store));
     expect(reordered).toEqual(inOrder);
     // a (20000) - refund (4000) + b (6000) in the wallet; tA paid out (0 left), tB's payout failed (5000
     // back to available); the dispute opened and won nets to 0; the declined top-up c moved nothing.

@@ -719,12 +719,12 @@ export class FakeStripeState {
       const txn = this.addTxn(PLATFORM, {
         amount: d.amount,
         currency: d.currency,
-        fee: -this.disputeFee,
+        // Stripe keeps the dispute fee even when the dispute is won (US accounts).
+        fee: 0,
         type: 'adjustment',
         reporting_category: 'dispute_reversal',
         source: id,
         description: `Chargeback reversal for ${d.charge as string}`,
-        feeDescription: 'Dispute fee refund',
       });
       d.balance_transactions.push(txn.id);
     }
