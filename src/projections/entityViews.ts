@@ -7,9 +7,9 @@ import { type CellValue, type Column, insertRows, int8 } from './sql.js';
 
 /**
  * Per-entity views (bookings, top-ups, payouts, tutor payout totals) folded from the events that the
- * domain defines (docs/ledger-flows.md). Bookings are folded from the wallet stream's hold events,
- * which carry every booking money fact (price, capture split, cancellation fee, refunds); top-ups and
- * payouts from their own streams plus the wallet/tutor events that move their money.
+ * domain defines (src/domain/{booking,topUp,payout,tutor,wallet}.ts, docs/ledger-flows.md). Each view
+ * follows its entity's own stream; the constrained-account event appended first in a flow (wallet hold,
+ * tutor payout hold) only creates the row early so it is visible as soon as the money is reserved.
  *
  * Same shape as the ledger projection: load every touched row once, fold in memory, upsert once.
  */
@@ -137,35 +137,44 @@ function changesFor({ event, entry, tenantId }: ProjectedEvent): Change[] {
   const existing = (patch: Row) => (row: Row | undefined) =>
     row ? { ...row, ...patch, last_position: pos } : row;
 
+  const bookingId = str(d, 'bookingId') ?? (stream.category === 'booking' ? stream.entityId : undefined);
+  const topUpId = str(d, 'topUpId') ?? (stream.category === 'topup' ? stream.entityId : undefined);
+  const payoutId = str(d, 'payoutId') ?? (stream.category === 'payout' ? stream.entityId : undefined);
+  const newBooking = (status: string): Row | undefined => {
+    const m = money(d, 'price') ?? money(d, 'amount');
+    if (!bookingId || !m) return undefined;
+    return {
+      tenant_id: tenantId,
+      booking_id: bookingId,
+      student_id: str(d, 'studentId') ?? '',
+      tutor_id: str(d, 'tutorId') ?? '',
+      currency: m.currency,
+      price: m.amount,
+      scheduled_at: str(d, 'scheduledAt') ?? '',
+      status,
+      hold_id: str(d, 'holdId') ?? entry?.holdId ?? '',
+      captured: 0,
+      refunded: 0,
+      tutor_share: 0,
+      commission: 0,
+      cancellation_fee: 0,
+      last_position: pos,
+    };
+  };
+
   switch (event.type) {
-    case 'WalletHoldPlaced': {
-      const m = money(d, 'amount');
-      const studentId = str(d, 'studentId') ?? stream.entityId;
-      return booking(str(d, 'bookingId'), (row) =>
-        row || !m
-          ? row
-          : {
-              tenant_id: tenantId,
-              booking_id: str(d, 'bookingId')!,
-              student_id: studentId,
-              tutor_id: str(d, 'tutorId') ?? '',
-              currency: m.currency,
-              price: m.amount,
-              scheduled_at: str(d, 'scheduledAt') ?? '',
-              status: 'held',
-              hold_id: str(d, 'holdId') ?? entry?.holdId ?? '',
-              captured: 0,
-              refunded: 0,
-              tutor_share: 0,
-              commission: 0,
-              cancellation_fee: 0,
-              last_position: pos,
-            },
-      );
-    }
-    case 'WalletHoldCaptured':
+    // Bookings: the booking stream records the booking; the wallet's hold (appended first) makes it
+    // visible as soon as the money is reserved.
+    case 'WalletHoldPlaced':
+      return booking(bookingId, (row) => row ?? newBooking('held'));
+    case 'BookingPlaced':
+      return booking(bookingId, (row) => {
+        const placed = newBooking('held');
+        return row && placed ? { ...placed, status: row.status ?? 'held' } : (placed ?? row);
+      });
+    case 'BookingCompleted':
       return booking(
-        str(d, 'bookingId'),
+        bookingId,
         existing({
           status: 'completed',
           captured: num(d, 'captured') ?? 0,
@@ -173,28 +182,39 @@ function changesFor({ event, entry, tenantId }: ProjectedEvent): Change[] {
           commission: num(d, 'commission') ?? 0,
         }),
       );
-    case 'WalletHoldReleased':
+    case 'BookingCancelled':
       return booking(
-        str(d, 'bookingId'),
+        bookingId,
         existing({
-          status: str(d, 'reason') === 'expired' ? 'expired' : 'cancelled',
+          status: 'cancelled',
           cancellation_fee: num(d, 'fee') ?? 0,
           tutor_share: num(d, 'tutorShare') ?? 0,
           commission: num(d, 'commission') ?? 0,
         }),
       );
-    case 'WalletRefunded':
-      return booking(str(d, 'bookingId'), (row) =>
-        row ? { ...row, refunded: Number(row.refunded) + (num(d, 'amount') ?? 0), last_position: pos } : row,
+    case 'BookingExpired':
+      return booking(bookingId, existing({ status: 'expired' }));
+    case 'BookingRefunded':
+      // refundedTotal is absolute, so the view does not depend on counting refunds.
+      return booking(bookingId, (row) =>
+        row
+          ? {
+              ...row,
+              refunded: num(d, 'refundedTotal') ?? Number(row.refunded) + (num(d, 'amount') ?? 0),
+              last_position: pos,
+            }
+          : row,
       );
+
+    // Top-ups: their own stream.
     case 'TopUpInitiated': {
       const m = money(d, 'amount');
-      return topUp(str(d, 'topUpId') ?? stream.entityId, (row) =>
+      return topUp(topUpId, (row) =>
         row || !m
           ? row
           : {
               tenant_id: tenantId,
-              top_up_id: str(d, 'topUpId') ?? stream.entityId,
+              top_up_id: topUpId!,
               student_id: str(d, 'studentId') ?? '',
               currency: m.currency,
               amount: m.amount,
@@ -209,48 +229,31 @@ function changesFor({ event, entry, tenantId }: ProjectedEvent): Change[] {
     }
     case 'TopUpPaymentIntentCreated':
       return topUp(
-        str(d, 'topUpId') ?? stream.entityId,
+        topUpId,
         existing({
           payment_intent_id: str(d, 'paymentIntentId') ?? null,
           client_secret: str(d, 'clientSecret') ?? null,
         }),
       );
     case 'TopUpSucceeded':
-    case 'WalletToppedUp': {
-      const id = event.type === 'WalletToppedUp' ? str(d, 'topUpId') : (str(d, 'topUpId') ?? stream.entityId);
-      const m = money(d, 'amount');
-      return topUp(id, (row) => {
-        const base = row ?? {
-          // The wallet's event can be the first the projection sees of a top-up (e.g. imported history).
-          tenant_id: tenantId,
-          top_up_id: id!,
-          student_id: str(d, 'studentId') ?? '',
-          currency: m?.currency ?? '',
-          amount: m?.amount ?? 0,
-          payment_intent_id: null,
-          failure_reason: null,
-          refunded: 0,
-        };
-        const succeeded =
-          base.status === 'refunded' || base.status === 'partially_refunded' ? base.status : 'succeeded';
-        return {
-          ...base,
-          status: succeeded,
-          payment_intent_id: str(d, 'paymentIntentId') ?? base.payment_intent_id ?? null,
+      return topUp(
+        topUpId,
+        existing({
+          status: 'succeeded',
+          payment_intent_id: str(d, 'paymentIntentId') ?? null,
+          // The card step is over: the client secret is no longer served.
           client_secret: null,
-          last_position: pos,
-        };
-      });
-    }
+        }),
+      );
     case 'TopUpFailed':
       return topUp(
-        str(d, 'topUpId') ?? stream.entityId,
+        topUpId,
         existing({ status: 'failed', client_secret: null, failure_reason: str(d, 'reason') ?? null }),
       );
-    case 'WalletRefundedToCard':
-      return topUp(str(d, 'topUpId'), (row) => {
+    case 'TopUpRefundedToCard':
+      return topUp(topUpId, (row) => {
         if (!row) return row;
-        const refunded = Number(row.refunded) + (num(d, 'amount') ?? 0);
+        const refunded = num(d, 'refundedTotal') ?? Number(row.refunded) + (num(d, 'amount') ?? 0);
         return {
           ...row,
           refunded,
@@ -258,17 +261,18 @@ function changesFor({ event, entry, tenantId }: ProjectedEvent): Change[] {
           last_position: pos,
         };
       });
+
+    // Payouts: the tutor's hold (appended first) makes the payout visible; the payout stream moves it on.
     case 'TutorPayoutHoldPlaced':
     case 'PayoutRequested': {
       const m = money(d, 'amount');
-      const id = str(d, 'payoutId') ?? (event.type === 'PayoutRequested' ? stream.entityId : undefined);
       const tutorId = str(d, 'tutorId') ?? (stream.category === 'tutor' ? stream.entityId : '');
-      return payout(id, (row) =>
+      return payout(payoutId, (row) =>
         row || !m
           ? row
           : {
               tenant_id: tenantId,
-              payout_id: id!,
+              payout_id: payoutId!,
               tutor_id: tutorId,
               currency: m.currency,
               amount: m.amount,
@@ -281,62 +285,43 @@ function changesFor({ event, entry, tenantId }: ProjectedEvent): Change[] {
       );
     }
     case 'PayoutSubmitted':
+    case 'PayoutPaid':
       return payout(
-        stream.category === 'payout' ? stream.entityId : str(d, 'payoutId'),
-        existing({
-          stripe_transfer_id: str(d, 'transferId') ?? str(d, 'stripeTransferId') ?? null,
-          stripe_payout_id: str(d, 'stripePayoutId') ?? str(d, 'payoutId') ?? null,
-        }),
-      );
-    case 'TutorPayoutHoldPosted':
-    case 'PayoutPaid': {
-      const id =
-        event.type === 'PayoutPaid' && stream.category === 'payout' ? stream.entityId : str(d, 'payoutId');
-      const changes = payout(
-        id,
+        payoutId,
         (row) =>
           row && {
             ...row,
-            status: 'paid',
+            status: event.type === 'PayoutPaid' ? 'paid' : (row.status ?? 'requested'),
             stripe_transfer_id: str(d, 'stripeTransferId') ?? row.stripe_transfer_id ?? null,
             stripe_payout_id: str(d, 'stripePayoutId') ?? row.stripe_payout_id ?? null,
             last_position: pos,
           },
       );
+    case 'PayoutFailed':
+      return payout(
+        payoutId,
+        (row) =>
+          row && { ...row, status: 'failed', failure_reason: str(d, 'reason') ?? null, last_position: pos },
+      );
+    case 'TutorPayoutHoldPosted': {
       // Paid out = what left the tutor's available earnings in posted payout entries.
-      if (event.type === 'TutorPayoutHoldPosted' && entry && stream.category === 'tutor') {
-        const account = `tutor:${stream.entityId}:earnings:available`;
-        for (const p of entry.postings) {
-          if (p.account !== account || p.side !== 'debit' || p.effect !== 'post') continue;
-          changes.push({
+      const tutorId = str(d, 'tutorId') ?? stream.entityId;
+      const account = `tutor:${tutorId}:earnings:available`;
+      return (entry?.postings ?? [])
+        .filter((p) => p.account === account && p.side === 'debit' && p.effect === 'post')
+        .map(
+          (p): Change => ({
             view: TUTOR_PAYOUTS,
-            key: [tenantId, stream.entityId, p.currency],
+            key: [tenantId, tutorId, p.currency],
             update: (row) => ({
               tenant_id: tenantId,
-              tutor_id: stream.entityId,
+              tutor_id: tutorId,
               currency: p.currency,
               paid_out: Number(row?.paid_out ?? 0) + p.amount,
               last_position: pos,
             }),
-          });
-        }
-      }
-      return changes;
-    }
-    case 'TutorPayoutHoldReleased':
-    case 'PayoutFailed': {
-      const id =
-        event.type === 'PayoutFailed' && stream.category === 'payout' ? stream.entityId : str(d, 'payoutId');
-      return payout(
-        id,
-        (row) =>
-          row && {
-            ...row,
-            status: 'failed',
-            failure_reason: str(d, 'reason') ?? row.failure_reason ?? null,
-            last_position: pos,
-          },
-      );
+          }),
+        );
     }
     default:
       return [];
