@@ -41,6 +41,8 @@ export function parseInt8(text: string): number {
 
 pg.types.setTypeParser(INT8_OID, parseInt8);
 
+const QUIET_KNEX_LOG = { warn() {}, error() {}, deprecate() {}, debug() {} };
+
 const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export async function openDatabase(target: DatabaseTarget): Promise<Database> {
@@ -55,6 +57,8 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
     connection: { connectionString: url, connectionTimeoutMillis: 5_000, statement_timeout: 30_000 },
     pool: { min: 0, max: poolMax, acquireTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 },
     acquireConnectionTimeout: 10_000,
+    // knex would print connection errors to the console itself; they are thrown to callers anyway.
+    log: QUIET_KNEX_LOG,
   });
   const listeners = new Map<string, Set<(payload: string) => void>>();
   let client: pg.Client | undefined;
