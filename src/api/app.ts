@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyError, type FastifyPluginAsync } from 'fastify';
+import Fastify, { type FastifyError, type FastifyPluginAsync, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { LedgerCommands } from '../commands/ledgerCommands.js';
 import type { EventStore } from '../eventstore/port.js';
@@ -75,6 +75,14 @@ export function buildApp(deps: AppDeps) {
     requestTimeout: 30_000,
     keepAliveTimeout: 5_000,
     maxParamLength: 300,
+    // Malformed URLs and the like never reach a route: answer them as problems too.
+    frameworkErrors: (error, _request, reply) => {
+      const apiError = fromFastifyError(error) ?? new ApiError('validation_failed', error.message);
+      void (reply as unknown as FastifyReply)
+        .code(apiError.status)
+        .type(PROBLEM_CONTENT_TYPE)
+        .send(problem(apiError.code, apiError.message, apiError.extra));
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setErrorHandler((error: FastifyError, request, reply) => {

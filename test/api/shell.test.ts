@@ -217,6 +217,17 @@ describe('HTTP shell', () => {
     });
   });
 
+  it('malformed URLs are 400 problem+json (fast-check seed 188627910)', async () => {
+    const res = await h.app.inject({
+      method: 'GET',
+      url: '/v1/wallets/%/top-ups',
+      headers: { authorization: `Bearer ${student}` },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+    expect(res.json()).toMatchObject({ code: 'validation_failed' });
+  });
+
   it('unknown routes are 404 problem+json', async () => {
     const res = await h.app.inject({ url: '/v1/nope' });
     expect(res.statusCode).toBe(404);
@@ -231,13 +242,24 @@ describe('HTTP shell', () => {
     });
     expect(ok.statusCode).toBe(200);
     expect(ok.json()).toMatchObject({ available: 1000 });
+    // The write is in the store but the read models lag behind it.
+    const lagging = h.fake.queries.waitForPosition;
+    h.fake.queries.waitForPosition = async () => false;
     const ahead = await h.app.inject({
-      url: `/v1/wallets/stu_cw?consistentWith=${h.fake.position + 100n}`,
+      url: `/v1/wallets/stu_cw?consistentWith=${h.fake.position}`,
       headers: { authorization: `Bearer ${await token(T, 'stu_cw', 'student')}` },
     });
+    h.fake.queries.waitForPosition = lagging;
     expect(ahead.statusCode).toBe(503);
     expect(ahead.headers['retry-after']).toBe('1');
     expect(ahead.json()).toMatchObject({ code: 'unavailable' });
+    // A position no command ever returned (past the store's head) is a bad request, not a 5 s wait
+    // (fast-check seed 1342418940).
+    const future = await h.app.inject({
+      url: `/v1/wallets/stu_cw?consistentWith=${h.fake.position + 100n}`,
+      headers: { authorization: `Bearer ${await token(T, 'stu_cw', 'student')}` },
+    });
+    expect(future.statusCode).toBe(400);
     const bad = await h.app.inject({
       url: '/v1/wallets/stu_cw?consistentWith=-1',
       headers: { authorization: `Bearer ${await token(T, 'stu_cw', 'student')}` },

@@ -120,10 +120,18 @@ export const v1Routes: FastifyPluginAsyncTypebox<V1Options> = async (app, option
     if (request.method === 'GET') {
       const consistentWith = (request.query as { consistentWith?: string } | undefined)?.consistentWith;
       if (consistentWith !== undefined) {
-        const reached = await options.queries.waitForPosition(
-          BigInt(consistentWith),
-          options.consistencyWaitMs,
-        );
+        const position = BigInt(consistentWith);
+        // Every position a command returned exists in the store; one past its head cannot be waited for.
+        if (position > (await options.store.headPosition())) {
+          throw new ApiError(
+            'validation_failed',
+            `position ${consistentWith} is beyond the event store head`,
+            {
+              errors: [{ path: 'querystring/consistentWith', message: 'beyond the event store head' }],
+            },
+          );
+        }
+        const reached = await options.queries.waitForPosition(position, options.consistencyWaitMs);
         if (!reached) {
           throw new ApiError('unavailable', `read models have not reached position ${consistentWith} yet`, {
             retryAfterSeconds: 1,

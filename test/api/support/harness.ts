@@ -46,7 +46,22 @@ export interface ShellHarness {
  */
 export async function shellHarness(overrides: Partial<AppDeps> = {}): Promise<ShellHarness> {
   const fake = new FakeLedger();
-  const store = overrides.store ?? new MemoryEventStore();
+  // The fake's commands stand for appends: the store's head follows the fake's positions.
+  const memory = overrides.store ?? new MemoryEventStore();
+  const store: EventStore = new Proxy(memory, {
+    get(target, property, receiver) {
+      if (property === 'headPosition') {
+        return async () => {
+          const head = await target.headPosition();
+          // bigint: Math.max does not apply.
+          if (head > fake.position) return head;
+          return fake.position;
+        };
+      }
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
   const idempotency = overrides.idempotency ?? new MemoryIdempotencyStore();
   const rateLimiter: RateLimiter = overrides.rateLimiter ?? new MemoryRateLimiter({ maxKeys: 10_000 });
   const app = buildApp({
