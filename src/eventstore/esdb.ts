@@ -233,7 +233,10 @@ export class EsdbEventStore implements EventStore {
     assertValidMaxCount(options.maxCount);
     const backwards = options.direction === 'backwards';
     const out: RecordedEvent[] = [];
+    // EventStoreDB positions are unsigned: nothing lies before 0, and "after -1" is the start.
+    if (backwards && options.before !== undefined && options.before <= 0n) return out;
     let from = backwards ? options.before : options.after;
+    if (from !== undefined && from < 0n) from = undefined;
     let scanned = 0;
     // Most reads are satisfied by the first events (a head lookup, a page right after a checkpoint), so
     // start small and double: reading and decoding events we then drop is the cost here.

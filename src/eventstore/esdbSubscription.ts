@@ -172,7 +172,8 @@ export class EsdbSubscription implements Subscription {
       }
     }
     if (this.closed) return { error: new Error('closed'), retryable: false, progressed: false };
-    const from = this.lastPosition;
+    // -1n is the port's "empty store" head; EventStoreDB positions are unsigned, so it means the start.
+    const from = this.lastPosition !== undefined && this.lastPosition >= 0n ? this.lastPosition : undefined;
     let onCheckpoint: (commit: bigint) => void = () => undefined;
     const subscription = this.deps.client.subscribeToAll({
       fromPosition: from === undefined ? START : allPosition(from),

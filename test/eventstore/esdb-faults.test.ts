@@ -283,3 +283,28 @@ describe('esdb on a node that is not the leader', () => {
     expect(result.nextExpectedRevision).toBe(0n);
   });
 });
+
+describe('esdb on an empty store', () => {
+  it('treats after: -1n (the empty head) as the start and reads nothing before position 0', async () => {
+    const fresh = await EsdbEmulator.start();
+    const freshStore = new EsdbEventStore({ connectionString: fresh.connectionString, callTimeoutMs: 2_000 });
+    try {
+      expect(await freshStore.headPosition()).toBe(-1n);
+      const subscription = freshStore.subscribe({ after: -1n });
+      const iterator = subscription[Symbol.asyncIterator]();
+      expect(await next(iterator)).toEqual({ kind: 'caughtUp', position: -1n });
+      const ns = namespace();
+      await freshStore.append(ns.stream('e'), [makeEvent(ns.type('First'), { i: 0 })], {
+        expectedRevision: 'no_stream',
+      });
+      const first = await next(iterator);
+      expect(first.kind === 'event' && first.event.data).toEqual({ i: 0 });
+      await subscription.close();
+      expect((await freshStore.readAll({ after: -1n, maxCount: 10 })).map((e) => e.data.i)).toEqual([0]);
+      expect(await freshStore.readAll({ direction: 'backwards', before: 0n, maxCount: 10 })).toEqual([]);
+    } finally {
+      await freshStore.close();
+      await fresh.stop();
+    }
+  });
+});
