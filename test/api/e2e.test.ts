@@ -1,6 +1,7 @@
+import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { token } from './support/harness.js';
-import { client, type RealStack, startRealStack } from './support/realStack.js';
+import { client, type RealStack, startRealStack, WEBHOOK_SECRET } from './support/realStack.js';
 
 /**
  * Every money flow end to end over real HTTP against the real stack: Postgres event store + read
@@ -47,12 +48,40 @@ describe(`money flows over HTTP (${process.env.DATABASE_URL ? 'Postgres' : 'PGli
     expect(topUp.status, JSON.stringify(topUp.body)).toBe(201);
     expect(topUp.body).toMatchObject({ studentId: 'stu_e', amount: { amount: 10_000, currency: 'usd' } });
     const topUpId = topUp.body.topUpId as string;
-    const succeeded = await s.service.succeedTopUp(s.ctx(T, `pi-ok-${topUpId}`), {
-      topUpId,
-      paymentIntentId: `pi_${topUpId.slice(0, 8)}`,
-      amountReceived: 10_000,
-      currency: 'usd',
+    // Stripe's webhook (signed, no JWT) confirms the payment.
+    const unsigned = await fetch(`${s.baseUrl}/v1/webhooks/stripe`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
     });
+    expect(unsigned.status).toBe(400);
+    const payload = JSON.stringify({
+      id: 'evt_e2e_1',
+      object: 'event',
+      type: 'payment_intent.succeeded',
+      created: Math.floor(Date.now() / 1000),
+      data: {
+        object: {
+          id: 'pi_e2e_1',
+          object: 'payment_intent',
+          amount: 10_000,
+          amount_received: 10_000,
+          currency: 'usd',
+          status: 'succeeded',
+          metadata: { tenantId: T, topUpId, studentId: 'stu_e' },
+        },
+      },
+    });
+    const webhook = await fetch(`${s.baseUrl}/v1/webhooks/stripe`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'stripe-signature': Stripe.webhooks.generateTestHeaderString({ payload, secret: WEBHOOK_SECRET }),
+      },
+      body: payload,
+    });
+    expect(webhook.status, await webhook.clone().text()).toBeLessThan(300);
+    const succeeded = { position: await s.store.headPosition() };
     const wallet = await call('GET', `/v1/wallets/stu_e?${at(succeeded.position)}`, { token: tok.student! });
     expect(wallet.status).toBe(200);
     expect(wallet.body).toMatchObject({ available: 10_000, pending: 0, posted: 10_000, currency: 'usd' });

@@ -13,8 +13,12 @@ import { ProjectionRunner } from '../../../src/projections/projectionRunner.js';
 import { createRedisClient, redisReadiness } from '../../../src/redis/redis.js';
 import { RedisIdempotencyStore } from '../../../src/redis/redisIdempotencyStore.js';
 import { RedisRateLimiter } from '../../../src/redis/redisRateLimiter.js';
+import { MemoryWebhookDedupeStore } from '../../../src/stripe/webhookDedupe.js';
+import { stripeWebhookRoutes } from '../../../src/stripe/webhookRoute.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { JWT_SECRET, LOOSE_LIMITS } from './harness.js';
+
+export const WEBHOOK_SECRET = 'whsec_api_e2e_secret';
 
 export interface RealStack {
   app: LedgerApp;
@@ -53,7 +57,14 @@ export async function startRealStack(): Promise<RealStack> {
   const rateLimiter: RateLimiter = redis
     ? new RedisRateLimiter(redis)
     : new MemoryRateLimiter({ maxKeys: 10_000 });
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const app = buildApp({
+    stripeWebhook: stripeWebhookRoutes({
+      commands: service,
+      webhookSecret: WEBHOOK_SECRET,
+      dedupe: new MemoryWebhookDedupeStore(),
+      logger,
+    }),
     commands: service,
     queries,
     store,
@@ -65,7 +76,7 @@ export async function startRealStack(): Promise<RealStack> {
       { name: 'database', check: async () => void (await db.db.knex.raw('select 1')) },
       ...(redis ? [redisReadiness(redis)] : []),
     ],
-    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    logger,
     metrics,
     rateLimits: LOOSE_LIMITS,
     docsUi: false,
