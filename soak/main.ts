@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AppProcess } from './app.js';
@@ -153,7 +153,13 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
   // The first app alone (it may run start-up work such as migrations), then the others together.
   const startApp = async (app: AppProcess) => {
     const t = Date.now();
-    await app.start(APP_START_TIMEOUT_MS);
+    try {
+      await app.start(APP_START_TIMEOUT_MS);
+    } catch (error) {
+      // Once: on a shared machine a stray signal can hit a starting process; twice is a real failure.
+      recorder.note(`${app.name} failed to start once (${(error as Error).message}); retried`);
+      await app.start(APP_START_TIMEOUT_MS);
+    }
     log(`${app.name} ready at ${app.url} (pid ${app.pid}) in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   };
   await startApp(apps[0]!);
@@ -473,6 +479,7 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
     ],
   });
   process.stdout.write(`${summary}\n`);
+  writeFileSync(path.join(logDir, 'summary.txt'), `${summary}\n`);
   passed = verdict({ checks, violationCounts: recorder.violationCounts });
   return passed ? 0 : 1;
 }
