@@ -32,10 +32,13 @@ export interface PostgresEventStoreOptions {
   maxGroupAppends?: number;
   maxGroupEvents?: number;
   maxGroupBytes?: number;
+  /**
+   * Write attempts that read without the lock and write only if the head did not move (two round trips)
+   * before a group takes the lock first and then reads (three); 0 always locks first.
+   */
+  optimisticAttempts?: number;
   /** Waiting for the head row lock (another process appending) longer than this fails the group. */
   lockTimeoutMs?: number;
-  /** Bound on every statement of the append transaction and of reads. */
-  statementTimeoutMs?: number;
   /** Subscription fallback poll interval when no NOTIFY arrives. */
   pollIntervalMs?: number;
   /** Rows fetched per subscription read. */
@@ -53,7 +56,7 @@ export interface PostgresEventStoreStats {
   /** Appends and events written inside group transactions (counted before COMMIT). */
   appendsWritten: number;
   eventsWritten: number;
-  /** Groups whose state had to be read again because another writer committed while we waited. */
+  /** Group writes that found the head moved (another process committed since the read) and re-planned. */
   stateRereads: number;
   /** Groups whose transaction failed and whose appends were retried one by one. */
   groupsSplit: number;
@@ -91,10 +94,9 @@ const STATE_SQL = `SELECT 'stream' AS kind, stream_name, revision, NULL::text AS
 interface StateRow {
   kind: 'head' | 'stream' | 'event';
   stream_name: string | null;
-  /** For the head row: the head as of the statement's snapshot. */
   revision: number | null;
   id: string | null;
-  /** For the head row: the locked (latest) head. */
+  /** For the head row: the head as of the statement's snapshot. */
   position: number | null;
   type: string | null;
   data: JsonObject | null;
@@ -105,8 +107,8 @@ const DEFAULTS = {
   maxGroupAppends: 256,
   maxGroupEvents: 5_000,
   maxGroupBytes: 16 * 1024 * 1024,
+  optimisticAttempts: 3,
   lockTimeoutMs: 10_000,
-  statementTimeoutMs: 30_000,
   pollIntervalMs: 1_000,
   readBatchSize: 1_000,
 };
@@ -114,16 +116,17 @@ const DEFAULTS = {
 /**
  * Event store on Postgres (or PGlite) through knex.
  *
- * Positions are dense and assigned in commit order: every append transaction first locks the one-row
- * `event_store_head` (SELECT ... FOR UPDATE), takes positions head+1.., writes, moves the head and
- * commits; the next writer (in this or any other process) gets the lock only after that commit is
- * visible. So the committed events are always a gap-free prefix of positions and a reader of
- * `position > checkpoint` never skips one that commits late.
+ * Positions are dense and assigned in commit order: every write locks the one-row `event_store_head`
+ * (SELECT ... FOR UPDATE), takes positions head+1.., writes the events, moves the head and commits; the
+ * next writer (in this or any other process) gets the lock only after that commit is visible. So the
+ * committed events are always a gap-free prefix of positions and a reader of `position > checkpoint`
+ * never skips one that commits late.
  *
  * Serializing costs throughput, which group commit buys back: concurrent append calls of this process
- * queue up (bounded) and one writer takes them in groups (bounded) into a single transaction, deciding
- * each append on its own (appendRules.decideAppend) so one conflict does not fail the others. The writer
- * is the only code that opens append transactions, which also keeps PGlite (one connection) safe.
+ * queue up (bounded) and one writer takes them in groups (bounded) into a single write, deciding each
+ * append on its own (appendRules.decideAppend) so one conflict does not fail the others. The writer is
+ * the only code that writes, which also keeps PGlite (one connection) safe. Statement timeouts come from
+ * the database handle (database.ts); the lock wait is bounded here by lockTimeoutMs.
  */
 export class PostgresEventStore implements EventStore {
   readonly kind = 'postgres' as const;
@@ -205,17 +208,15 @@ export class PostgresEventStore implements EventStore {
   }
 
   /**
-   * One transaction for the group. Results are settled only after COMMIT (or rollback), so nobody sees
-   * a success that did not commit. If the transaction itself fails and the group had several appends,
-   * each is retried alone once, so one poisonous append cannot fail its neighbours; the retry is safe
-   * because event ids are deterministic (a write that did commit replays as the original result).
+   * Commits one group. Results are settled only after COMMIT (or rollback), so nobody sees a success
+   * that did not commit. If the write itself fails and the group had several appends, each is retried
+   * alone once, so one poisonous append cannot fail its neighbours; the retry is safe because event ids
+   * are deterministic (a write that did commit replays as the original result).
    */
   private async writeGroup(group: PendingAppend[], splitOnFailure: boolean): Promise<void> {
     let outcomes: Outcome[];
     try {
-      outcomes = await this.knex.transaction((trx) => this.writeInTransaction(trx, group), {
-        isolationLevel: 'read committed',
-      });
+      outcomes = await this.commitGroup(group);
     } catch (error) {
       if (splitOnFailure && group.length > 1) {
         this.counters.groupsSplit++;
@@ -235,143 +236,113 @@ export class PostgresEventStore implements EventStore {
     if (outcomes.some((o) => o.ok)) this.wakeSubscriptions();
   }
 
-  private async writeInTransaction(trx: Knex.Transaction, group: PendingAppend[]): Promise<Outcome[]> {
-    const streamNames = [...new Set(group.map((p) => p.streamName))];
-    const ids = group.flatMap((p) => p.events.map((e) => e.id));
-    const stateBindings = [JSON.stringify(streamNames), JSON.stringify(ids)];
-    // One round trip takes the head row lock and reads the group's state (stream revisions, already
-    // stored ids). The reads use the statement's snapshot, taken before the lock wait; they are current
-    // only if nobody committed in between, which shows as the locked head (latest row version) equal to
-    // the head in the snapshot. Otherwise (another process appended meanwhile) read the state again: a
-    // new statement's snapshot includes every commit made before we got the lock.
-    const first = await trx.raw<{ rows: StateRow[] }>(
-      `WITH locked AS (
-         SELECT position,
-                set_config('lock_timeout', ?, true) AS lock_timeout,
-                set_config('statement_timeout', ?, true) AS statement_timeout,
-                set_config('idle_in_transaction_session_timeout', ?, true) AS idle_timeout
-         FROM event_store_head WHERE id = 1 FOR UPDATE
-       )
-       SELECT 'head' AS kind, NULL::text AS stream_name,
-              (SELECT position FROM event_store_head WHERE id = 1) AS revision,
-              NULL::text AS id, (SELECT position FROM locked) AS position, NULL::text AS type, NULL::jsonb AS data
+  /**
+   * Optimistic path, two round trips: read the group's state and the head from one snapshot (no lock),
+   * decide, then one write statement that takes the head row lock and writes only if the head is still
+   * the one that snapshot saw, i.e. nobody committed since (every append moves the head). That statement
+   * is its own transaction, so the lock is held until its commit and positions follow commit order.
+   * A process that keeps losing the race to other processes falls back to lock-then-read.
+   */
+  private async commitGroup(group: PendingAppend[]): Promise<Outcome[]> {
+    for (let attempt = 0; attempt < this.settings.optimisticAttempts; attempt++) {
+      const state = await this.knex.raw<{ rows: StateRow[] }>(
+        `SELECT 'head' AS kind, NULL::text AS stream_name, NULL::bigint AS revision, NULL::text AS id,
+                position, NULL::text AS type, NULL::jsonb AS data
+         FROM event_store_head WHERE id = 1
+         UNION ALL
+         ${STATE_SQL}`,
+        stateBindings(group),
+      );
+      const plan = planGroup(group, state.rows, headOf(state.rows, 'position'));
+      if (plan.rows.length === 0) return plan.outcomes;
+      const beforeCommit = this.options.beforeCommit;
+      const committed = beforeCommit
+        ? await this.knex.transaction(
+            async (trx) => {
+              const ok = await this.writePlan(trx, plan);
+              if (ok) for (const p of plan.written) await beforeCommit(p.streamName, p.events);
+              return ok;
+            },
+            { isolationLevel: 'read committed' },
+          )
+        : await this.writePlan(this.knex, plan);
+      if (committed) return plan.outcomes;
+      this.counters.stateRereads++;
+    }
+    return this.knex.transaction((trx) => this.commitGroupLocked(trx, group), {
+      isolationLevel: 'read committed',
+    });
+  }
+
+  /**
+   * Pessimistic path: lock the head row, then read the state in a new statement, whose snapshot includes
+   * every commit made before we got the lock.
+   */
+  private async commitGroupLocked(trx: Knex.Transaction, group: PendingAppend[]): Promise<Outcome[]> {
+    await trx.raw(
+      `SELECT position, set_config('lock_timeout', ?, true) AS lock_timeout
+       FROM event_store_head WHERE id = 1 FOR UPDATE`,
+      [`${this.settings.lockTimeoutMs}ms`],
+    );
+    const state = await trx.raw<{ rows: StateRow[] }>(
+      `SELECT 'head' AS kind, NULL::text AS stream_name, NULL::bigint AS revision, NULL::text AS id,
+              position, NULL::text AS type, NULL::jsonb AS data
+       FROM event_store_head WHERE id = 1
        UNION ALL
        ${STATE_SQL}`,
+      stateBindings(group),
+    );
+    const plan = planGroup(group, state.rows, headOf(state.rows, 'position'));
+    if (plan.rows.length === 0) return plan.outcomes;
+    if (!(await this.writePlan(trx, plan))) {
+      throw new Error('event_store_head moved while this transaction held its lock; invariant broken');
+    }
+    if (this.options.beforeCommit) {
+      for (const p of plan.written) await this.options.beforeCommit(p.streamName, p.events);
+    }
+    return plan.outcomes;
+  }
+
+  /**
+   * One statement: lock the head row, and only if it still is `plan.head` write the events, the stream
+   * revisions and the new head, and queue the NOTIFY (Postgres delivers it at commit). set_config runs in
+   * the locking scan's projection, before the lock is requested, so lock_timeout bounds that wait.
+   * Returns false (nothing written) when another writer committed since the plan's snapshot.
+   */
+  private async writePlan(k: Knex | Knex.Transaction, plan: GroupPlan): Promise<boolean> {
+    const result = await k.raw<{ rows: Array<{ position: number }> }>(
+      `WITH locked AS (
+         SELECT position, set_config('lock_timeout', ?, true) AS lock_timeout
+         FROM event_store_head WHERE id = 1 FOR UPDATE
+       ), go AS (
+         SELECT 1 FROM locked WHERE position = ?
+       ), inserted AS (
+         INSERT INTO events (position, stream_name, revision, id, type, data, metadata)
+         SELECT x.position, x.stream_name, x.revision, x.id, x.type, x.data, x.metadata
+         FROM jsonb_to_recordset(?::jsonb)
+           AS x(position bigint, stream_name text, revision bigint, id uuid, type text, data jsonb, metadata jsonb)
+         WHERE EXISTS (SELECT 1 FROM go)
+       ), streams AS (
+         INSERT INTO event_streams (stream_name, revision)
+         SELECT s.stream_name, s.revision FROM jsonb_to_recordset(?::jsonb) AS s(stream_name text, revision bigint)
+         WHERE EXISTS (SELECT 1 FROM go)
+         ON CONFLICT (stream_name) DO UPDATE SET revision = excluded.revision
+       ), moved AS (
+         UPDATE event_store_head SET position = ? WHERE id = 1 AND EXISTS (SELECT 1 FROM go) RETURNING position
+       )
+       SELECT position, pg_notify('${EVENTS_CHANNEL}', position::text) FROM moved`,
       [
         `${this.settings.lockTimeoutMs}ms`,
-        `${this.settings.statementTimeoutMs}ms`,
-        `${this.settings.statementTimeoutMs}ms`,
-        ...stateBindings,
+        plan.head,
+        JSON.stringify(plan.rows),
+        JSON.stringify(plan.touched),
+        plan.rows[plan.rows.length - 1]!.position,
       ],
     );
-    const headRow = first.rows.find((r) => r.kind === 'head');
-    if (headRow?.position === null || headRow?.position === undefined) {
-      throw new Error('event_store_head row is missing; run the migrations');
-    }
-    const head = { position: headRow.position };
-    const fresh = headRow.revision === headRow.position;
-    if (!fresh) this.counters.stateRereads++;
-    const stateRows = fresh
-      ? first.rows
-      : (await trx.raw<{ rows: StateRow[] }>(STATE_SQL, stateBindings)).rows;
-
-    const current = new Map<string, bigint>();
-    const known = new Map<string, StoredEventRef>();
-    for (const r of stateRows) {
-      if (r.kind === 'stream') {
-        current.set(r.stream_name!, BigInt(r.revision!));
-      } else if (r.kind === 'event') {
-        known.set(r.id!, {
-          id: r.id!,
-          streamName: r.stream_name!,
-          revision: BigInt(r.revision!),
-          position: BigInt(r.position!),
-          type: r.type!,
-          data: r.data!,
-        });
-      }
-    }
-
-    let nextPosition = BigInt(head.position) + 1n;
-    const rows: WrittenRow[] = [];
-    const written: PendingAppend[] = [];
-    const outcomes = group.map((pending): Outcome => {
-      const existing = new Map<string, StoredEventRef>();
-      for (const e of pending.events) {
-        const found = known.get(e.id);
-        if (found) existing.set(e.id, found);
-      }
-      try {
-        const decision = decideAppend(
-          pending.streamName,
-          pending.events,
-          pending.expected,
-          current.get(pending.streamName) ?? 'no_stream',
-          existing,
-        );
-        if (decision.kind === 'replay') return { ok: true, result: decision.result };
-        pending.events.forEach((e, i) => {
-          const row: WrittenRow = {
-            position: toSafeNumber(nextPosition, 'position'),
-            stream_name: pending.streamName,
-            revision: toSafeNumber(decision.firstRevision + BigInt(i), 'revision'),
-            id: e.id,
-            type: e.type,
-            data: e.data,
-            metadata: e.metadata,
-          };
-          rows.push(row);
-          known.set(e.id, {
-            id: e.id,
-            streamName: row.stream_name,
-            revision: BigInt(row.revision),
-            position: nextPosition,
-            type: e.type,
-            data: e.data,
-          });
-          nextPosition++;
-        });
-        const lastRevision = decision.firstRevision + BigInt(pending.events.length - 1);
-        current.set(pending.streamName, lastRevision);
-        written.push(pending);
-        return { ok: true, result: { nextExpectedRevision: lastRevision, position: nextPosition - 1n } };
-      } catch (error) {
-        if (error instanceof EventStoreError) return { ok: false, error };
-        throw error;
-      }
-    });
-
-    if (rows.length > 0) {
-      const newHead = rows[rows.length - 1]!.position;
-      const touched = [...new Set(written.map((p) => p.streamName))].map((name) => ({
-        stream_name: name,
-        revision: toSafeNumber(current.get(name)!, 'revision'),
-      }));
-      // One statement writes the events, the stream revisions and the head, and queues the NOTIFY
-      // (delivered by Postgres only at commit).
-      await trx.raw(
-        `WITH inserted AS (
-           INSERT INTO events (position, stream_name, revision, id, type, data, metadata)
-           SELECT x.position, x.stream_name, x.revision, x.id, x.type, x.data, x.metadata
-           FROM jsonb_to_recordset(?::jsonb)
-             AS x(position bigint, stream_name text, revision bigint, id uuid, type text, data jsonb, metadata jsonb)
-         ), streams AS (
-           INSERT INTO event_streams (stream_name, revision)
-           SELECT s.stream_name, s.revision FROM jsonb_to_recordset(?::jsonb) AS s(stream_name text, revision bigint)
-           ON CONFLICT (stream_name) DO UPDATE SET revision = excluded.revision
-         ), moved AS (
-           UPDATE event_store_head SET position = ? WHERE id = 1 RETURNING position
-         )
-         SELECT pg_notify('${EVENTS_CHANNEL}', position::text) FROM moved`,
-        [JSON.stringify(rows), JSON.stringify(touched), newHead],
-      );
-      this.counters.appendsWritten += written.length;
-      this.counters.eventsWritten += rows.length;
-      if (this.options.beforeCommit) {
-        for (const pending of written) await this.options.beforeCommit(pending.streamName, pending.events);
-      }
-    }
-    return outcomes;
+    if (result.rows.length === 0) return false;
+    this.counters.appendsWritten += plan.written.length;
+    this.counters.eventsWritten += plan.rows.length;
+    return true;
   }
 
   async readStream(streamName: string, options: ReadStreamOptions): Promise<RecordedEvent[]> {
@@ -530,4 +501,103 @@ export function mapDatabaseError(error: unknown): unknown {
 
 function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+interface GroupPlan {
+  /** The head the plan was decided against; the write happens only if it is still the head. */
+  head: number;
+  outcomes: Outcome[];
+  rows: WrittenRow[];
+  written: PendingAppend[];
+  touched: Array<{ stream_name: string; revision: number }>;
+}
+
+function stateBindings(group: PendingAppend[]): string[] {
+  const streamNames = [...new Set(group.map((p) => p.streamName))];
+  const ids = group.flatMap((p) => p.events.map((e) => e.id));
+  return [JSON.stringify(streamNames), JSON.stringify(ids)];
+}
+
+function headOf(rows: StateRow[], column: 'position'): number {
+  const value = rows.find((r) => r.kind === 'head')?.[column];
+  if (value === null || value === undefined)
+    throw new Error('event_store_head row is missing; run the migrations');
+  return value;
+}
+
+/**
+ * Decides every append of the group in queue order against the stored state plus the appends before it
+ * in the group (appendRules.decideAppend): a conflict or idempotency violation fails only that append.
+ */
+function planGroup(group: PendingAppend[], stateRows: StateRow[], head: number): GroupPlan {
+  const current = new Map<string, bigint>();
+  const known = new Map<string, StoredEventRef>();
+  for (const r of stateRows) {
+    if (r.kind === 'stream') {
+      current.set(r.stream_name!, BigInt(r.revision!));
+    } else if (r.kind === 'event') {
+      known.set(r.id!, {
+        id: r.id!,
+        streamName: r.stream_name!,
+        revision: BigInt(r.revision!),
+        position: BigInt(r.position!),
+        type: r.type!,
+        data: r.data!,
+      });
+    }
+  }
+  let nextPosition = BigInt(head) + 1n;
+  const rows: WrittenRow[] = [];
+  const written: PendingAppend[] = [];
+  const outcomes = group.map((pending): Outcome => {
+    const existing = new Map<string, StoredEventRef>();
+    for (const e of pending.events) {
+      const found = known.get(e.id);
+      if (found) existing.set(e.id, found);
+    }
+    let decision: ReturnType<typeof decideAppend>;
+    try {
+      decision = decideAppend(
+        pending.streamName,
+        pending.events,
+        pending.expected,
+        current.get(pending.streamName) ?? 'no_stream',
+        existing,
+      );
+    } catch (error) {
+      if (error instanceof EventStoreError) return { ok: false, error };
+      throw error;
+    }
+    if (decision.kind === 'replay') return { ok: true, result: decision.result };
+    pending.events.forEach((e, i) => {
+      const row: WrittenRow = {
+        position: toSafeNumber(nextPosition, 'position'),
+        stream_name: pending.streamName,
+        revision: toSafeNumber(decision.firstRevision + BigInt(i), 'revision'),
+        id: e.id,
+        type: e.type,
+        data: e.data,
+        metadata: e.metadata,
+      };
+      rows.push(row);
+      known.set(e.id, {
+        id: e.id,
+        streamName: row.stream_name,
+        revision: BigInt(row.revision),
+        position: nextPosition,
+        type: e.type,
+        data: e.data,
+      });
+      nextPosition++;
+    });
+    const lastRevision = decision.firstRevision + BigInt(pending.events.length - 1);
+    current.set(pending.streamName, lastRevision);
+    written.push(pending);
+    return { ok: true, result: { nextExpectedRevision: lastRevision, position: nextPosition - 1n } };
+  });
+  const touched = [...new Set(written.map((p) => p.streamName))].map((name) => ({
+    stream_name: name,
+    revision: toSafeNumber(current.get(name)!, 'revision'),
+  }));
+  return { head, outcomes, rows, written, touched };
 }
