@@ -26,11 +26,27 @@ const CHECKPOINT_WINDOW_EVENTS = 32;
 const HOST = '127.0.0.1';
 
 interface ActiveSubscription {
-  call: grpc.ServerWritableStream<ReadReq, ReadResp>;
+  call: grpc.ServerWritableStream<ReadReq, Outgoing>;
   stop(): void;
 }
 
 type Matcher = (r: LogRecord) => boolean;
+/** Read responses go out as messages or, for recorded events, as bytes serialized once per record. */
+type Outgoing = ReadResp | Buffer;
+
+/**
+ * The Streams service with a read serializer that passes pre-serialized bytes through: every event is
+ * delivered to several readers and subscribers, and protobuf encoding was most of the emulator's CPU.
+ */
+const streamsService = {
+  ...streamsGrpc.StreamsService,
+  read: {
+    ...streamsGrpc.StreamsService.read,
+    responseSerialize: (value: Outgoing): Buffer =>
+      Buffer.isBuffer(value) ? value : streamsGrpc.StreamsService.read.responseSerialize(value),
+  },
+};
+const serializedEvents = new WeakMap<LogRecord, Buffer>();
 
 export class EsdbEmulator {
   readonly log: EmulatorLog;
@@ -150,8 +166,8 @@ export class EsdbEmulator {
       if (typeof callback === 'function') callback(error);
       else (_call as { emit(e: string, v: unknown): void }).emit('error', error);
     };
-    server.addService(streamsGrpc.StreamsService, {
-      read: (call: grpc.ServerWritableStream<ReadReq, ReadResp>) => this.read(call),
+    server.addService(streamsService, {
+      read: (call: grpc.ServerWritableStream<ReadReq, Outgoing>) => this.read(call),
       append: (
         call: grpc.ServerReadableStream<AppendReq, AppendResp>,
         callback: grpc.sendUnaryData<AppendResp>,
@@ -305,7 +321,7 @@ export class EsdbEmulator {
     });
   }
 
-  private read(call: grpc.ServerWritableStream<ReadReq, ReadResp>): void {
+  private read(call: grpc.ServerWritableStream<ReadReq, Outgoing>): void {
     const fail = (error: grpc.ServerErrorResponse): void => {
       call.emit('error', error);
     };
@@ -334,7 +350,15 @@ export class EsdbEmulator {
       fail(rpcError(grpc.status.INVALID_ARGUMENT, (error as Error).message));
       return;
     }
-    const toResp = (r: LogRecord) => eventResp(r, structuredIds);
+    const toResp = (r: LogRecord): Outgoing => {
+      if (structuredIds) return eventResp(r, true);
+      let bytes = serializedEvents.get(r);
+      if (!bytes) {
+        bytes = Buffer.from(eventResp(r, false).serializeBinary());
+        serializedEvents.set(r, bytes);
+      }
+      return bytes;
+    };
 
     if (options.getStreamOptionCase() === Opt.StreamOptionCase.STREAM) {
       const streamOptions = options.getStream()!;
@@ -442,12 +466,12 @@ export class EsdbEmulator {
    * transport's backpressure, so a slow client holds the cursor back instead of growing a buffer.
    */
   private subscribe(
-    call: grpc.ServerWritableStream<ReadReq, ReadResp>,
+    call: grpc.ServerWritableStream<ReadReq, Outgoing>,
     records: () => readonly LogRecord[],
     startIndex: number,
     matcher: Matcher,
     sendCheckpoints: boolean,
-    toResp: (r: LogRecord) => ReadResp,
+    toResp: (r: LogRecord) => Outgoing,
     checkpointEvery = 0,
   ): void {
     let active = true;
@@ -634,7 +658,7 @@ function bigMin(a: bigint, b: bigint): bigint {
 }
 
 /** Writes one message, waiting for the transport to drain when its buffer is full (or the call ends). */
-function write(call: grpc.ServerWritableStream<ReadReq, ReadResp>, message: ReadResp): Promise<void> {
+function write(call: grpc.ServerWritableStream<ReadReq, Outgoing>, message: Outgoing): Promise<void> {
   if (call.destroyed || call.writableEnded) return Promise.resolve();
   if (call.write(message)) return Promise.resolve();
   return new Promise<void>((resolve) => {
@@ -649,8 +673,8 @@ function write(call: grpc.ServerWritableStream<ReadReq, ReadResp>, message: Read
 }
 
 async function writeAll(
-  call: grpc.ServerWritableStream<ReadReq, ReadResp>,
-  messages: ReadResp[],
+  call: grpc.ServerWritableStream<ReadReq, Outgoing>,
+  messages: Outgoing[],
 ): Promise<void> {
   for (const m of messages) await write(call, m);
   call.end();
