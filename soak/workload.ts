@@ -452,10 +452,22 @@ export class Workload {
             : !isAmbiguous(a)
               ? a
               : b;
-      if (isAmbiguous(r))
-        r = await this.ctx.http.command(req, rng, { ...COMMAND_RETRY, stop: () => this.ctx.aborted() });
+      history.push(...[a, b].map(attemptLabel));
+      if (isAmbiguous(r)) {
+        const again = await this.ctx.http.command(req, rng, {
+          ...COMMAND_RETRY,
+          stop: () => this.ctx.aborted(),
+        });
+        history.push(...again.history);
+        r = again;
+      }
     } else {
-      r = await this.ctx.http.command(req, rng, { ...COMMAND_RETRY, stop: () => this.ctx.aborted() });
+      const once = await this.ctx.http.command(req, rng, {
+        ...COMMAND_RETRY,
+        stop: () => this.ctx.aborted(),
+      });
+      history.push(...once.history);
+      r = once;
     }
     if (r.status >= 200 && r.status < 300) {
       this.acknowledge(tenant, name, r, onAck);
@@ -549,6 +561,10 @@ export function alteredBody(body: unknown): Record<string, unknown> | null {
     return { ...b, price: { ...price, amount: price.amount + 1 } };
   if (typeof b.reason === 'string') return { ...b, reason: `${b.reason} (changed)` };
   return null;
+}
+
+function attemptLabel(r: HttpResponse): string {
+  return r.status === 0 ? (r.code ?? 'network') : `${r.status}${r.code ? ` ${r.code}` : ''}`;
 }
 
 function sameAnswer(a: HttpResponse, b: HttpResponse): boolean {
