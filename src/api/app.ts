@@ -74,7 +74,7 @@ export function buildApp(deps: AppDeps) {
     connectionTimeout: 30_000,
     requestTimeout: 30_000,
     keepAliveTimeout: 5_000,
-    maxParamLength: 300,
+    routerOptions: { maxParamLength: 300 },
     // Malformed URLs and the like never reach a route: answer them as problems too.
     frameworkErrors: (error, _request, reply) => {
       const apiError = fromFastifyError(error) ?? new ApiError('validation_failed', error.message);

@@ -11,6 +11,11 @@ export interface RedisClientOptions {
   maxRetriesPerRequest?: number;
   maxReconnectDelayMs?: number;
   keyPrefix?: string;
+  /**
+   * Connection-level errors (the client reconnects by itself; commands fail individually). Without a
+   * listener ioredis reports them as unhandled error events.
+   */
+  onError?: (error: Error) => void;
 }
 
 export function createRedisClient(options: RedisClientOptions): Redis {
@@ -25,7 +30,9 @@ export function createRedisClient(options: RedisClientOptions): Redis {
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), maxReconnectDelayMs),
   };
   if (options.keyPrefix) redisOptions.keyPrefix = options.keyPrefix;
-  return new Redis(options.url, redisOptions);
+  const client = new Redis(options.url, redisOptions);
+  client.on('error', options.onError ?? (() => undefined));
+  return client;
 }
 
 /** Readiness check: connects if needed and PINGs, bounded by timeoutMs. */

@@ -1,0 +1,231 @@
+import { randomBytes } from 'node:crypto';
+import autocannon from 'autocannon';
+import Fastify from 'fastify';
+import pg from 'pg';
+import pino from 'pino';
+import { buildApp } from '../src/api/app.js';
+import { signToken } from '../src/api/auth.js';
+import { createMetrics, withAppendMetrics } from '../src/api/metrics.js';
+import { createLedgerService } from '../src/commands/ledgerService.js';
+import { type Database, openDatabase } from '../src/db/database.js';
+import { migrateLatest } from '../src/db/migrate.js';
+import { PostgresEventStore } from '../src/eventstore/postgres.js';
+import { PostgresLedgerQueries } from '../src/projections/postgresLedgerQueries.js';
+import { ProjectionRunner } from '../src/projections/projectionRunner.js';
+import { createRedisClient } from '../src/redis/redis.js';
+import { RedisIdempotencyStore } from '../src/redis/redisIdempotencyStore.js';
+import { RedisRateLimiter } from '../src/redis/redisRateLimiter.js';
+import { type BenchSection, benchDatabaseUrl, formatRate } from './report.js';
+
+/**
+ * `npm run bench -- api`: booking holds/s (POST /v1/bookings, each with its own Idempotency-Key) and
+ * wallet reads/s (GET /v1/wallets/{id}) over HTTP with autocannon, on Postgres + Redis, beside a
+ * fastify hello-world measured the same way in the same run. The load generator runs in the same
+ * process as the server (one machine), for every measurement alike.
+ */
+const DURATION_S = Number(process.env.BENCH_API_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_API_CONNECTIONS ?? 64);
+const STUDENTS = Number(process.env.BENCH_API_STUDENTS ?? 2_000);
+const TENANT = 'bench';
+const SECRET = randomBytes(24).toString('hex');
+
+interface Measured {
+  rps: number;
+  p50: number;
+  p99: number;
+  total: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function load(options: autocannon.Options): Promise<Measured> {
+  const result = await autocannon({ connections: CONNECTIONS, duration: DURATION_S, ...options });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    total: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+async function freshDatabase(): Promise<{ db: Database; drop(): Promise<void> }> {
+  const base = benchDatabaseUrl();
+  const name = `ledger_bench_api_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  const db = await openDatabase({ kind: 'postgres', url: url.toString(), poolMax: 20 });
+  await migrateLatest(db, { databaseUrl: url.toString() });
+  return {
+    db,
+    async drop() {
+      await db.close();
+      const c = new pg.Client({ connectionString: base });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+async function helloWorld(): Promise<Measured> {
+  const hello = Fastify({ logger: false });
+  hello.get('/', async () => ({ hello: 'world' }));
+  const url = await hello.listen({ port: 0, host: '127.0.0.1' });
+  try {
+    return await load({ url });
+  } finally {
+    await hello.close();
+  }
+}
+
+export async function run(): Promise<BenchSection> {
+  const hello = await helloWorld();
+  console.log('hello-world', hello);
+
+  const { db, drop } = await freshDatabase();
+  const redis = createRedisClient({
+    url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    keyPrefix: `bench${randomBytes(4).toString('hex')}:`,
+    commandTimeoutMs: 5_000,
+  });
+  const metrics = createMetrics();
+  const store = withAppendMetrics(new PostgresEventStore(db), metrics);
+  const service = createLedgerService({ store, clock: () => new Date() });
+  const queries = new PostgresLedgerQueries(db);
+  const runner = new ProjectionRunner({ db, store });
+  runner.start();
+  const app = buildApp({
+    commands: service,
+    queries,
+    store,
+    auth: { jwtSecret: SECRET },
+    idempotency: new RedisIdempotencyStore(redis),
+    rateLimiter: new RedisRateLimiter(redis),
+    // One bench caller makes every request: limits sized so they are evaluated but never hit.
+    rateLimits: {
+      default: { limit: 100_000_000, windowMs: 60_000 },
+      money: { limit: 100_000_000, windowMs: 60_000 },
+    },
+    readiness: [],
+    logger: pino({ level: 'silent' }),
+    metrics,
+    docsUi: false,
+  });
+  try {
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    // Seed wallets: one credit adjustment per student, enough for every hold of the run.
+    const seedCtx = (i: number) => ({
+      tenantId: TENANT,
+      actor: { id: 'bench', role: 'finance_admin' },
+      idempotencyKey: `seed-${i}`,
+      correlationId: `seed-${i}`,
+      causationId: `seed-${i}`,
+    });
+    for (let i = 0; i < STUDENTS; i += 50) {
+      await Promise.all(
+        Array.from({ length: Math.min(50, STUDENTS - i) }, (_, j) =>
+          service.adjust(seedCtx(i + j), {
+            account: `student:s${i + j}:wallet`,
+            direction: 'credit',
+            amount: { amount: 1_000_000_000, currency: 'usd' },
+            reason: 'bench seed',
+          }),
+        ),
+      );
+    }
+    const seeded = await store.headPosition();
+    await queries.waitForPosition(seeded, 120_000);
+    console.log(`seeded ${STUDENTS} wallets`);
+
+    const service_ = await signToken({
+      tenant: TENANT,
+      sub: 'bench_svc',
+      roles: ['service'],
+      secret: SECRET,
+      ttlSeconds: 3600,
+    });
+    const finance = await signToken({
+      tenant: TENANT,
+      sub: 'bench_fin',
+      roles: ['finance_admin'],
+      secret: SECRET,
+      ttlSeconds: 3600,
+    });
+
+    let readSeq = 0;
+    const reads = await load({
+      url,
+      requests: [
+        {
+          method: 'GET',
+          headers: { authorization: `Bearer ${finance}` },
+          setupRequest: (req) => ({ ...req, path: `/v1/wallets/s${readSeq++ % STUDENTS}` }),
+        },
+      ],
+    });
+    console.log('wallet reads', reads);
+
+    let bookSeq = 0;
+    const scheduledAt = new Date(Date.now() + 30 * 86_400_000).toISOString();
+    const holds = await load({
+      url,
+      requests: [
+        {
+          method: 'POST',
+          path: '/v1/bookings',
+          setupRequest: (req) => {
+            const n = bookSeq++;
+            return {
+              ...req,
+              headers: {
+                authorization: `Bearer ${service_}`,
+                'content-type': 'application/json',
+                'idempotency-key': `bench-${n}`,
+              },
+              body: JSON.stringify({
+                studentId: `s${n % STUDENTS}`,
+                tutorId: `t${n % 100}`,
+                price: { amount: 100, currency: 'usd' },
+                scheduledAt,
+              }),
+            };
+          },
+        },
+      ],
+    });
+    console.log('booking holds', holds);
+
+    const ratio = reads.rps / hello.rps;
+    const row = (name: string, m: Measured) =>
+      `| ${name} | ${formatRate(m.rps)}/s | ${m.p50} ms | ${m.p99} ms | ${m.total} | ${m.non2xx} | ${m.errors} |`;
+    const markdown = [
+      `autocannon, ${CONNECTIONS} connections, ${DURATION_S} s per measurement, load generator in the same`,
+      'process as the server. API on the Postgres event store + Postgres read models (projection runner',
+      `running) + Redis idempotency keys and rate limits; ${STUDENTS} seeded wallets, one service/finance caller.`,
+      '',
+      '| measurement | throughput | p50 | p99 | requests | non-2xx | errors |',
+      '|---|---|---|---|---|---|---|',
+      row('fastify hello-world (GET /)', hello),
+      row('wallet reads (GET /v1/wallets/{id})', reads),
+      row('booking holds (POST /v1/bookings, new Idempotency-Key each)', holds),
+      '',
+      `Wallet reads reach ${(ratio * 100).toFixed(0)}% of hello-world (goal: >= 50%, p99 < 10 ms: ` +
+        `${reads.p99 < 10 ? 'met' : 'not met'}). Booking holds: ${formatRate(holds.rps)}/s (goal: >= 5,000/s: ` +
+        `${holds.rps >= 5_000 ? 'met' : 'not met'}).`,
+    ].join('\n');
+    return { name: 'api', title: 'HTTP API (npm run bench -- api)', markdown };
+  } finally {
+    await app.close();
+    await runner.stop();
+    await queries.close();
+    await store.close();
+    await redis.quit();
+    await drop();
+  }
+}
