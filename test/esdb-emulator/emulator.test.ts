@@ -190,6 +190,20 @@ describe('subscribeToAll', () => {
   });
 });
 
+describe('subscribeToStream', () => {
+  it('starts after the given revision and goes live', async () => {
+    const s = stream();
+    await client.appendToStream(s, [ev('A'), ev('B'), ev('C')], { expectedRevision: 'no_stream' });
+    const subscription = client.subscribeToStream(s, { fromRevision: 0n });
+    const iterator = subscription[Symbol.asyncIterator]();
+    const types = [(await iterator.next()).value.event.type, (await iterator.next()).value.event.type];
+    await client.appendToStream(s, [ev('D')], { expectedRevision: 2n });
+    types.push((await iterator.next()).value.event.type);
+    expect(types).toEqual(['B', 'C', 'D']);
+    await subscription.unsubscribe();
+  });
+});
+
 describe('malformed requests get the status EventStoreDB sends', () => {
   let raw: InstanceType<typeof streamsGrpc.StreamsClient>;
   beforeAll(() => {
