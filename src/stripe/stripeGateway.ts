@@ -239,8 +239,9 @@ export class StripeGateway implements PaymentsGateway, StripeBalanceSource {
   async *listBalanceTransactions(filter: BalanceTransactionFilter): AsyncIterable<BalanceTransactionRecord> {
     const pageSize = filter.pageSize ?? 100;
     invariant(Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 100, 'pageSize must be 1..100');
-    let startingAfter: string | undefined;
-    for (;;) {
+    const fetchPage = (
+      startingAfter: string | undefined,
+    ): Promise<Stripe.ApiList<Stripe.BalanceTransaction>> => {
       const params: Stripe.BalanceTransactionListParams = {
         limit: pageSize,
         expand: ['data.source'],
@@ -249,16 +250,22 @@ export class StripeGateway implements PaymentsGateway, StripeBalanceSource {
         ...(filter.type !== undefined ? { type: filter.type } : {}),
         ...(startingAfter !== undefined ? { starting_after: startingAfter } : {}),
       };
-      const page = await this.call(() =>
+      return this.call(() =>
         this.stripe.balanceTransactions.list(
           params,
           filter.connectedAccountId ? { stripeAccount: filter.connectedAccountId } : {},
         ),
       );
-      for (const txn of page.data) yield toRecord(txn);
+    };
+    let pending: Promise<Stripe.ApiList<Stripe.BalanceTransaction>> | null = fetchPage(undefined);
+    while (pending) {
+      const page: Stripe.ApiList<Stripe.BalanceTransaction> = await pending;
       const last = page.data[page.data.length - 1];
-      if (!page.has_more || !last) return;
-      startingAfter = last.id;
+      // Read one page ahead (at most two pages in memory): Stripe's latency overlaps our matching.
+      pending = page.has_more && last ? fetchPage(last.id) : null;
+      // A consumer that stops early must not leave the prefetch's rejection unhandled.
+      pending?.catch(() => undefined);
+      for (const txn of page.data) yield toRecord(txn);
     }
   }
 

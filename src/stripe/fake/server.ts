@@ -324,7 +324,8 @@ export class FakeStripeServer {
     const idempotencyKey = method === 'POST' ? (headerValue(req, 'idempotency-key') ?? null) : null;
     if (idempotencyKey !== null) headers['idempotency-key'] = idempotencyKey;
     const scopedKey = idempotencyKey === null ? null : `${account}\u0000${idempotencyKey}`;
-    const fingerprint = createHash('sha256').update(canonical(params)).digest('hex');
+    const fingerprint =
+      scopedKey === null ? '' : createHash('sha256').update(canonical(params)).digest('hex');
 
     if (scopedKey !== null) {
       const stored = this.idempotency.get(scopedKey);

@@ -857,13 +857,15 @@ export class FakeStripeState {
     currency: string;
     metadata: Record<string, string>;
     created?: number;
+    /** Explicit ids (bench seeding, so the ledger side can be generated to match). */
+    ids?: { paymentIntent: string; charge: string; balanceTransaction: string };
   }): {
     paymentIntent: FakePaymentIntent;
     charge: FakeCharge;
     balanceTransaction: FakeBalanceTransaction;
   } {
-    const piId = stripeId('pi');
-    const chargeId = stripeId('ch');
+    const piId = input.ids?.paymentIntent ?? stripeId('pi');
+    const chargeId = input.ids?.charge ?? stripeId('ch');
     const created = input.created ?? this.now();
     const txn = this.addTxn(
       PLATFORM,
@@ -878,6 +880,7 @@ export class FakeStripeState {
         feeDescription: 'Stripe processing fees',
       },
       created,
+      input.ids?.balanceTransaction,
     );
     const pi: FakePaymentIntent = {
       id: piId,
@@ -939,10 +942,11 @@ export class FakeStripeState {
       feeDescription?: string;
     },
     createdAt?: number,
+    id?: string,
   ): FakeBalanceTransaction {
     const created = createdAt ?? this.now();
     const txn: FakeBalanceTransaction = {
-      id: stripeId('txn'),
+      id: id ?? stripeId('txn'),
       object: 'balance_transaction',
       amount: input.amount,
       available_on: created,
