@@ -260,6 +260,55 @@ describe('process managers', () => {
 
   describeCheckpointStore('MemoryCheckpointStore', () => new MemoryCheckpointStore());
 
+  it('a live runner in another process racing the command path finishes nothing twice and finds no poison', async () => {
+    const store = new MemoryEventStore();
+    const api = createLedgerService({ store, clock });
+    const runner = startProcessManagers({
+      service: createLedgerService({ store, clock }),
+      store,
+      checkpoints: new MemoryCheckpointStore(),
+    });
+    try {
+      await api.initiateTopUp(ctx(), {
+        topUpId: 'race',
+        studentId: 's1',
+        amount: { amount: 50_000, currency: 'usd' },
+      });
+      await api.succeedTopUp(ctx('service'), {
+        topUpId: 'race',
+        paymentIntentId: 'pi_race',
+        amountReceived: 50_000,
+        currency: 'usd',
+      });
+      const ids = Array.from({ length: 12 }, (_, i) => `r${i}`);
+      await Promise.all(ids.map((id) => book(api, id)));
+      await Promise.all(
+        ids.map((id, i) =>
+          i % 3 === 0
+            ? api.cancelBooking(ctx(), { bookingId: id, reason: 'race' })
+            : api.completeBooking(ctx(), { bookingId: id }),
+        ),
+      );
+      await Promise.all(
+        ids
+          .filter((_, i) => i % 3 === 1)
+          .map((id) => api.refundBooking(ctx(), { bookingId: id, amount: 300, reason: 'r' })),
+      );
+      await drain(runner, store);
+    } finally {
+      await runner.stop();
+    }
+    expect(runner.stats().poison).toBe(0);
+    expect(await countOf(store, 'BookingPlaced')).toBe(12);
+    expect(await countOf(store, 'WalletHoldCaptured')).toBe(8);
+    expect(await countOf(store, 'TutorEarningsRecorded')).toBe(8);
+    expect(await countOf(store, 'WalletHoldReleased')).toBe(4);
+    expect(await countOf(store, 'TutorEarningsReversed')).toBe(4);
+    const fold = new LedgerFold();
+    await fold.catchUp(store);
+    expect(fold.available(T, 'student:s1:wallet', 'usd')).toBe(50_000 - 8 * 2_000 + 4 * 300);
+  });
+
   it('records a poison event loudly (table + metric) and goes on with the next events', async () => {
     const store = new MemoryEventStore();
     const service = createLedgerService({ store, clock });

@@ -8,6 +8,8 @@ import { opsArb, runOps } from './ledgerModel.js';
 /** PROPERTY_RUNS overrides the number of runs (default 1,000 on the memory store, 50 on Postgres). */
 const runsOverride = process.env.PROPERTY_RUNS ? Number(process.env.PROPERTY_RUNS) : undefined;
 const MAX_OPS = 24;
+/** Shorter sequences on Postgres: every append is a real transaction and the suite must stay fast. */
+const MAX_OPS_POSTGRES = 16;
 
 describe('ledger model-based properties', () => {
   it('memory store: random command sequences keep the model and invariants 1, 2, 4-10', async () => {
@@ -35,7 +37,7 @@ describe('ledger model-based properties', () => {
       let run = 0;
       try {
         await fc.assert(
-          fc.asyncProperty(opsArb(MAX_OPS), async (ops) => runOps(store, ops, `p${run++}`)),
+          fc.asyncProperty(opsArb(MAX_OPS_POSTGRES), async (ops) => runOps(store, ops, `p${run++}`)),
           { numRuns: runsOverride ?? 50 },
         );
       } finally {
