@@ -2,6 +2,10 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { migrateDownAll, migrateLatest } from '../db/migrate.js';
+import { EsdbEventStore } from '../eventstore/esdb.js';
+import type { EventStore } from '../eventstore/port.js';
+import { PostgresEventStore } from '../eventstore/postgres.js';
+import { type ProjectionsCommandDeps, rebuild, replay, verify } from './projectionsCommands.js';
 import { printToken } from './tokenCommand.js';
 
 /**
@@ -10,13 +14,100 @@ import { printToken } from './tokenCommand.js';
  */
 const USAGE = `usage: npm run cli -- <command> [options]
   migrate [--down]                      apply pending migrations (or roll all back with --down)
+  projections rebuild [name]            replay all events into fresh read models and swap them in
+  verify [--max-differences N] [--clearing-max-age-hours H]
+                                        fold the events and compare with the read models; exit 1 on any difference
+  replay --tenant T --account PATH [--until TIME|POSITION] [--format table|json]
+                                        an account's history entry by entry with running balance, cause and actor
   token --tenant T --sub S --role R [--role R2] [--ttl seconds]
                                         print a development JWT signed with JWT_SECRET (or ./data's)
 `;
 
 type Command = (argv: string[]) => Promise<number>;
 
+/**
+ * Opens the configured database (migrated) and event store for one command and closes them after.
+ * On the embedded default PGlite is single-process: stop `npm start` before running these.
+ */
+async function withStores(
+  fn: (deps: Omit<ProjectionsCommandDeps, 'tenantId'>) => Promise<number>,
+): Promise<number> {
+  const config = loadConfig();
+  const db = await openDatabase(
+    config.databaseUrl
+      ? { kind: 'postgres', url: config.databaseUrl, poolMax: 4 }
+      : { kind: 'pglite', dataDir: `${config.dataDir}/pglite` },
+  );
+  let store: EventStore | undefined;
+  try {
+    await migrateLatest(db, { databaseUrl: config.databaseUrl ?? undefined });
+    store =
+      config.eventStore === 'esdb'
+        ? new EsdbEventStore({ connectionString: config.eventStoreUrl! })
+        : new PostgresEventStore(db);
+    return await fn({ db, store, out: process.stdout });
+  } finally {
+    await store?.close();
+    await db.close();
+  }
+}
+
 const commands: Record<string, Command> = {
+  projections: async (argv) => {
+    const [sub, name, ...extra] = argv;
+    if (sub !== 'rebuild' || extra.length > 0) {
+      process.stderr.write('usage: projections rebuild [name]\n');
+      return 2;
+    }
+    return withStores((deps) => rebuild(deps, name));
+  },
+  verify: async (argv) => {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        'max-differences': { type: 'string', default: '20' },
+        'clearing-max-age-hours': { type: 'string' },
+      },
+    });
+    const maxDifferences = Number(values['max-differences']);
+    const clearing = values['clearing-max-age-hours'];
+    const clearingMaxAgeHours = clearing === undefined ? undefined : Number(clearing);
+    if (!Number.isSafeInteger(maxDifferences) || maxDifferences < 1 || maxDifferences > 10_000) {
+      process.stderr.write('--max-differences must be an integer in 1..10000\n');
+      return 2;
+    }
+    if (clearingMaxAgeHours !== undefined && !(clearingMaxAgeHours >= 0 && clearingMaxAgeHours <= 24 * 365)) {
+      process.stderr.write('--clearing-max-age-hours must be a number of hours in 0..8760\n');
+      return 2;
+    }
+    return withStores((deps) =>
+      verify(deps, { maxDifferences, ...(clearingMaxAgeHours !== undefined ? { clearingMaxAgeHours } : {}) }),
+    );
+  },
+  replay: async (argv) => {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        tenant: { type: 'string' },
+        account: { type: 'string' },
+        until: { type: 'string' },
+        format: { type: 'string', default: 'table' },
+      },
+    });
+    if (!values.account || (values.format !== 'table' && values.format !== 'json')) {
+      process.stderr.write(
+        'usage: replay --tenant T --account PATH [--until TIME|POSITION] [--format table|json]\n',
+      );
+      return 2;
+    }
+    const { account, until, format, tenant } = values;
+    return withStores((deps) =>
+      replay(
+        { ...deps, ...(tenant ? { tenantId: tenant } : {}) },
+        { account, format, ...(until ? { until } : {}) },
+      ),
+    );
+  },
   token: async (argv) => {
     const { values } = parseArgs({
       args: argv,
