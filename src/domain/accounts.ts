@@ -93,8 +93,7 @@ const FIXED_ACCOUNTS: Record<string, AccountRef> = {
 /** Parses an account path, or returns null when it is not one the ledger knows. */
 export function parseAccount(path: unknown): AccountRef | null {
   if (typeof path !== 'string' || path.length > 200) return null;
-  const fixed = FIXED_ACCOUNTS[path];
-  if (fixed) return { ...fixed };
+  if (Object.hasOwn(FIXED_ACCOUNTS, path)) return { ...FIXED_ACCOUNTS[path]! };
   const parts = path.split(':');
   const [head, id, a, b] = parts;
   if (head === 'student' && parts.length === 3 && a === 'wallet' && ENTITY_ID_PATTERN.test(id ?? '')) {

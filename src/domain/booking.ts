@@ -1,6 +1,7 @@
 import type { Decider, DomainEvent } from './decider.js';
 import { DomainError, invariant } from './errors.js';
 import { assertAmount, assertCurrency, cumulativeShare, splitByBps } from './money.js';
+import { PersistentMap } from './persistentMap.js';
 import { type BookingPolicy, validateBookingPolicy } from './tenantSettings.js';
 import {
   DAY_MS,
@@ -162,7 +163,7 @@ export interface BookingState {
   refunded: number;
   refundedTutor: number;
   refundedCommission: number;
-  refundIds: Record<string, true>;
+  refundIds: PersistentMap<true>;
 }
 
 export const initialBookingState = (): BookingState => ({
@@ -184,7 +185,7 @@ export const initialBookingState = (): BookingState => ({
   refunded: 0,
   refundedTutor: 0,
   refundedCommission: 0,
-  refundIds: {},
+  refundIds: PersistentMap.empty(),
 });
 
 interface PlacedBooking extends BookingRef {
@@ -363,7 +364,7 @@ export function decideBooking(command: BookingCommand, state: BookingState): Boo
           status: state.status,
         });
       }
-      if (state.refundIds[refundId]) {
+      if (state.refundIds.get(refundId)) {
         throw new DomainError('invalid_state', `refund ${refundId} was already made`, { refundId });
       }
       const remaining = state.captured - state.refunded;
@@ -451,7 +452,7 @@ export function evolveBooking(state: BookingState, event: BookingEvent): Booking
     case 'BookingRefunded': {
       invariant(state.status === 'completed', `refund of a ${state.status} booking`);
       const e = event.data;
-      invariant(!state.refundIds[e.refundId], `refund ${e.refundId} made twice`);
+      invariant(!state.refundIds.get(e.refundId), `refund ${e.refundId} made twice`);
       const refunded = state.refunded + e.amount;
       const refundedTutor = state.refundedTutor + e.tutorPart;
       const refundedCommission = state.refundedCommission + e.commissionPart;
@@ -465,7 +466,7 @@ export function evolveBooking(state: BookingState, event: BookingEvent): Booking
         refunded,
         refundedTutor,
         refundedCommission,
-        refundIds: { ...state.refundIds, [e.refundId]: true },
+        refundIds: state.refundIds.set(e.refundId, true),
       };
     }
   }

@@ -53,7 +53,7 @@ export function isKnownCurrency(value: unknown): value is string {
 }
 
 export function currencyExponent(currency: string): number {
-  const exponent = CURRENCY_EXPONENTS[currency];
+  const exponent = Object.hasOwn(CURRENCY_EXPONENTS, currency) ? CURRENCY_EXPONENTS[currency] : undefined;
   if (exponent === undefined) {
     throw new DomainError('validation_failed', `unknown currency ${JSON.stringify(currency)}`, {
       field: 'currency',

@@ -1,6 +1,7 @@
 import type { Decider, DomainEvent } from './decider.js';
 import { DomainError, invariant } from './errors.js';
 import { assertAmount, assertCurrency, assertSameCurrency, formatMoney } from './money.js';
+import { PersistentMap } from './persistentMap.js';
 import { parseInstant, requireEntityId, requireText, toIso, validationFailed } from './validate.js';
 
 /**
@@ -120,7 +121,7 @@ export interface TopUpState {
   clientSecret: string | null;
   failureReason: string | null;
   refundedToCard: number;
-  stripeRefundIds: Record<string, true>;
+  stripeRefundIds: PersistentMap<true>;
 }
 
 export const initialTopUpState = (): TopUpState => ({
@@ -133,7 +134,7 @@ export const initialTopUpState = (): TopUpState => ({
   clientSecret: null,
   failureReason: null,
   refundedToCard: 0,
-  stripeRefundIds: {},
+  stripeRefundIds: PersistentMap.empty(),
 });
 
 function requireExisting(state: TopUpState): { topUpId: string; studentId: string; currency: string } {
@@ -249,7 +250,7 @@ export function decideTopUp(command: TopUpCommand, state: TopUpState): TopUpEven
         });
       }
       assertSameCurrency(currency, refundCurrency, `top-up ${topUpId}`);
-      if (state.stripeRefundIds[stripeRefundId]) {
+      if (state.stripeRefundIds.get(stripeRefundId)) {
         throw new DomainError('invalid_state', `card refund ${stripeRefundId} was already recorded`, {
           stripeRefundId,
         });
@@ -326,7 +327,7 @@ export function evolveTopUp(state: TopUpState, event: TopUpEvent): TopUpState {
       return {
         ...state,
         refundedToCard,
-        stripeRefundIds: { ...state.stripeRefundIds, [event.data.stripeRefundId]: true },
+        stripeRefundIds: state.stripeRefundIds.set(event.data.stripeRefundId, true),
       };
     }
   }

@@ -12,6 +12,7 @@ import type { Actor, Decider, DomainEvent } from './decider.js';
 import { DomainError, invariant } from './errors.js';
 import { captureEntry, holdEntry, type JournalEntry, type Line, postEntry, releaseEntry } from './journal.js';
 import { assertAmount, assertCurrency, assertSameCurrency, formatMoney } from './money.js';
+import { PersistentMap } from './persistentMap.js';
 import {
   parseInstant,
   requireDirection,
@@ -233,10 +234,12 @@ export interface TutorState {
   receivable: number;
   /** Sum of payouts posted. */
   paidOut: number;
-  earnings: Record<string, BookingEarnings>;
-  payouts: Record<string, PayoutHold>;
-  refundIds: Record<string, true>;
-  adjustmentIds: Record<string, true>;
+  /** bookingId -> that booking's earnings. */
+  earnings: PersistentMap<BookingEarnings>;
+  /** payoutId -> its hold on available earnings. */
+  payouts: PersistentMap<PayoutHold>;
+  refundIds: PersistentMap<true>;
+  adjustmentIds: PersistentMap<true>;
   version: number;
 }
 
@@ -247,10 +250,10 @@ export const initialTutorState = (): TutorState => ({
   pending: 0,
   receivable: 0,
   paidOut: 0,
-  earnings: {},
-  payouts: {},
-  refundIds: {},
-  adjustmentIds: {},
+  earnings: PersistentMap.empty(),
+  payouts: PersistentMap.empty(),
+  refundIds: PersistentMap.empty(),
+  adjustmentIds: PersistentMap.empty(),
   version: 0,
 });
 
@@ -274,7 +277,7 @@ function checkCurrency(state: TutorState, currency: unknown): string {
 }
 
 function requireEarnings(state: TutorState, bookingId: string): BookingEarnings {
-  const earnings = state.earnings[bookingId];
+  const earnings = state.earnings.get(bookingId);
   if (!earnings) {
     throw new DomainError('not_found', `no earnings recorded for booking ${bookingId}`, { bookingId });
   }
@@ -282,7 +285,7 @@ function requireEarnings(state: TutorState, bookingId: string): BookingEarnings 
 }
 
 function requirePayoutHold(state: TutorState, payoutId: string): PayoutHold {
-  const hold = state.payouts[payoutId];
+  const hold = state.payouts.get(payoutId);
   if (!hold) throw new DomainError('not_found', `no payout hold for payout ${payoutId}`, { payoutId });
   if (hold.status !== 'held') {
     throw new DomainError('invalid_state', `payout hold ${payoutId} was already ${hold.status}`, {
@@ -317,7 +320,7 @@ export function decideTutor(command: TutorCommand, state: TutorState): TutorEven
       const clearableMs = parseInstant(command.clearableAt, 'clearableAt');
       const currency = checkCurrency(state, command.currency);
       if (clearableMs < earnedMs) validationFailed('clearableAt must not be before earnedAt', {});
-      if (state.earnings[bookingId]) {
+      if (state.earnings.get(bookingId)) {
         throw new DomainError('invalid_state', `earnings for booking ${bookingId} were already recorded`, {
           bookingId,
         });
@@ -394,7 +397,7 @@ export function decideTutor(command: TutorCommand, state: TutorState): TutorEven
       const currency = assertCurrency(command.currency);
       const earnings = requireEarnings(state, bookingId);
       assertSameCurrency(state.currency!, currency, "the tutor's earnings");
-      if (state.refundIds[refundId]) {
+      if (state.refundIds.get(refundId)) {
         throw new DomainError('invalid_state', `refund ${refundId} was already reversed`, { refundId });
       }
       if (earnings.reversed + amount > earnings.amount) {
@@ -437,7 +440,7 @@ export function decideTutor(command: TutorCommand, state: TutorState): TutorEven
       const payoutMin = assertAmount(command.payoutMin, { field: 'payoutMin' });
       const entryId = requireUuid(command.entryId, 'entryId');
       const currency = checkCurrency(state, command.currency);
-      if (state.payouts[payoutId]) {
+      if (state.payouts.get(payoutId)) {
         throw new DomainError('invalid_state', `payout ${payoutId} already has a hold`, { payoutId });
       }
       if (amount < payoutMin) {
@@ -532,7 +535,7 @@ export function decideTutor(command: TutorCommand, state: TutorState): TutorEven
       const actor = requireFinanceAdmin(command.actor);
       const entryId = requireUuid(command.entryId, 'entryId');
       const currency = checkCurrency(state, command.currency);
-      if (state.adjustmentIds[adjustmentId]) {
+      if (state.adjustmentIds.get(adjustmentId)) {
         throw new DomainError('invalid_state', `adjustment ${adjustmentId} was already applied`, {
           adjustmentId,
         });
@@ -609,37 +612,34 @@ function withEarnings(
   bookingId: string,
   update: (earnings: BookingEarnings) => BookingEarnings,
 ): TutorState {
-  const earnings = state.earnings[bookingId];
+  const earnings = state.earnings.get(bookingId);
   invariant(earnings, `earnings of booking ${bookingId} unknown`);
-  return { ...state, earnings: { ...state.earnings, [bookingId]: update(earnings) } };
+  return { ...state, earnings: state.earnings.set(bookingId, update(earnings)) };
 }
 
 function withPayout(state: TutorState, payoutId: string, status: 'posted' | 'released'): TutorState {
-  const hold = state.payouts[payoutId];
+  const hold = state.payouts.get(payoutId);
   invariant(hold && hold.status === 'held', `payout hold ${payoutId} resolved twice or unknown`);
-  return { ...state, payouts: { ...state.payouts, [payoutId]: { ...hold, status } } };
+  return { ...state, payouts: state.payouts.set(payoutId, { ...hold, status }) };
 }
 
 export function evolveTutor(state: TutorState, event: TutorEvent): TutorState {
   switch (event.type) {
     case 'TutorEarningsRecorded': {
       const e = event.data;
-      invariant(!state.earnings[e.bookingId], `earnings of ${e.bookingId} recorded twice`);
+      invariant(!state.earnings.get(e.bookingId), `earnings of ${e.bookingId} recorded twice`);
       const next = base(state, e.tutorId, e.currency);
       return {
         ...next,
         pending: next.pending + e.amount,
-        earnings: {
-          ...next.earnings,
-          [e.bookingId]: {
-            amount: e.amount,
-            reversed: 0,
-            clearedAmount: 0,
-            status: 'pending',
-            source: e.source,
-            clearableAt: e.clearableAt,
-          },
-        },
+        earnings: next.earnings.set(e.bookingId, {
+          amount: e.amount,
+          reversed: 0,
+          clearedAmount: 0,
+          status: 'pending',
+          source: e.source,
+          clearableAt: e.clearableAt,
+        }),
       };
     }
     case 'TutorEarningsCleared': {
@@ -660,7 +660,7 @@ export function evolveTutor(state: TutorState, event: TutorEvent): TutorState {
     }
     case 'TutorEarningsReversed': {
       const e = event.data;
-      invariant(!state.refundIds[e.refundId], `refund ${e.refundId} reversed twice`);
+      invariant(!state.refundIds.get(e.refundId), `refund ${e.refundId} reversed twice`);
       const next = base(state, e.tutorId, e.currency, e.entry);
       const updated = withEarnings(next, e.bookingId, (earnings) => {
         invariant(
@@ -677,16 +677,16 @@ export function evolveTutor(state: TutorState, event: TutorEvent): TutorState {
         ...updated,
         pending: e.from === 'pending' ? updated.pending - e.amount : updated.pending,
         receivable: e.from === 'cleared' ? updated.receivable + e.amount : updated.receivable,
-        refundIds: { ...updated.refundIds, [e.refundId]: true },
+        refundIds: updated.refundIds.set(e.refundId, true),
       };
     }
     case 'TutorPayoutHoldPlaced': {
       const e = event.data;
-      invariant(!state.payouts[e.payoutId], `payout ${e.payoutId} held twice`);
+      invariant(!state.payouts.get(e.payoutId), `payout ${e.payoutId} held twice`);
       const next = base(state, e.tutorId, e.currency, e.entry);
       return {
         ...next,
-        payouts: { ...next.payouts, [e.payoutId]: { holdId: e.holdId, amount: e.amount, status: 'held' } },
+        payouts: next.payouts.set(e.payoutId, { holdId: e.holdId, amount: e.amount, status: 'held' }),
       };
     }
     case 'TutorPayoutHoldPosted': {
@@ -700,14 +700,14 @@ export function evolveTutor(state: TutorState, event: TutorEvent): TutorState {
     }
     case 'TutorAdjusted': {
       const e = event.data;
-      invariant(!state.adjustmentIds[e.adjustmentId], `adjustment ${e.adjustmentId} applied twice`);
+      invariant(!state.adjustmentIds.get(e.adjustmentId), `adjustment ${e.adjustmentId} applied twice`);
       const next = base(state, e.tutorId, e.currency, e.entry);
       const receivable =
         e.account === 'receivable'
           ? next.receivable + (e.direction === 'debit' ? e.amount : -e.amount)
           : next.receivable;
       invariant(receivable >= 0, 'receivable written off below zero');
-      return { ...next, receivable, adjustmentIds: { ...next.adjustmentIds, [e.adjustmentId]: true } };
+      return { ...next, receivable, adjustmentIds: next.adjustmentIds.set(e.adjustmentId, true) };
     }
   }
 }

@@ -12,6 +12,7 @@ import type { Actor, Decider, DomainEvent } from './decider.js';
 import { DomainError, invariant } from './errors.js';
 import { captureEntry, holdEntry, type JournalEntry, postEntry, releaseEntry } from './journal.js';
 import { assertAmount, assertCurrency, assertSameCurrency, formatMoney } from './money.js';
+import { PersistentMap } from './persistentMap.js';
 import {
   parseInstant,
   requireDirection,
@@ -258,14 +259,14 @@ export interface WalletState {
   currency: string | null;
   /** The four totals of `student:{id}:wallet`. */
   totals: AccountTotals;
-  holds: Record<string, WalletHold>;
+  holds: PersistentMap<WalletHold>;
   /** bookingId -> holdId. */
-  holdByBooking: Record<string, string>;
+  holdByBooking: PersistentMap<string>;
   /** topUpId -> amount credited and refunded to the card. */
-  topUps: Record<string, { amount: number; refundedToCard: number }>;
-  refundIds: Record<string, true>;
-  cardRefundIds: Record<string, true>;
-  adjustmentIds: Record<string, true>;
+  topUps: PersistentMap<{ amount: number; refundedToCard: number }>;
+  refundIds: PersistentMap<true>;
+  cardRefundIds: PersistentMap<true>;
+  adjustmentIds: PersistentMap<true>;
   /** Number of events applied. */
   version: number;
 }
@@ -274,12 +275,12 @@ export const initialWalletState = (): WalletState => ({
   studentId: null,
   currency: null,
   totals: emptyTotals(),
-  holds: {},
-  holdByBooking: {},
-  topUps: {},
-  refundIds: {},
-  cardRefundIds: {},
-  adjustmentIds: {},
+  holds: PersistentMap.empty(),
+  holdByBooking: PersistentMap.empty(),
+  topUps: PersistentMap.empty(),
+  refundIds: PersistentMap.empty(),
+  cardRefundIds: PersistentMap.empty(),
+  adjustmentIds: PersistentMap.empty(),
   version: 0,
 });
 
@@ -319,7 +320,7 @@ function requireSpendable(state: WalletState, amount: number, what: string): voi
 
 function requireHold(state: WalletState, holdId: unknown): WalletHold {
   const id = requireUuid(holdId, 'holdId');
-  const hold = state.holds[id];
+  const hold = state.holds.get(id);
   if (!hold) throw new DomainError('not_found', `hold ${id} not found on this wallet`, { holdId: id });
   if (hold.status !== 'held') {
     throw new DomainError('invalid_state', `hold ${id} was already ${hold.status}; a hold resolves once`, {
@@ -349,7 +350,7 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       const amount = assertAmount(command.amount);
       const entryId = requireUuid(command.entryId, 'entryId');
       const currency = checkCurrency(state, command.currency);
-      if (state.topUps[topUpId]) {
+      if (state.topUps.get(topUpId)) {
         throw new DomainError('invalid_state', `top-up ${topUpId} was already credited to this wallet`, {
           topUpId,
         });
@@ -380,7 +381,7 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       const scheduledAt = toIso(parseInstant(command.scheduledAt, 'scheduledAt'));
       const entryId = requireUuid(command.entryId, 'entryId');
       const currency = checkCurrency(state, command.currency);
-      if (state.holds[holdId] || state.holdByBooking[bookingId]) {
+      if (state.holds.get(holdId) || state.holdByBooking.get(bookingId)) {
         throw new DomainError('invalid_state', `booking ${bookingId} already has a hold on this wallet`, {
           holdId,
           bookingId,
@@ -520,13 +521,13 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       const entryId = requireUuid(command.entryId, 'entryId');
       const currency = assertCurrency(command.currency);
       checkSplit(amount, tutorPart, commissionPart, ['amount', 'tutorPart', 'commissionPart']);
-      const holdId = state.holdByBooking[bookingId];
-      const hold = holdId === undefined ? undefined : state.holds[holdId];
+      const holdId = state.holdByBooking.get(bookingId);
+      const hold = holdId === undefined ? undefined : state.holds.get(holdId);
       if (!hold) {
         throw new DomainError('not_found', `booking ${bookingId} has no hold on this wallet`, { bookingId });
       }
       assertSameCurrency(state.currency!, currency, 'the wallet');
-      if (state.refundIds[refundId]) {
+      if (state.refundIds.get(refundId)) {
         throw new DomainError('invalid_state', `refund ${refundId} was already applied`, { refundId });
       }
       if (hold.status !== 'captured') {
@@ -581,14 +582,14 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       const amount = assertAmount(command.amount);
       const entryId = requireUuid(command.entryId, 'entryId');
       const currency = assertCurrency(command.currency);
-      const topUp = state.topUps[topUpId];
+      const topUp = state.topUps.get(topUpId);
       if (!topUp) {
         throw new DomainError('not_found', `top-up ${topUpId} was never credited to this wallet`, {
           topUpId,
         });
       }
       assertSameCurrency(state.currency!, currency, 'the wallet');
-      if (state.cardRefundIds[stripeRefundId]) {
+      if (state.cardRefundIds.get(stripeRefundId)) {
         throw new DomainError('invalid_state', `card refund ${stripeRefundId} was already applied`, {
           stripeRefundId,
         });
@@ -627,7 +628,7 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       const actor = requireFinanceAdmin(command.actor);
       const entryId = requireUuid(command.entryId, 'entryId');
       const currency = checkCurrency(state, command.currency);
-      if (state.adjustmentIds[adjustmentId]) {
+      if (state.adjustmentIds.get(adjustmentId)) {
         throw new DomainError('invalid_state', `adjustment ${adjustmentId} was already applied`, {
           adjustmentId,
         });
@@ -683,9 +684,9 @@ function applyMoney(
 }
 
 function withHold(state: WalletState, holdId: string, update: (hold: WalletHold) => WalletHold): WalletState {
-  const hold = state.holds[holdId];
+  const hold = state.holds.get(holdId);
   invariant(hold, `hold ${holdId} unknown`);
-  return { ...state, holds: { ...state.holds, [holdId]: update(hold) } };
+  return { ...state, holds: state.holds.set(holdId, update(hold)) };
 }
 
 export function evolveWallet(state: WalletState, event: WalletEvent): WalletState {
@@ -694,28 +695,25 @@ export function evolveWallet(state: WalletState, event: WalletEvent): WalletStat
   switch (event.type) {
     case 'WalletToppedUp': {
       const e = event.data;
-      invariant(!state.topUps[e.topUpId], `top-up ${e.topUpId} credited twice`);
-      return { ...next, topUps: { ...next.topUps, [e.topUpId]: { amount: e.amount, refundedToCard: 0 } } };
+      invariant(!state.topUps.get(e.topUpId), `top-up ${e.topUpId} credited twice`);
+      return { ...next, topUps: next.topUps.set(e.topUpId, { amount: e.amount, refundedToCard: 0 }) };
     }
     case 'WalletHoldPlaced': {
       const e = event.data;
-      invariant(!state.holds[e.holdId], `hold ${e.holdId} placed twice`);
-      invariant(!state.holdByBooking[e.bookingId], `booking ${e.bookingId} held twice`);
+      invariant(!state.holds.get(e.holdId), `hold ${e.holdId} placed twice`);
+      invariant(!state.holdByBooking.get(e.bookingId), `booking ${e.bookingId} held twice`);
       return {
         ...next,
-        holds: {
-          ...next.holds,
-          [e.holdId]: {
-            holdId: e.holdId,
-            bookingId: e.bookingId,
-            tutorId: e.tutorId,
-            amount: e.amount,
-            status: 'held',
-            captured: 0,
-            refunded: 0,
-          },
-        },
-        holdByBooking: { ...next.holdByBooking, [e.bookingId]: e.holdId },
+        holds: next.holds.set(e.holdId, {
+          holdId: e.holdId,
+          bookingId: e.bookingId,
+          tutorId: e.tutorId,
+          amount: e.amount,
+          status: 'held',
+          captured: 0,
+          refunded: 0,
+        }),
+        holdByBooking: next.holdByBooking.set(e.bookingId, e.holdId),
       };
     }
     case 'WalletHoldCaptured': {
@@ -736,35 +734,32 @@ export function evolveWallet(state: WalletState, event: WalletEvent): WalletStat
     }
     case 'WalletRefunded': {
       const e = event.data;
-      const holdId = state.holdByBooking[e.bookingId];
+      const holdId = state.holdByBooking.get(e.bookingId);
       invariant(holdId !== undefined, `refund for unknown booking ${e.bookingId}`);
-      invariant(!state.refundIds[e.refundId], `refund ${e.refundId} applied twice`);
+      invariant(!state.refundIds.get(e.refundId), `refund ${e.refundId} applied twice`);
       const updated = withHold(next, holdId, (hold) => {
         invariant(hold.status === 'captured', `refund of booking ${e.bookingId} that was not captured`);
         invariant(hold.refunded + e.amount <= hold.captured, `refunds of ${e.bookingId} exceed the capture`);
         return { ...hold, refunded: hold.refunded + e.amount };
       });
-      return { ...updated, refundIds: { ...updated.refundIds, [e.refundId]: true } };
+      return { ...updated, refundIds: updated.refundIds.set(e.refundId, true) };
     }
     case 'WalletRefundedToCard': {
       const e = event.data;
-      const topUp = state.topUps[e.topUpId];
+      const topUp = state.topUps.get(e.topUpId);
       invariant(topUp, `card refund of unknown top-up ${e.topUpId}`);
       invariant(topUp.refundedToCard + e.amount <= topUp.amount, `card refunds of ${e.topUpId} exceed it`);
-      invariant(!state.cardRefundIds[e.stripeRefundId], `card refund ${e.stripeRefundId} applied twice`);
+      invariant(!state.cardRefundIds.get(e.stripeRefundId), `card refund ${e.stripeRefundId} applied twice`);
       return {
         ...next,
-        topUps: {
-          ...next.topUps,
-          [e.topUpId]: { ...topUp, refundedToCard: topUp.refundedToCard + e.amount },
-        },
-        cardRefundIds: { ...next.cardRefundIds, [e.stripeRefundId]: true },
+        topUps: next.topUps.set(e.topUpId, { ...topUp, refundedToCard: topUp.refundedToCard + e.amount }),
+        cardRefundIds: next.cardRefundIds.set(e.stripeRefundId, true),
       };
     }
     case 'WalletAdjusted': {
       const e = event.data;
-      invariant(!state.adjustmentIds[e.adjustmentId], `adjustment ${e.adjustmentId} applied twice`);
-      return { ...next, adjustmentIds: { ...next.adjustmentIds, [e.adjustmentId]: true } };
+      invariant(!state.adjustmentIds.get(e.adjustmentId), `adjustment ${e.adjustmentId} applied twice`);
+      return { ...next, adjustmentIds: next.adjustmentIds.set(e.adjustmentId, true) };
     }
   }
 }

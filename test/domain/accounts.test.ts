@@ -71,6 +71,8 @@ describe('account paths', () => {
     'clearing:Booking:b1',
     'clearing:booking',
     'stripe:balance:x',
+    'constructor',
+    '__proto__',
     '',
   ])('does not know %j', (path) => {
     expect(parseAccount(path)).toBeNull();

@@ -268,6 +268,14 @@ describe('booking: RefundBooking', () => {
     expect(state).toMatchObject({ refunded: 4, refundedTutor: 2, refundedCommission: 2 });
     spec(bookingDecider).given(events).when(refund('r5', 1)).thenFails('invalid_state');
   });
+  it('accepts ids that are Object.prototype names (regression: plain-object lookups saw them as used)', () => {
+    for (const refundId of ['constructor', '__proto__', 'toString']) {
+      spec(bookingDecider)
+        .given(completed())
+        .when(refund(refundId, 100))
+        .thenEmits((e) => expect(e[0]!.data).toMatchObject({ refundId }));
+    }
+  });
   it('rejects refunding more than captured in total', () => {
     spec(bookingDecider).given(completed()).when(refund('r1', 4001)).thenFails('limit_exceeded');
     const partly = [

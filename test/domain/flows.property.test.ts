@@ -387,7 +387,7 @@ function step(world: World, op: Op): void {
     case 'clear': {
       // The scheduler's sweep: every due clearing of every tutor.
       for (const [t, state] of world.tutors) {
-        for (const [bookingId, earnings] of Object.entries(state.earnings)) {
+        for (const [bookingId, earnings] of state.earnings.entries()) {
           if (earnings.status === 'pending' && Date.parse(earnings.clearableAt) <= world.now) {
             world.tutor(t, {
               type: 'ClearEarnings',

@@ -59,7 +59,7 @@ describe('currencies', () => {
     expect(currencyExponent('vnd')).toBe(0);
     expect(currencyExponent('kwd')).toBe(3);
   });
-  it.each([['xxx'], ['USD'], [''], [' usd'], [42], [null], ['__proto__'], ['toString']])(
+  it.each([['xxx'], ['USD'], [''], [' usd'], [42], [null], ['__proto__'], ['toString'], ['constructor']])(
     'rejects currency %j',
     (value) => {
       expectValidation(() => assertCurrency(value), /unknown currency/);
