@@ -134,7 +134,8 @@ async function hotStream(store: PostgresEventStore, runId: string): Promise<Phas
           } catch (error) {
             if (!(error instanceof WrongExpectedRevisionError) || attempt >= HOT_MAX_ATTEMPTS) throw error;
             conflicts++;
-            // A real command handler would reload state and decide again; the revision is all we need.
+            // A real command handler would reload state and decide again; the revision is all we need
+            // (read back from the store, not taken from the error, to pay for a real reload).
             revision = await lastRevision();
             await new Promise((r) =>
               setTimeout(r, Math.random() * Math.min(HOT_BACKOFF_MAX_MS, 2 ** attempt)),

@@ -60,6 +60,10 @@ export interface PostgresEventStoreStats {
   stateRereads: number;
   /** Groups whose transaction failed and whose appends were retried one by one. */
   groupsSplit: number;
+  /** Groups written in one round trip from this process's own record of stream revisions. */
+  cachedWrites: number;
+  /** Cached attempts refused under the lock (someone else wrote, or a stream/id was not new). */
+  cacheMisses: number;
 }
 
 interface PendingAppend {
@@ -143,7 +147,12 @@ export class PostgresEventStore implements EventStore {
     eventsWritten: 0,
     stateRereads: 0,
     groupsSplit: 0,
+    cachedWrites: 0,
+    cacheMisses: 0,
   };
+  /** Last revision of streams this process wrote or read, valid while the head is `cacheHead`. */
+  private readonly revisionCache = new Map<string, bigint>();
+  private cacheHead: number | undefined;
 
   constructor(
     private readonly db: Database,
@@ -237,13 +246,20 @@ export class PostgresEventStore implements EventStore {
   }
 
   /**
-   * Optimistic path, two round trips: read the group's state and the head from one snapshot (no lock),
-   * decide, then one write statement that takes the head row lock and writes only if the head is still
-   * the one that snapshot saw, i.e. nobody committed since (every append moves the head). That statement
-   * is its own transaction, so the lock is held until its commit and positions follow commit order.
-   * A process that keeps losing the race to other processes falls back to lock-then-read.
+   * Three ways to commit a group, cheapest first:
+   *  1. cached (one round trip): when this process wrote last, plan against its own record of the
+   *     revisions of the streams it touched (other streams assumed new, ids assumed unused) and write
+   *     only if, under the head row lock, the head is still the one after our last commit and no stream
+   *     or id assumed new exists. Any foreign write moves the head, so a stale record cannot slip by.
+   *  2. optimistic (two round trips): read the group's state and the head from one snapshot without the
+   *     lock, decide, write only if the head has not moved since that snapshot.
+   *  3. locked (after optimisticAttempts losses to other processes): lock, then read, then write.
+   * Each write statement is its own transaction (unless a beforeCommit hook needs one held open), so
+   * the lock is held until commit and positions follow commit order.
    */
   private async commitGroup(group: PendingAppend[]): Promise<Outcome[]> {
+    const cached = await this.tryCachedWrite(group);
+    if (cached) return cached;
     for (let attempt = 0; attempt < this.settings.optimisticAttempts; attempt++) {
       const state = await this.knex.raw<{ rows: StateRow[] }>(
         `SELECT 'head' AS kind, NULL::text AS stream_name, NULL::bigint AS revision, NULL::text AS id,
@@ -253,32 +269,79 @@ export class PostgresEventStore implements EventStore {
          ${STATE_SQL}`,
         stateBindings(group),
       );
-      const plan = planGroup(group, state.rows, headOf(state.rows, 'position'));
+      const head = headOf(state.rows, 'position');
+      this.absorbState(state.rows, head);
+      const plan = planGroup(group, ...stateMaps(state.rows), head);
       if (plan.rows.length === 0) return plan.outcomes;
-      const beforeCommit = this.options.beforeCommit;
-      const committed = beforeCommit
-        ? await this.knex.transaction(
-            async (trx) => {
-              const ok = await this.writePlan(trx, plan);
-              if (ok) for (const p of plan.written) await beforeCommit(p.streamName, p.events);
-              return ok;
-            },
-            { isolationLevel: 'read committed' },
-          )
-        : await this.writePlan(this.knex, plan);
-      if (committed) return plan.outcomes;
+      if (await this.write(plan, NO_CHECKS)) {
+        this.rememberCommit(plan);
+        return plan.outcomes;
+      }
       this.counters.stateRereads++;
     }
-    return this.knex.transaction((trx) => this.commitGroupLocked(trx, group), {
+    const plan = await this.knex.transaction((trx) => this.commitGroupLocked(trx, group), {
       isolationLevel: 'read committed',
     });
+    if (plan.rows.length > 0) this.rememberCommit(plan);
+    return plan.outcomes;
+  }
+
+  private async tryCachedWrite(group: PendingAppend[]): Promise<Outcome[] | undefined> {
+    if (this.cacheHead === undefined) return undefined;
+    const current = new Map<string, bigint>();
+    const absentStreams: string[] = [];
+    for (const name of new Set(group.map((p) => p.streamName))) {
+      const revision = this.revisionCache.get(name);
+      if (revision === undefined) absentStreams.push(name);
+      else current.set(name, revision);
+    }
+    const plan = planGroup(group, current, new Map(), this.cacheHead);
+    if (plan.rows.length === 0) return undefined;
+    const ids = group.flatMap((p) => p.events.map((e) => e.id));
+    if (!(await this.write(plan, { ids, absentStreams }))) {
+      this.counters.cacheMisses++;
+      return undefined;
+    }
+    this.counters.cachedWrites++;
+    this.rememberCommit(plan);
+    return plan.outcomes;
+  }
+
+  /** Takes stream revisions read at `head` into the cache, dropping it first if anyone else wrote. */
+  private absorbState(rows: StateRow[], head: number): void {
+    if (this.cacheHead !== head) {
+      this.revisionCache.clear();
+      this.cacheHead = head;
+    }
+    for (const r of rows)
+      if (r.kind === 'stream') this.revisionCache.set(r.stream_name!, BigInt(r.revision!));
+  }
+
+  private rememberCommit(plan: GroupPlan): void {
+    if (this.revisionCache.size + plan.touched.length > MAX_CACHED_STREAMS) this.revisionCache.clear();
+    for (const t of plan.touched) this.revisionCache.set(t.stream_name, BigInt(t.revision));
+    this.cacheHead = plan.rows[plan.rows.length - 1]!.position;
+  }
+
+  /** Runs writePlan, inside a transaction held open for the beforeCommit test hook when there is one. */
+  private async write(plan: GroupPlan, checks: WriteChecks): Promise<boolean> {
+    const beforeCommit = this.options.beforeCommit;
+    if (!beforeCommit) return this.writePlan(this.knex, plan, checks);
+    return this.knex.transaction(
+      async (trx) => {
+        const ok = await this.writePlan(trx, plan, checks);
+        if (ok) for (const p of plan.written) await beforeCommit(p.streamName, p.events);
+        return ok;
+      },
+      { isolationLevel: 'read committed' },
+    );
   }
 
   /**
    * Pessimistic path: lock the head row, then read the state in a new statement, whose snapshot includes
    * every commit made before we got the lock.
    */
-  private async commitGroupLocked(trx: Knex.Transaction, group: PendingAppend[]): Promise<Outcome[]> {
+  private async commitGroupLocked(trx: Knex.Transaction, group: PendingAppend[]): Promise<GroupPlan> {
     await trx.raw(
       `SELECT position, set_config('lock_timeout', ?, true) AS lock_timeout
        FROM event_store_head WHERE id = 1 FOR UPDATE`,
@@ -292,30 +355,41 @@ export class PostgresEventStore implements EventStore {
        ${STATE_SQL}`,
       stateBindings(group),
     );
-    const plan = planGroup(group, state.rows, headOf(state.rows, 'position'));
-    if (plan.rows.length === 0) return plan.outcomes;
-    if (!(await this.writePlan(trx, plan))) {
+    const head = headOf(state.rows, 'position');
+    this.absorbState(state.rows, head);
+    const plan = planGroup(group, ...stateMaps(state.rows), head);
+    if (plan.rows.length === 0) return plan;
+    if (!(await this.writePlan(trx, plan, NO_CHECKS))) {
       throw new Error('event_store_head moved while this transaction held its lock; invariant broken');
     }
     if (this.options.beforeCommit) {
       for (const p of plan.written) await this.options.beforeCommit(p.streamName, p.events);
     }
-    return plan.outcomes;
+    return plan;
   }
 
   /**
    * One statement: lock the head row, and only if it still is `plan.head` write the events, the stream
    * revisions and the new head, and queue the NOTIFY (Postgres delivers it at commit). set_config runs in
    * the locking scan's projection, before the lock is requested, so lock_timeout bounds that wait.
-   * Returns false (nothing written) when another writer committed since the plan's snapshot.
+   * Returns false (nothing written) when another writer committed since the plan's snapshot, or when
+   * an event id or stream that `checks` says the plan assumed new exists.
    */
-  private async writePlan(k: Knex | Knex.Transaction, plan: GroupPlan): Promise<boolean> {
+  private async writePlan(
+    k: Knex | Knex.Transaction,
+    plan: GroupPlan,
+    checks: WriteChecks,
+  ): Promise<boolean> {
     const result = await k.raw<{ rows: Array<{ position: number }> }>(
       `WITH locked AS (
          SELECT position, set_config('lock_timeout', ?, true) AS lock_timeout
          FROM event_store_head WHERE id = 1 FOR UPDATE
        ), go AS (
          SELECT 1 FROM locked WHERE position = ?
+           AND NOT EXISTS (SELECT 1 FROM events WHERE id IN (SELECT jsonb_array_elements_text(?::jsonb)::uuid))
+           AND NOT EXISTS (
+             SELECT 1 FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text(?::jsonb))
+           )
        ), inserted AS (
          INSERT INTO events (position, stream_name, revision, id, type, data, metadata)
          SELECT x.position, x.stream_name, x.revision, x.id, x.type, x.data, x.metadata
@@ -334,6 +408,8 @@ export class PostgresEventStore implements EventStore {
       [
         `${this.settings.lockTimeoutMs}ms`,
         plan.head,
+        JSON.stringify(checks.ids),
+        JSON.stringify(checks.absentStreams),
         JSON.stringify(plan.rows),
         JSON.stringify(plan.touched),
         plan.rows[plan.rows.length - 1]!.position,
@@ -503,6 +579,16 @@ function definedOnly<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** Streams above this many are forgotten (all at once; forgetting is always safe, only slower). */
+const MAX_CACHED_STREAMS = 50_000;
+
+/** What a plan assumed new and the write must confirm under the lock (JSON arrays of ids/names). */
+interface WriteChecks {
+  ids: string[];
+  absentStreams: string[];
+}
+const NO_CHECKS: WriteChecks = { ids: [], absentStreams: [] };
+
 interface GroupPlan {
   /** The head the plan was decided against; the write happens only if it is still the head. */
   head: number;
@@ -525,11 +611,7 @@ function headOf(rows: StateRow[], column: 'position'): number {
   return value;
 }
 
-/**
- * Decides every append of the group in queue order against the stored state plus the appends before it
- * in the group (appendRules.decideAppend): a conflict or idempotency violation fails only that append.
- */
-function planGroup(group: PendingAppend[], stateRows: StateRow[], head: number): GroupPlan {
+function stateMaps(stateRows: StateRow[]): [Map<string, bigint>, Map<string, StoredEventRef>] {
   const current = new Map<string, bigint>();
   const known = new Map<string, StoredEventRef>();
   for (const r of stateRows) {
@@ -546,6 +628,22 @@ function planGroup(group: PendingAppend[], stateRows: StateRow[], head: number):
       });
     }
   }
+  return [current, known];
+}
+
+/**
+ * Decides every append of the group in queue order against the given state (copied, not changed) plus
+ * the appends before it in the group (appendRules.decideAppend): a conflict or idempotency violation
+ * fails only that append.
+ */
+function planGroup(
+  group: PendingAppend[],
+  storedRevisions: ReadonlyMap<string, bigint>,
+  storedEvents: ReadonlyMap<string, StoredEventRef>,
+  head: number,
+): GroupPlan {
+  const current = new Map(storedRevisions);
+  const known = new Map(storedEvents);
   let nextPosition = BigInt(head) + 1n;
   const rows: WrittenRow[] = [];
   const written: PendingAppend[] = [];

@@ -2,7 +2,11 @@ import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as eventStoreMigration from '../../migrations/0001_event_store.js';
 import { openDatabase } from '../../src/db/database.js';
-import { EventStoreUnavailableError, type EventToAppend } from '../../src/eventstore/port.js';
+import {
+  EventStoreUnavailableError,
+  type EventToAppend,
+  WrongExpectedRevisionError,
+} from '../../src/eventstore/port.js';
 import { PostgresEventStore } from '../../src/eventstore/postgres.js';
 import { createTestDatabase, type TestDatabase, usingRealPostgres } from '../support/database.js';
 import { collect, describeEventStoreContract, makeEvent, namespace } from './contract.js';
@@ -133,6 +137,37 @@ describe(`PostgresEventStore specifics (${usingRealPostgres ? 'postgres' : 'PGli
     });
     expect(next.position).toBe(head + 5n);
     await failing.close();
+  });
+
+  it('a writer never trusts its own record of revisions after another writer appended', async () => {
+    const ns = namespace();
+    const s = ns.stream('shared');
+    const a = new PostgresEventStore(testDb.db);
+    const b = new PostgresEventStore(testDb.db);
+    await a.append(s, [makeEvent(ns.type('ByA'))], { expectedRevision: 'no_stream' });
+    await a.append(s, [makeEvent(ns.type('ByA'))], { expectedRevision: 0n });
+    await a.append(ns.stream('other'), [makeEvent(ns.type('ByA'))], { expectedRevision: 'no_stream' });
+    expect(a.stats().cachedWrites).toBeGreaterThan(0);
+    await b.append(s, [makeEvent(ns.type('ByB'))], { expectedRevision: 1n });
+    // `a` learns the head moved through a write elsewhere; its record of `s` must not survive that.
+    await a.append(ns.stream('other'), [makeEvent(ns.type('ByA'))], { expectedRevision: 0n });
+    const conflict = await a
+      .append(s, [makeEvent(ns.type('ByA'))], { expectedRevision: 1n })
+      .catch((e: unknown) => e);
+    expect(conflict).toBeInstanceOf(WrongExpectedRevisionError);
+    expect((conflict as WrongExpectedRevisionError).actual).toBe(2n);
+    const next = await a.append(s, [makeEvent(ns.type('ByA'))], { expectedRevision: 'any' });
+    expect(next.nextExpectedRevision).toBe(3n);
+    const idempotent = makeEvent(ns.type('ByB'));
+    const original = await b.append(ns.stream('fresh'), [idempotent], { expectedRevision: 'no_stream' });
+    // `a` has never seen this stream or id: its cached write must notice both exist and replay.
+    expect(await a.append(ns.stream('fresh'), [idempotent], { expectedRevision: 'no_stream' })).toEqual(
+      original,
+    );
+    const events = await a.readStream(s, { maxCount: 10 });
+    expect(events.map((e) => e.revision)).toEqual([0n, 1n, 2n, 3n]);
+    await a.close();
+    await b.close();
   });
 
   it('bounds the append queue: beyond it appends fail fast with EventStoreUnavailableError', async () => {
