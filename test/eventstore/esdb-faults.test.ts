@@ -84,11 +84,12 @@ describe('esdb subscription survives drops', () => {
         }
       };
       await take(25);
-      expect(emulator.dropSubscriptions(code)).toBe(1);
+      // At least ours; a subscription closed by an earlier test may still be winding down on the server.
+      expect(emulator.dropSubscriptions(code)).toBeGreaterThanOrEqual(1);
       await take(60);
       await seed(ns.stream('b'), ns.type('Seq'), 20, 60);
       await take(70);
-      expect(emulator.dropSubscriptions(code)).toBeGreaterThanOrEqual(0);
+      expect(emulator.dropSubscriptions(code)).toBeGreaterThanOrEqual(1);
       await seed(ns.stream('a'), ns.type('Seq'), 10, 80);
       await take(90);
       expectExactlyOnceInOrder(events, 90);
