@@ -31,8 +31,23 @@ export class DueTaskIndex {
     private readonly pageSize = 1_000,
   ) {}
 
-  /** Folds every event committed since the last call (bounded pages). */
+  private catching: Promise<void> | undefined;
+
+  /**
+   * Folds every event committed since the last call (bounded pages). Concurrent callers share one pass
+   * and then make their own, so nobody folds a page twice (which could revive a task that already ran).
+   */
   async catchUp(): Promise<void> {
+    while (this.catching) await this.catching.catch(() => undefined);
+    this.catching = this.catchUpNow();
+    try {
+      await this.catching;
+    } finally {
+      this.catching = undefined;
+    }
+  }
+
+  private async catchUpNow(): Promise<void> {
     for (;;) {
       const page = await this.store.readAll({
         ...(this.position >= 0n ? { after: this.position } : {}),

@@ -7,6 +7,7 @@ import { walletAvailable, walletDecider } from '../../src/domain/wallet.js';
 import { MemoryEventStore } from '../../src/eventstore/memory.js';
 import type { EventStore } from '../../src/eventstore/port.js';
 import { PostgresEventStore } from '../../src/eventstore/postgres.js';
+import { LedgerFold } from '../property/ledgerFold.js';
 import { createTestDatabase, type TestDatabase, usingRealPostgres } from '../support/database.js';
 
 const T = 'storm';
@@ -57,10 +58,15 @@ async function storm(store: EventStore): Promise<void> {
     expect(r.reason).toBeInstanceOf(DomainError);
     expect((r.reason as DomainError).code).toBe('insufficient_funds');
   }
-  // Read back from the store with a fresh service (no cache): 57 holds, nothing available.
-  const fresh = createLedgerService({ store, clock });
-  const wallet = await fresh.handler.load(walletDecider, `wallet-${T}.s1`);
-  expect(Object.keys(wallet.state.holds)).toHaveLength(AFFORDABLE);
+  // Read back from the store: 57 open holds of PRICE, nothing available (fold of every entry) ...
+  const fold = new LedgerFold();
+  await fold.catchUp(store);
+  const open = [...fold.holds.values()].filter((h) => h.resolvedAt === undefined);
+  expect(open).toHaveLength(AFFORDABLE);
+  expect(open.every((h) => h.amount === PRICE)).toBe(true);
+  expect(fold.available(T, 'student:s1:wallet', 'usd')).toBe(0);
+  // ... and the wallet aggregate, loaded by a fresh service (no cache), agrees.
+  const wallet = await createLedgerService({ store, clock }).handler.load(walletDecider, `wallet-${T}.s1`);
   expect(walletAvailable(wallet.state)).toBe(0);
   const placed = await store.readAll({ maxCount: 10_000, filter: { eventTypes: ['BookingPlaced'] } });
   expect(placed).toHaveLength(AFFORDABLE);
@@ -113,9 +119,10 @@ describe('concurrency storm: 200 concurrent bookings against a wallet that affor
     }
     expect(ok + insufficient + conflicts).toBe(ATTEMPTS);
     expect(ok).toBeLessThanOrEqual(AFFORDABLE);
-    const wallet = await createLedgerService({ store, clock }).handler.load(walletDecider, `wallet-${T}.s1`);
-    expect(Object.keys(wallet.state.holds)).toHaveLength(ok);
-    expect(walletAvailable(wallet.state)).toBe(PRICE * (AFFORDABLE - ok));
+    const fold = new LedgerFold();
+    await fold.catchUp(store);
+    expect([...fold.holds.values()].filter((h) => h.resolvedAt === undefined)).toHaveLength(ok);
+    expect(fold.available(T, 'student:s1:wallet', 'usd')).toBe(PRICE * (AFFORDABLE - ok));
     // Insufficient funds is only ever reported when the wallet really could not pay.
     if (insufficient > 0) expect(ok).toBe(AFFORDABLE);
   });
