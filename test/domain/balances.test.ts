@@ -13,7 +13,7 @@ import type { Effect, Posting, Side } from '../../src/domain/journal.js';
 import { holdEntry } from '../../src/domain/journal.js';
 import { uuid } from './fixtures.js';
 
-const RUNS = Number(process.env.PROPERTY_RUNS ?? 300);
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 200);
 const posting = (side: Side, effect: Effect, amount: number): Posting => ({
   account: 'student:s1:wallet',
   side,

@@ -53,7 +53,7 @@ import { entryOf } from './spec.js';
  * The command layer's model-based test covers the same flows over the event store and concurrency.
  */
 
-const RUNS = Number(process.env.PROPERTY_RUNS ?? 300);
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 150);
 const T = 't1';
 const SETTINGS = defaultTenantSettings();
 const POLICY = bookingPolicyFrom(SETTINGS);

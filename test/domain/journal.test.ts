@@ -13,7 +13,7 @@ import {
 } from '../../src/domain/journal.js';
 import { uuid } from './fixtures.js';
 
-const RUNS = Number(process.env.PROPERTY_RUNS ?? 300);
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 200);
 const p = (
   account: string,
   side: 'debit' | 'credit',

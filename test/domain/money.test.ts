@@ -14,7 +14,7 @@ import {
 } from '../../src/domain/money.js';
 import { BAD_AMOUNTS } from './fixtures.js';
 
-const RUNS = Number(process.env.PROPERTY_RUNS ?? 300);
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 200);
 const amountArb = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
 
 function expectValidation(fn: () => unknown, message?: RegExp): void {

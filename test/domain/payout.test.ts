@@ -63,6 +63,14 @@ describe('payout', () => {
         },
       ]);
     spec(payoutDecider).given(submitted()).when(submit()).thenFails('invalid_state');
+    spec(payoutDecider)
+      .given(requested())
+      .when({ type: 'SubmitPayout', stripeTransferId: '', stripePayoutId: null, submittedAt: NOW })
+      .thenFails('validation_failed');
+    spec(payoutDecider)
+      .given(requested())
+      .when({ type: 'MarkPayoutPaid', paidAt: 'yesterday' })
+      .thenFails('validation_failed');
     spec(payoutDecider).given([]).when(submit()).thenFails('not_found');
   });
   it('marks paid from requested or submitted, keeping the Stripe ids', () => {

@@ -93,6 +93,17 @@ describe('top-up: RecordTopUpPaymentIntent', () => {
         },
       ]);
   });
+  it('rejects a missing PaymentIntent id or client secret', () => {
+    const started = history(topUpDecider, [initiate()]);
+    spec(topUpDecider)
+      .given(started)
+      .when({ type: 'RecordTopUpPaymentIntent', paymentIntentId: '', clientSecret: 'x' })
+      .thenFails('validation_failed');
+    spec(topUpDecider)
+      .given(started)
+      .when({ type: 'RecordTopUpPaymentIntent', paymentIntentId: 'pi_1', clientSecret: ' ' })
+      .thenFails('validation_failed');
+  });
   it('rejects a second PaymentIntent, an unknown top-up and a finished one', () => {
     spec(topUpDecider).given(initiated()).when(intent('pi_2')).thenFails('invalid_state');
     spec(topUpDecider).given([]).when(intent()).thenFails('not_found');
@@ -171,6 +182,19 @@ describe('top-up: RecordTopUpRefundToCard', () => {
       ]);
     spec(topUpDecider).given(first).when(cardRefund(1501, 're_2')).thenFails('limit_exceeded');
     spec(topUpDecider).given(first).when(cardRefund(1, 're_1')).thenFails('invalid_state');
+  });
+  it('rejects a bad card refund amount or currency', () => {
+    spec(topUpDecider).given(succeeded()).when(cardRefund(0)).thenFails('validation_failed');
+    spec(topUpDecider)
+      .given(succeeded())
+      .when({
+        type: 'RecordTopUpRefundToCard',
+        stripeRefundId: 're_9',
+        amount: 10,
+        currency: 'eur',
+        refundedAt: NOW,
+      })
+      .thenFails('currency_mismatch');
   });
   it('rejects refunding a top-up that did not succeed', () => {
     spec(topUpDecider).given(initiated()).when(cardRefund(100)).thenFails('invalid_state');

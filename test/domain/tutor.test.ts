@@ -190,6 +190,11 @@ describe('tutor: ClearEarnings', () => {
       .thenFails('invalid_state');
     spec(tutorDecider).given(cleared()).when(clear()).thenFails('invalid_state');
     spec(tutorDecider).given(recorded()).when(clear('b9')).thenFails('not_found');
+    spec(tutorDecider).given(recorded()).when(clear('b1', '17 March')).thenFails('validation_failed');
+    spec(tutorDecider)
+      .given(recorded())
+      .when({ ...clear(), entryId: 'x' })
+      .thenFails('validation_failed');
   });
 });
 
@@ -294,6 +299,10 @@ describe('tutor: payout holds', () => {
     spec(tutorDecider).given(failed).when(postPayout()).thenFails('invalid_state');
     spec(tutorDecider).given(cleared()).when(postPayout('p9')).thenFails('not_found');
     spec(tutorDecider).given(cleared()).when(releasePayout('p9')).thenFails('not_found');
+    spec(tutorDecider)
+      .given(withHold())
+      .when({ ...releasePayout(), reason: '' } as TutorCommand)
+      .thenFails('validation_failed');
   });
 });
 
