@@ -105,7 +105,12 @@ export class PostgresLedgerQueries implements LedgerQueries {
     this.listening ??= this.db.listen(PROJECTED_CHANNEL, (payload) => {
       if (/^-?\d+$/.test(payload)) this.observe(BigInt(payload));
     });
-    await this.listening;
+    try {
+      await this.listening;
+    } catch (error) {
+      this.listening = undefined; // try LISTEN again on the next wait
+      throw error;
+    }
     if (this.waiters.size >= this.maxWaiters) return (await this.projectedPosition()) >= position;
     // Register before reading the checkpoint so a notification between the two cannot be missed.
     const reached = new Promise<boolean>((resolve) => {
@@ -153,7 +158,12 @@ export class PostgresLedgerQueries implements LedgerQueries {
     options: { currency?: string } = {},
   ): Promise<AccountBalance | null> {
     return readAsTenant(this.knex, tenantId, async (trx) => {
-      const currency = await this.currencyOf(trx, tenantId, account, options.currency);
+      // With the currency named, the as-of read is the one index seek (existence is only checked when
+      // the seek finds nothing); without it, the account's currencies are looked up first.
+      const currency =
+        options.currency !== undefined && asOf
+          ? options.currency
+          : await this.currencyOf(trx, tenantId, account, options.currency);
       if (!currency) return null;
       if (!asOf) {
         const r = await trx.raw(
@@ -178,6 +188,7 @@ export class PostgresLedgerQueries implements LedgerQueries {
             );
       const row = r.rows[0] as Row | undefined;
       if (!row) {
+        if (!(await this.currencyOf(trx, tenantId, account, currency))) return null;
         return {
           account,
           currency,

@@ -25,7 +25,7 @@ export async function readAsTenant<T>(
 ): Promise<T> {
   assertTenantId(tenantId);
   return knex.transaction(async (trx) => {
-    await trx.raw('SET TRANSACTION READ ONLY');
+    // No separate SET TRANSACTION READ ONLY round trip: ledger_app holds SELECT grants only.
     await trx.raw(`SELECT set_config('role', ?, true), set_config('app.tenant_id', ?, true)`, [
       APP_ROLE,
       tenantId,

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryEventStore } from '../../src/eventstore/memory.js';
+import type { EventStore, RecordedEvent } from '../../src/eventstore/port.js';
+import { PostgresEventStore } from '../../src/eventstore/postgres.js';
 import { applyBatch } from '../../src/projections/ledgerProjection.js';
 import { PostgresLedgerQueries } from '../../src/projections/postgresLedgerQueries.js';
 import { ProjectionRunner } from '../../src/projections/projectionRunner.js';
@@ -8,12 +10,14 @@ import { rebuildReadModels } from '../../src/projections/rebuild.js';
 import { APP_ROLE, createReadModelTables, LIVE_SCHEMA, SHADOW_SCHEMA } from '../../src/projections/schema.js';
 import { verifyReadModels } from '../../src/projections/verifier.js';
 import { createTestDatabase, type TestDatabase, usingRealPostgres } from '../support/database.js';
-import { appendAll, buildEvents, dumpSchema, opArb, resetSchema } from './fixtures.js';
+import { appendAll, buildEvents, dumpSchema, foldBalances, opArb, resetSchema } from './fixtures.js';
+
+const PROPERTY_RUNS = Number(process.env.PROPERTY_RUNS ?? 12);
 
 const history = (seed: number, length: number) =>
   buildEvents(fc.sample(opArb, { numRuns: length, seed }), `seed${seed}`);
 
-describe('projection runner, rebuild, verifier and RLS', () => {
+describe('read models: determinism, runner, rebuild, verifier and RLS', () => {
   let t: TestDatabase;
   let queries: PostgresLedgerQueries;
   beforeAll(async () => {
@@ -32,7 +36,7 @@ describe('projection runner, rebuild, verifier and RLS', () => {
   });
 
   /** The read models a clean, single-batch replay of the store produces (built in the shadow schema). */
-  async function cleanReplay(store: MemoryEventStore): Promise<Record<string, unknown[]>> {
+  async function cleanReplay(store: EventStore): Promise<Record<string, unknown[]>> {
     await t.db.knex.raw(`DROP SCHEMA IF EXISTS ${SHADOW_SCHEMA} CASCADE`);
     await t.db.knex.transaction((trx) => createReadModelTables(trx, SHADOW_SCHEMA));
     const events = await store.readAll({ maxCount: 10_000 });
@@ -41,6 +45,73 @@ describe('projection runner, rebuild, verifier and RLS', () => {
     await t.db.knex.raw(`DROP SCHEMA ${SHADOW_SCHEMA} CASCADE`);
     return dump;
   }
+
+  it('incremental projection in random batch splits equals one full replay; as-of balance equals the fold', async () => {
+    // Each property run resets both schemas; the runs share one database to stay fast.
+    await t.db.knex.transaction((trx) => createReadModelTables(trx, SHADOW_SCHEMA));
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(opArb, { minLength: 1, maxLength: 60 }),
+        fc.array(fc.integer({ min: 1, max: 20 }), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 5 }),
+        async (ops, splits, probes) => {
+          run++;
+          const store = new MemoryEventStore();
+          await appendAll(store, buildEvents(ops, `run${run}`));
+          const events = await store.readAll({ maxCount: 10_000 });
+          if (events.length === 0) return;
+          const { knex } = t.db;
+          await resetSchema(knex, LIVE_SCHEMA);
+          await resetSchema(knex, SHADOW_SCHEMA);
+
+          // Incremental: random batch sizes, one transaction per batch.
+          let position = -1n;
+          for (let i = 0, s = 0; i < events.length; s++) {
+            const size = splits[s % splits.length]!;
+            const batch = events.slice(i, i + size);
+            position = (await knex.transaction((trx) => applyBatch(trx, LIVE_SCHEMA, batch, position)))
+              .position;
+            i += size;
+          }
+          // Full replay: everything in one batch.
+          await knex.transaction((trx) => applyBatch(trx, SHADOW_SCHEMA, events, -1n));
+          expect(await dumpSchema(knex, LIVE_SCHEMA)).toEqual(await dumpSchema(knex, SHADOW_SCHEMA));
+
+          // Balance as of a random position equals the fold of the events up to it.
+          for (const probe of probes) {
+            const at: RecordedEvent = events[probe % events.length]!;
+            const folded = foldBalances(events, at.position);
+            for (const [key, expected] of folded) {
+              const [tenant, account, currency] = key.split('/') as [string, string, string];
+              const got = await queries.getAccountBalance(
+                tenant,
+                account,
+                { position: at.position },
+                { currency },
+              );
+              expect(got).toMatchObject({
+                debitsPending: expected.debitsPending,
+                debitsPosted: expected.debitsPosted,
+                creditsPending: expected.creditsPending,
+                creditsPosted: expected.creditsPosted,
+                available: expected.available,
+                version: expected.version,
+              });
+            }
+          }
+          // And now-balances equal the full fold.
+          for (const [key, expected] of foldBalances(events)) {
+            const [tenant, account, currency] = key.split('/') as [string, string, string];
+            const got = await queries.getAccountBalance(tenant, account, undefined, { currency });
+            expect(got?.version).toBe(expected.version);
+            expect(got?.available).toBe(expected.available);
+          }
+        },
+      ),
+      { numRuns: PROPERTY_RUNS },
+    );
+  });
 
   it('applies history and live events, wakes read-your-writes waiters by notification, reports lag', async () => {
     const store = new MemoryEventStore();
@@ -61,6 +132,28 @@ describe('projection runner, rebuild, verifier and RLS', () => {
     }
     expect(runner.status().state).toBe('stopped');
     expect(await dumpSchema(t.db.knex, LIVE_SCHEMA)).toEqual(await cleanReplay(store));
+  });
+
+  it('projects from the Postgres event store in the same database', async () => {
+    // The only test in this file that writes the database's own event store, so it starts empty.
+    const store = new PostgresEventStore(t.db);
+    try {
+      await appendAll(store, history(12, 40));
+      const runner = new ProjectionRunner({ db: t.db, store, batchMaxEvents: 16 });
+      runner.start();
+      try {
+        expect(await queries.waitForPosition(await store.headPosition(), 20_000)).toBe(true);
+        const live = await appendAll(store, history(13, 10));
+        expect(await queries.waitForPosition(live, 20_000)).toBe(true);
+      } finally {
+        await runner.stop();
+      }
+      expect(await dumpSchema(t.db.knex, LIVE_SCHEMA)).toEqual(await cleanReplay(store));
+      const verified = await verifyReadModels({ db: t.db, store, clearingMaxAgeMs: Number.MAX_SAFE_INTEGER });
+      expect(verified.differences).toEqual([]);
+    } finally {
+      await store.close();
+    }
   });
 
   it('crash safety: failures inside the transaction and between batches never lose or repeat an event', async () => {
