@@ -11,7 +11,10 @@ import { ENTITY_ID_PATTERN, UUID_PATTERN } from './validation-patterns.js';
 export { ENTITY_ID_PATTERN, UUID_PATTERN };
 
 /** ISO-8601 instant with a zone (`Z` or an offset): local times are ambiguous for money deadlines. */
-const ISO_INSTANT_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+const ISO_INSTANT_PATTERN =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
+
+const daysInMonth = (year: number, month: number): number => new Date(Date.UTC(year, month, 0)).getUTCDate();
 
 export const MAX_TEXT_LENGTH = 500;
 
@@ -47,10 +50,28 @@ export function requireText(value: unknown, field: string, maxLength = MAX_TEXT_
 
 /** Parses an ISO-8601 instant to epoch milliseconds. */
 export function parseInstant(value: unknown, field: string): number {
-  if (typeof value !== 'string' || !ISO_INSTANT_PATTERN.test(value)) {
+  const match = typeof value === 'string' ? ISO_INSTANT_PATTERN.exec(value) : null;
+  if (typeof value !== 'string' || !match) {
     validationFailed(`${field} must be an ISO-8601 instant with a zone, e.g. 2026-01-31T10:00:00Z`, {
       field,
     });
+  }
+  // Date.parse rolls 2026-02-30 over into March; a deadline must name a real calendar time.
+  const [year, month, day, hour, minute, second, offsetHour, offsetMinute] = match
+    .slice(1)
+    .map((part) => (part === undefined ? 0 : Number(part)));
+  if (
+    month! < 1 ||
+    month! > 12 ||
+    day! < 1 ||
+    day! > daysInMonth(year!, month!) ||
+    hour! > 23 ||
+    minute! > 59 ||
+    second! > 59 ||
+    offsetHour! > 23 ||
+    offsetMinute! > 59
+  ) {
+    validationFailed(`${field} is not a valid calendar date and time`, { field });
   }
   const ms = Date.parse(value);
   if (!Number.isFinite(ms)) validationFailed(`${field} is not a valid date`, { field });
