@@ -152,26 +152,45 @@ export class FinalChecks {
     return r.status === 200 ? parsePosition(asObject(r.json).position) : null;
   }
 
-  /** Waits (bounded) until a read consistent with `position` succeeds. */
-  async waitConsistent(tenant: TenantModel, position: bigint, timeoutMs: number): Promise<boolean> {
+  /**
+   * Waits (bounded) until a read consistent with `position` answers, then checks it really is: the last
+   * acknowledged booking (or the first student's wallet) must be found. A 404 there means the API
+   * honoured consistentWith from a read model that had not applied the position.
+   */
+  async waitConsistent(
+    tenant: TenantModel,
+    position: bigint,
+    timeoutMs: number,
+  ): Promise<'caught_up' | 'timed_out' | 'stale'> {
     const deadline = Date.now() + timeoutMs;
+    const lastBooking = [...tenant.bookings.keys()].at(-1);
     const sid = tenant.studentIds[0]!;
-    const token = await this.tokens.token(tenant.tenantId, sid, 'student');
+    const path = lastBooking ? `/v1/bookings/${lastBooking}` : `/v1/wallets/${sid}`;
+    const token = lastBooking
+      ? await this.finance(tenant)
+      : await this.tokens.token(tenant.tenantId, sid, 'student');
     while (Date.now() < deadline) {
       const r = await this.http.once(
         {
           kind: 'final',
           method: 'GET',
-          path: `/v1/wallets/${sid}?consistentWith=${position}`,
+          path: `${path}?consistentWith=${position}`,
           token,
-          accept: (s) => s === 200 || s === 404 || s === 503,
+          accept: (s) => s === 200 || s === 503,
         },
         this.rng,
       );
-      if (r.status === 200 || r.status === 404) return true;
+      if (r.status === 200) return 'caught_up';
+      if (r.status === 404) {
+        this.recorder.violation(
+          'invariant_broken',
+          `${tenant.tenantId}: GET ${path}?consistentWith=${position} answered 404 for an acknowledged entity (read-your-writes broken)`,
+        );
+        return 'stale';
+      }
       await sleep(500);
     }
-    return false;
+    return 'timed_out';
   }
 
   /**
