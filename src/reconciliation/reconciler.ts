@@ -195,14 +195,15 @@ export class Reconciler {
         }
       }
 
-      // 3. Ledger facts no transaction matched.
-      for (const fact of index.unmatched()) {
+      // 3. Ledger facts no transaction matched: a second pass over the ledger finds their keys (the
+      // index keeps hashes, not keys).
+      for await (const fact of this.deps.ledger().facts(tenantId)) {
         if (fact.key.startsWith('fee:')) continue; // checked with their transaction
         const expected =
           scope.kind === 'range'
             ? fact.side === 'platform' && fact.occurredAtMs >= fromMs && fact.occurredAtMs < toMs
             : fact.key === scope.payout;
-        if (!expected) continue;
+        if (!expected || !index.reportUnmatched(fact.key)) continue;
         await emit({
           classification: 'missing_in_stripe',
           stripeObjectId: fact.key.replace(/:(opened|won)$/, ''),
