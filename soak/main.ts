@@ -12,7 +12,7 @@ import { diffSnapshots, FinalChecks, RouteMissing } from './final.js';
 import { Http } from './http.js';
 import { createTenantModel, parsePosition, type TenantModel } from './model.js';
 import { PrivatePostgres } from './postgres.js';
-import { run, sleep } from './proc.js';
+import { freePort, run, sleep } from './proc.js';
 import { Recorder } from './recorder.js';
 import { PrivateRedis } from './redis.js';
 import { createRng, deriveSeed } from './rng.js';
@@ -105,7 +105,6 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
     cleanup.add('private Redis', () => redisRef.stop());
     log(`private Redis on port ${redis.port}`);
   }
-  const { freePort } = await import('./proc.js');
   const appPorts: number[] = [];
   for (let i = 0; i < o.apps; i++) appPorts.push(await freePort());
   const started = await SoakStripe.start({
