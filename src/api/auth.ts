@@ -27,12 +27,17 @@ export interface Authenticator {
 export function createAuthenticator(options: {
   jwtSecret: string;
   clockToleranceSeconds?: number;
+  /** Verified tokens remembered (until their exp) so a client's repeated token is checked once. */
+  cacheSize?: number;
 }): Authenticator {
   if (options.jwtSecret.length < MIN_SECRET_CHARS) {
     throw new Error(`JWT secret must be at least ${MIN_SECRET_CHARS} characters`);
   }
   const key = new TextEncoder().encode(options.jwtSecret);
   const clockTolerance = options.clockToleranceSeconds ?? 5;
+  const cacheSize = options.cacheSize ?? 10_000;
+  // Insertion-ordered: when full, the oldest entry goes. Only fully verified tokens enter.
+  const verified = new Map<string, { principal: Principal; expiresAtMs: number }>();
   return {
     async authenticate(header) {
       if (!header) throw new ApiError('unauthenticated', 'missing Authorization: Bearer <token>');
@@ -40,9 +45,15 @@ export function createAuthenticator(options: {
       if (!match || match[1]!.length > MAX_TOKEN_CHARS) {
         throw new ApiError('unauthenticated', 'Authorization must be "Bearer <JWT>"');
       }
+      const jwt = match[1]!;
+      const cached = verified.get(jwt);
+      if (cached) {
+        if (Date.now() < cached.expiresAtMs) return cached.principal;
+        verified.delete(jwt);
+      }
       let payload: Record<string, unknown>;
       try {
-        ({ payload } = await jwtVerify(match[1]!, key, {
+        ({ payload } = await jwtVerify(jwt, key, {
           algorithms: ['HS256'],
           requiredClaims: ['exp', 'sub'],
           clockTolerance,
@@ -51,7 +62,12 @@ export function createAuthenticator(options: {
         const reason = error instanceof joseErrors.JWTExpired ? 'token expired' : 'invalid token';
         throw new ApiError('unauthenticated', reason);
       }
-      return principalFromClaims(payload);
+      const principal = principalFromClaims(payload);
+      if (cacheSize > 0 && typeof payload.exp === 'number') {
+        if (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
+        verified.set(jwt, { principal, expiresAtMs: payload.exp * 1000 });
+      }
+      return principal;
     },
   };
 }

@@ -21,7 +21,7 @@ describe(`money flows over HTTP (${process.env.DATABASE_URL ? 'Postgres' : 'PGli
     tok.finance = await token(T, 'fin_e', 'finance_admin');
     tok.admin = await token(T, 'adm_e', 'tenant_admin');
     tok.service = await token(T, 'svc_e', 'service');
-  });
+  }, 180_000); // database start-up is slow on a loaded 2-core machine
   afterAll(() => s.close());
 
   const at = (position: unknown) => `consistentWith=${String(position)}`;
