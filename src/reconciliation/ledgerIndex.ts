@@ -42,7 +42,11 @@ export class LedgerIndex {
           `reconciliation index is full (${this.maxEntries} ledger facts): narrow the window or raise maxIndexEntries`,
         );
       }
-      if (this.count + 1 > this.capacity * 0.7) this.grow();
+      // Growing moves every slot: find the free slot again in the new table.
+      if (this.count + 1 > this.capacity * 0.7) {
+        this.grow();
+        slot = this.find(fact.key);
+      }
       slot = -slot - 1;
       const [h, l] = hash64(fact.key);
       this.hi[slot] = h;
