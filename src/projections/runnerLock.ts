@@ -52,8 +52,8 @@ class AdvisoryLock implements RunnerLock {
     while (!shouldStop()) {
       if (!this.conn) {
         const conn = (await this.db.knex.client.acquireConnection()) as RawConnection;
-        conn.on('error', () => this.lost());
-        conn.on('end', () => this.lost());
+        conn.on('error', () => this.lost(conn));
+        conn.on('end', () => this.lost(conn));
         this.conn = conn;
       }
       const result = await this.conn.query('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [
@@ -73,8 +73,13 @@ class AdvisoryLock implements RunnerLock {
     return this.held;
   }
 
-  private lost(): void {
+  /** The session is gone (and with it the lock): drop the connection so the next acquire opens a new one. */
+  private lost(conn: RawConnection): void {
+    if (this.conn !== conn) return;
     this.held = false;
+    this.conn = undefined;
+    // knex marks a connection that errored as disposed and destroys it instead of reusing it.
+    Promise.resolve(this.db.knex.client.releaseConnection(conn)).catch(() => undefined);
   }
 
   async release(): Promise<void> {
