@@ -59,8 +59,9 @@ async function startFake(): Promise<{ child: ChildProcess; port: number }> {
       path.join(here, '..', 'src', 'stripe', 'fake', 'main.ts'),
       '--bench-seed',
       String(TXNS),
+      '--exit-on-stdin-close',
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const port = await new Promise<number>((resolve, reject) => {

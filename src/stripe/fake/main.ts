@@ -5,6 +5,7 @@ import { FakeStripeServer } from './server.js';
  * Runs the fake Stripe as its own process:
  *   tsx src/stripe/fake/main.ts [--port 12111] [--host 127.0.0.1] [--webhook-url URL --webhook-secret whsec_...]
  *                               [--auto-settle-payouts-ms 1000] [--max-objects 200000] [--bench-seed N]
+ *                               [--exit-on-stdin-close]
  * Prints one JSON line `{"ready":true,"port":N}` when listening. `--bench-seed N` seeds N succeeded charges
  * with deterministic ids (benchSeedIds) for `npm run bench -- reconcile`. Stops on SIGTERM/SIGINT.
  */
@@ -43,6 +44,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Started by another process (the bench) with a stdin pipe: exit when that process goes away.
+  if (process.argv.includes('--exit-on-stdin-close')) {
+    process.stdin.on('end', stop);
+    process.stdin.resume();
+  }
 }
 
 main().catch((error: unknown) => {
