@@ -54,7 +54,7 @@ const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const PROGRESS_EVERY = 1_000;
 
 /**
- * Matches Stripe balance transactions against the ledger (see docs/reconciliation.md):
+ * Matches Stripe balance transactions against the ledger (see src/reconciliation/README.md):
  * 1. builds a LedgerIndex of ledger facts (ledgerFacts.ts) from `from - slack` on;
  * 2. streams balance transactions page by page (newest first, `pageSize`), classifying each one in
  *    the window: matched, missing_in_ledger, amount_mismatch (amount, currency or fee) or unbooked_fee
