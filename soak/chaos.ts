@@ -42,7 +42,8 @@ export function planFaults(
 ): Array<{ atMs: number; kind: FaultKind }> {
   const from = workloadMs * 0.1;
   const until = workloadMs * 0.75;
-  const slotMs = Math.max(meanFaultMs * 2, 4_000);
+  // Faults run one after another, so a slow one (an app restart) only delays the next.
+  const slotMs = Math.max(meanFaultMs, 4_000);
   const count = Math.max(1, Math.min(200, Math.floor((until - from) / slotMs)));
   const step = (until - from) / count;
   return Array.from({ length: count }, (_, i) => ({

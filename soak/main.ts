@@ -34,7 +34,13 @@ const SETTINGS_PATCH = {
   topUpMin: 100,
   topUpMax: 1_000_000,
   allowedCurrencies: [CURRENCY],
+  holdExpiryDays: 7,
 };
+/**
+ * A settings change no remaining command depends on: appending it gives a position after everything
+ * the run caused (an unchanged patch appends nothing and answers the settings stream's old position).
+ */
+const FENCE_PATCH = { holdExpiryDays: 8 };
 
 const log = (line: string) => process.stderr.write(`soak: ${line}\n`);
 
@@ -233,7 +239,7 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
   // --- Workload + chaos ----------------------------------------------------------------------------
   const holdMs = o.ci ? 3_000 : 6_000;
   const cycle = faultCycle({ postgres: pg, redis, stripe }, embedded);
-  const plan = planFaults(o.workloadMs, cycle, holdMs + 6_000);
+  const plan = planFaults(o.workloadMs, cycle, holdMs + 4_000);
   const maxOps = Math.max(100, Math.ceil(o.workloadMs / 5));
   const done = () => Date.now() >= stopAtMs || isAborted();
   const progress = setInterval(() => {
@@ -295,13 +301,13 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
   const consistency: string[] = [];
   let maxFence = -1n;
   for (const tenant of tenants) {
-    const fence = await final.fence(tenant, SETTINGS_PATCH);
+    const fence = await final.fence(tenant, FENCE_PATCH);
     if (fence === null) {
       recorder.note(
         `no fence position for ${tenant.tenantId}; using the last acknowledged position ${tenant.lastPosition}`,
       );
     }
-    const target = fence ?? tenant.lastPosition;
+    const target = fence !== null && fence > tenant.lastPosition ? fence : tenant.lastPosition;
     if (target > maxFence) maxFence = target;
     if (target >= 0n)
       consistency.push(
