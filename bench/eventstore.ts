@@ -13,7 +13,8 @@ import { type BenchSection, benchDatabaseUrl, formatRate, percentile } from './r
 const WRITERS = 8;
 const PHASE_MS = Number(process.env.BENCH_PHASE_MS ?? 10_000);
 const CATCH_UP_EVENTS = Number(process.env.BENCH_CATCHUP_EVENTS ?? 1_000_000);
-const FILL_CHUNK = 250_000; // events per bulk-insert transaction
+const FILL_CHUNK = 50_000; // events per bulk-insert transaction
+const FILL_STATEMENT_TIMEOUT_MS = 120_000;
 const FILL_STREAMS = 1_000;
 const RAW_READ_EVENTS = Math.min(CATCH_UP_EVENTS, 200_000);
 const CATCH_UP_BATCH = Number(process.env.BENCH_CATCHUP_BATCH ?? 5_000);
@@ -161,6 +162,7 @@ async function fill(db: Database, runId: string, total: number): Promise<Phase> 
     const size = Math.min(FILL_CHUNK, total - done);
     await db.knex.transaction(
       async (trx) => {
+        await trx.raw("SELECT set_config('statement_timeout', ?, true)", [`${FILL_STATEMENT_TIMEOUT_MS}ms`]);
         const { rows } = await trx.raw<{ rows: Array<{ position: number }> }>(
           'SELECT position FROM event_store_head WHERE id = 1 FOR UPDATE',
         );
@@ -192,7 +194,8 @@ async function fill(db: Database, runId: string, total: number): Promise<Phase> 
       },
       { isolationLevel: 'read committed' },
     );
-    console.log(`  eventstore: filled ${done + size}`);
+    if ((done + size) % 200_000 === 0 || done + size === total)
+      console.log(`  eventstore: filled ${done + size}`);
   }
   return { operations: total, events: total, elapsedMs: performance.now() - started, latenciesMs: [] };
 }

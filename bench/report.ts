@@ -26,6 +26,8 @@ export interface Machine {
   node: string;
   postgres: string;
   date: string;
+  /** 1-minute load average when the report was written: on a shared machine, the context for every number. */
+  loadAverage1m: number;
 }
 
 export async function describeMachine(databaseUrl = benchDatabaseUrl()): Promise<Machine> {
@@ -47,6 +49,7 @@ export async function describeMachine(databaseUrl = benchDatabaseUrl()): Promise
     node: process.version,
     postgres,
     date: new Date().toISOString(),
+    loadAverage1m: Math.round(os.loadavg()[0]! * 10) / 10,
   };
 }
 
@@ -72,6 +75,7 @@ export function machineMarkdown(m: Machine): string {
     `- RAM: ${m.ramGiB} GiB`,
     `- Node ${m.node}, PostgreSQL ${m.postgres}`,
     `- Date: ${m.date}`,
+    `- Load average (1 min) when written: ${m.loadAverage1m} on ${m.cores} cores`,
   ].join('\n');
 }
 
@@ -94,7 +98,7 @@ export function writeSections(path: string, machine: Machine, sections: BenchSec
   let document = existsSync(path) ? readFileSync(path, 'utf8') : HEADER;
   document = replaceBlock(document, 'machine', `## Machine (latest run)\n\n${machineMarkdown(machine)}`);
   for (const section of sections) {
-    const ranOn = `_Run ${machine.date} on ${machine.cpuModel} (${machine.cores} cores), Node ${machine.node}, PostgreSQL ${machine.postgres}._`;
+    const ranOn = `_Run ${machine.date} on ${machine.cpuModel} (${machine.cores} cores, load average ${machine.loadAverage1m}), Node ${machine.node}, PostgreSQL ${machine.postgres}._`;
     document = replaceBlock(document, section.name, `## ${section.title}\n\n${ranOn}\n\n${section.markdown}`);
   }
   const tmp = `${path}.${process.pid}.tmp`;
