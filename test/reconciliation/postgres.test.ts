@@ -12,9 +12,10 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 // One database for every Postgres-backed piece of issue 7 (each fresh database costs seconds on PGlite).
 describe('Stripe and reconciliation on Postgres (PGlite, or real Postgres with DATABASE_URL)', () => {
   let t: TestDatabase;
+  // PGlite boot + every migration: allow for a loaded 2-core machine.
   beforeAll(async () => {
     t = await createTestDatabase();
-  });
+  }, 150_000);
   afterAll(async () => {
     await t.dispose();
   });
