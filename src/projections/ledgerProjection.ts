@@ -18,7 +18,7 @@ export class CheckpointMovedError extends Error {
   }
 }
 
-interface BalanceRow extends Totals {
+export interface BalanceRow extends Totals {
   tenantId: string;
   account: string;
   currency: string;
@@ -106,11 +106,27 @@ export interface BatchResult {
  * Set-based: balances of every account the batch touches are loaded in one query and folded in memory;
  * each table receives one multi-row insert.
  */
+export interface ApplyBatchOptions {
+  /**
+   * Balances carried from the previous batch of the same writer, so only accounts it has not seen are
+   * read. Only for a writer that owns the schema alone and discards the cache on any error (the
+   * rebuild): after a rolled-back batch the cache would hold totals that never committed.
+   */
+  balanceCache?: BalanceCache;
+}
+
+/** Bounded carry-over of balance rows between batches (see ApplyBatchOptions). */
+export class BalanceCache {
+  readonly rows = new Map<string, BalanceRow>();
+  constructor(readonly maxRows: number) {}
+}
+
 export async function applyBatch(
   trx: Knex.Transaction,
   schema: ReadModelSchema,
   events: readonly RecordedEvent[],
   expected: bigint,
+  options: ApplyBatchOptions = {},
 ): Promise<BatchResult> {
   invariant(events.length > 0, 'applyBatch needs at least one event');
   const locked = (await trx.raw(
@@ -136,7 +152,13 @@ export async function applyBatch(
     for (const p of entry?.postings ?? [])
       keys.set(balanceKey(tenantId, p.account, p.currency), [tenantId, p.account, p.currency]);
   }
-  const balances = await loadBalances(trx, schema, [...keys.values()]);
+  const cache = options.balanceCache;
+  if (cache && cache.rows.size + keys.size > cache.maxRows) cache.rows.clear();
+  const missing = cache
+    ? [...keys].filter(([k]) => !cache.rows.has(k)).map(([, v]) => v)
+    : [...keys.values()];
+  const balances = cache?.rows ?? new Map<string, BalanceRow>();
+  for (const [k, row] of await loadBalances(trx, schema, missing)) balances.set(k, row);
 
   const postingRows: CellValue[][] = [];
   const entryRows: CellValue[][] = [];

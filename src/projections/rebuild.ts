@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { Database } from '../db/database.js';
 import { invariant } from '../domain/errors.js';
 import type { EventStore } from '../eventstore/port.js';
-import { applyBatch, readCheckpoint } from './ledgerProjection.js';
+import { applyBatch, BalanceCache, readCheckpoint } from './ledgerProjection.js';
 import { PROJECTED_CHANNEL } from './projectionRunner.js';
 import {
   createReadModelTables,
@@ -31,6 +31,8 @@ export interface RebuildOptions {
   onProgress?: (progress: RebuildProgress) => void;
   /** Bound on swap attempts while a live runner keeps moving ahead of the shadow. */
   maxSwapAttempts?: number;
+  /** Bound on balance rows carried between replay batches. */
+  balanceCacheRows?: number;
   /** Test hook: called after each committed replay batch (throw to simulate a crash). */
   afterBatch?: (position: bigint) => void | Promise<void>;
 }
@@ -72,6 +74,9 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
   if (!resumed) await db.knex.transaction((trx) => createReadModelTables(trx, SHADOW_SCHEMA));
   let position = await readCheckpoint(db.knex, SHADOW_SCHEMA);
 
+  // The rebuild is the shadow's only writer and any error ends this call, so balances may be carried
+  // from batch to batch instead of read back (bounded; a resumed rebuild starts with an empty cache).
+  const balanceCache = new BalanceCache(options.balanceCacheRows ?? 1_000_000);
   const catchUp = async (): Promise<bigint> => {
     let head = await store.headPosition();
     while (position < head) {
@@ -84,7 +89,7 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
         // Safe to skip the WAL flush wait here: a crash can only lose whole recent batches together with
         // the shadow checkpoint that records them, and the resumed rebuild replays them.
         await trx.raw('SET LOCAL synchronous_commit = off');
-        return applyBatch(trx, SHADOW_SCHEMA, events, position);
+        return applyBatch(trx, SHADOW_SCHEMA, events, position, { balanceCache });
       });
       position = result.position;
       eventsApplied += result.applied;
