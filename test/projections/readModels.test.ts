@@ -229,6 +229,8 @@ describe('read models: determinism, runner, rebuild, verifier and RLS', () => {
     expect(await dumpSchema(t.db.knex, LIVE_SCHEMA)).toEqual(await cleanReplay(store));
   });
 
+  // Real Postgres only: PGlite is one in-process session, so there is no second session to kill, and its
+  // runner lock is in-process (runnerLock.ts); the in-process handover is covered by the test above.
   it.runIf(usingRealPostgres)(
     'a runner whose database session dies loses the lock to the waiting one',
     async () => {
