@@ -20,7 +20,12 @@ import {
 } from './port.js';
 import { EVENT_COLUMNS, type EventRow, filterSql, toRecordedEvent, toSafeNumber } from './postgresRows.js';
 import { PostgresSubscription } from './postgresSubscription.js';
-import { assertValidMaxCount, assertValidStreamName, validateAppend } from './validation.js';
+import {
+  assertValidFilter,
+  assertValidMaxCount,
+  assertValidStreamName,
+  validateAppend,
+} from './validation.js';
 
 /** NOTIFY channel woken (after commit) with the new head position by every append transaction. */
 export const EVENTS_CHANNEL = 'ledger_events';
@@ -454,6 +459,7 @@ export class PostgresEventStore implements EventStore {
 
   async readAll(options: ReadAllOptions): Promise<RecordedEvent[]> {
     assertValidMaxCount(options.maxCount);
+    assertValidFilter(options.filter);
     const backwards = options.direction === 'backwards';
     const filter = filterSql(options.filter);
     const bindings: Knex.RawBinding[] = [];
@@ -477,6 +483,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   subscribe(options: SubscribeOptions): Subscription {
+    assertValidFilter(options.filter);
     const subscription = new PostgresSubscription({
       knex: this.knex,
       after: options.after ?? -1n,

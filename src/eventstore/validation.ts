@@ -124,3 +124,24 @@ export function canonicalJson(value: unknown): string {
     return sorted;
   });
 }
+
+/** Bound on the alternatives in one EventFilter, so filtered queries stay bounded. */
+export const MAX_FILTER_TERMS = 100;
+
+export function assertValidFilter(filter: unknown): asserts filter is EventFilter | undefined {
+  if (filter === undefined) return;
+  if (filter === null || typeof filter !== 'object') throw new InvalidAppendError('filter must be an object');
+  for (const key of ['streamNamePrefixes', 'eventTypes'] as const) {
+    const terms: unknown = (filter as Record<string, unknown>)[key];
+    if (terms === undefined) continue;
+    if (
+      !Array.isArray(terms) ||
+      terms.length > MAX_FILTER_TERMS ||
+      !terms.every((t) => typeof t === 'string' && t.length > 0 && t.length <= 200)
+    ) {
+      throw new InvalidAppendError(
+        `filter.${key} must be an array of at most ${MAX_FILTER_TERMS} non-empty strings`,
+      );
+    }
+  }
+}

@@ -3,8 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as eventStoreMigration from '../../migrations/0001_event_store.js';
 import { openDatabase } from '../../src/db/database.js';
 import {
+  type EventFilter,
   EventStoreUnavailableError,
   type EventToAppend,
+  InvalidAppendError,
   WrongExpectedRevisionError,
 } from '../../src/eventstore/port.js';
 import { PostgresEventStore } from '../../src/eventstore/postgres.js';
@@ -168,6 +170,14 @@ describe(`PostgresEventStore specifics (${usingRealPostgres ? 'postgres' : 'PGli
     expect(events.map((e) => e.revision)).toEqual([0n, 1n, 2n, 3n]);
     await a.close();
     await b.close();
+  });
+
+  it('refuses malformed filters with InvalidAppendError', async () => {
+    const bad = { streamNamePrefixes: [42] } as unknown as EventFilter;
+    await expect(store.readAll({ maxCount: 10, filter: bad })).rejects.toBeInstanceOf(InvalidAppendError);
+    expect(() => store.subscribe({ filter: { eventTypes: Array.from({ length: 101 }, () => 'T') } })).toThrow(
+      InvalidAppendError,
+    );
   });
 
   it('bounds the append queue: beyond it appends fail fast with EventStoreUnavailableError', async () => {
