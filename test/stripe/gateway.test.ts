@@ -413,6 +413,38 @@ describe('StripeGateway (real SDK) against the fake Stripe over HTTP', () => {
     }
   });
 
+  it('takes faults and test actions through the /_fake admin API (soak harness)', async () => {
+    const base = `http://127.0.0.1:${String(gateway.stripe.getApiField('port'))}`;
+    const admin = (method: string, path: string, body?: unknown) =>
+      fetch(`${base}${path}`, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+    expect((await admin('POST', '/_fake/faults', { failNext: 1, status: 503 })).status).toBe(200);
+    await gateway.ping(); // the 503 is retried
+    expect(fake.requestCounts.get('GET /v1/balance')).toBe(2);
+    const pi = await gateway.createPaymentIntent({
+      idempotencyKey: 'adm',
+      amount: 1_000,
+      currency: 'usd',
+      paymentMethod: 'pm_card_visa',
+      metadata: meta,
+    });
+    const dispute = (await (
+      await admin('POST', '/_fake/disputes', { payment_intent: pi.paymentIntentId })
+    ).json()) as { id: string; status: string };
+    expect(dispute.status).toBe('needs_response');
+    expect(
+      ((await (await admin('POST', `/_fake/disputes/${dispute.id}/won`)).json()) as { status: string })
+        .status,
+    ).toBe('won');
+    expect((await admin('POST', `/_fake/disputes/${dispute.id}/won`)).status).toBe(400);
+    const stats = (await (await admin('GET', '/_fake/stats')).json()) as { pendingFaults: number };
+    expect(stats.pendingFaults).toBe(0);
+    expect((await admin('DELETE', '/_fake/faults')).status).toBe(200);
+  });
+
   it('pages balance transactions with created/type filters and bounded page size', async () => {
     let now = 1_700_000_000;
     const paged = await startFakeStripe({ fake: { nowSeconds: () => now } });
