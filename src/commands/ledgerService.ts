@@ -130,36 +130,45 @@ export class LedgerService implements LedgerCommands {
         });
       } catch (error) {
         if (!(error instanceof GatewayError) || !PERMANENT_GATEWAY_CODES.has(error.code)) throw error;
-        result = await this.handler.handle(
-          topUpDecider,
-          stream,
-          {
-            type: 'FailTopUp',
-            paymentIntentId: null,
-            reason: `${error.code}: ${error.message}`,
-            failedAt: this.now(),
-          },
-          ctx,
-          { commandType: 'FailTopUp', payloadHash: stableHash({ op: 'failTopUp', code: error.code }) },
+        const failed = await this.unlessTopUpMovedOn(stream, () =>
+          this.handler.handle(
+            topUpDecider,
+            stream,
+            {
+              type: 'FailTopUp',
+              paymentIntentId: null,
+              reason: `${error.code}: ${error.message}`,
+              failedAt: this.now(),
+            },
+            ctx,
+            { commandType: 'FailTopUp', payloadHash: stableHash({ op: 'failTopUp', code: error.code }) },
+          ),
         );
-        return { position: result.position, topUp: topUpView(result.state) };
+        if (failed) return { position: failed.position, topUp: topUpView(failed.state) };
+        const latest = await this.handler.load(topUpDecider, stream);
+        return { position: await this.lastPosition(stream), topUp: topUpView(latest.state) };
       }
       if (intent.clientSecret) {
-        result = await this.handler.handle(
-          topUpDecider,
-          stream,
-          {
-            type: 'RecordTopUpPaymentIntent',
-            paymentIntentId: intent.paymentIntentId,
-            clientSecret: intent.clientSecret,
-          },
-          ctx,
-          {
-            commandType: 'RecordTopUpPaymentIntent',
-            payloadHash: stableHash({ op: 'recordPaymentIntent', id: intent.paymentIntentId }),
-          },
+        const recorded = await this.unlessTopUpMovedOn(stream, () =>
+          this.handler.handle(
+            topUpDecider,
+            stream,
+            {
+              type: 'RecordTopUpPaymentIntent',
+              paymentIntentId: intent.paymentIntentId,
+              clientSecret: intent.clientSecret!,
+            },
+            ctx,
+            {
+              commandType: 'RecordTopUpPaymentIntent',
+              payloadHash: stableHash({ op: 'recordPaymentIntent', id: intent.paymentIntentId }),
+            },
+          ),
         );
-        position = result.position;
+        if (recorded) {
+          result = recorded;
+          position = recorded.position;
+        }
       }
       const derived = (what: string): CommandContext => ({
         ...ctx,
@@ -190,6 +199,24 @@ export class LedgerService implements LedgerCommands {
       result = { ...result, state: (await this.handler.load(topUpDecider, stream)).state };
     }
     return { position, topUp: topUpView(result.state) };
+  }
+
+  /**
+   * Stripe's webhook for the same PaymentIntent can settle a top-up (succeeded or failed) while the
+   * request that created the intent is still running; the request's own later step is then refused
+   * with invalid_state. That refusal is not the client's error: the money movement it describes already
+   * happened (or was already refused) exactly once, so the step is skipped and the caller reports the
+   * top-up as it now stands. Returns undefined when skipped.
+   */
+  private async unlessTopUpMovedOn<T>(stream: string, step: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await step();
+    } catch (error) {
+      if (!(error instanceof DomainError) || error.code !== 'invalid_state') throw error;
+      const { state } = await this.handler.load(topUpDecider, stream);
+      if (state.status === 'initiated' && state.paymentIntentId === null) throw error;
+      return undefined;
+    }
   }
 
   async succeedTopUp(
