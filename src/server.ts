@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { buildApp, type ReadinessCheck } from './api/app.js';
+import { createAuthenticator } from './api/auth.js';
 import { type IdempotencyStore, PostgresIdempotencyStore } from './api/idempotency.js';
 import { createMetrics, withAppendMetrics } from './api/metrics.js';
 import { MemoryRateLimiter, type RateLimiter } from './api/rateLimit.js';
@@ -19,6 +20,10 @@ import { PostgresEventStore } from './eventstore/postgres.js';
 import type { Logger } from './log/logger.js';
 import { PostgresLedgerQueries } from './projections/postgresLedgerQueries.js';
 import { ProjectionRunner } from './projections/projectionRunner.js';
+import { eventStoreFactSource } from './reconciliation/ledgerFacts.js';
+import { PostgresReconciliationReadModel } from './reconciliation/readModel.js';
+import { Reconciler } from './reconciliation/reconciler.js';
+import { reconciliationRoutes } from './reconciliation/routes.js';
 import { createRedisClient, redisReadiness } from './redis/redis.js';
 import { RedisIdempotencyStore } from './redis/redisIdempotencyStore.js';
 import { RedisRateLimiter } from './redis/redisRateLimiter.js';
@@ -118,7 +123,7 @@ async function start(
     cleanups.push(() => client.quit().catch(() => client.disconnect()));
   }
 
-  const { gateway, fake } = await startStripe(config);
+  const { gateway, fake, stripe } = await startStripe(config);
   if (fake) cleanups.push(() => fake.stop());
 
   const service = createLedgerService({ store, clock, gateway, logger });
@@ -184,6 +189,23 @@ async function start(
       logger,
     }),
   });
+  const reconciliationReadModel = new PostgresReconciliationReadModel(db);
+  app.register(
+    reconciliationRoutes({
+      reconciler: new Reconciler({
+        stripe,
+        ledger: () => eventStoreFactSource(rawStore),
+        store,
+        readModel: reconciliationReadModel,
+        commands: service,
+        clock,
+      }),
+      store,
+      readModel: reconciliationReadModel,
+      authenticator: createAuthenticator({ jwtSecret: config.jwtSecret }),
+    }),
+    { prefix: '/v1' },
+  );
   let appClosed = false;
   cleanups.push(async () => {
     if (!appClosed) await app.close();
@@ -209,7 +231,9 @@ async function start(
   };
 }
 
-async function startStripe(config: Config): Promise<{ gateway: PaymentsGateway; fake?: FakeStripeServer }> {
+async function startStripe(
+  config: Config,
+): Promise<{ gateway: PaymentsGateway; stripe: StripeGateway; fake?: FakeStripeServer }> {
   if (config.stripe.mode === 'remote') {
     const base = config.stripe.apiBase ? new URL(config.stripe.apiBase) : undefined;
     const gateway = new StripeGateway({
@@ -222,14 +246,14 @@ async function startStripe(config: Config): Promise<{ gateway: PaymentsGateway; 
           }
         : {}),
     });
-    return { gateway };
+    return { gateway, stripe: gateway };
   }
   // Embedded default: a real HTTP Stripe look-alike in this process; payouts settle a moment later so
   // the whole request -> transfer -> payout.paid webhook path is visible locally.
   const fake = new FakeStripeServer({ autoSettlePayoutsAfterMs: 2_000 });
   const { host, port } = await fake.start(0, '127.0.0.1');
   const gateway = new StripeGateway({ apiKey: FAKE_STRIPE_KEY, host, port, protocol: 'http' });
-  return { gateway, fake };
+  return { gateway, stripe: gateway, fake };
 }
 
 function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { createLedgerService } from '../commands/index.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { openDatabase } from '../db/database.js';
 import { migrateDownAll, migrateLatest } from '../db/migrate.js';
@@ -6,6 +7,7 @@ import { EsdbEventStore } from '../eventstore/esdb.js';
 import type { EventStore } from '../eventstore/port.js';
 import { PostgresEventStore } from '../eventstore/postgres.js';
 import { type ProjectionsCommandDeps, rebuild, replay, verify } from './projectionsCommands.js';
+import { parseReconcileArgs, RECONCILE_USAGE, reconcile, stripeFromConfig } from './reconcileCommand.js';
 import { printToken } from './tokenCommand.js';
 
 /**
@@ -17,6 +19,8 @@ const USAGE = `usage: npm run cli -- <command> [options]
   projections rebuild [name]            replay all events into fresh read models and swap them in
   verify [--max-differences N] [--clearing-max-age-hours H]
                                         fold the events and compare with the read models; exit 1 on any difference
+  ${RECONCILE_USAGE}
+                                        match Stripe balance transactions against the ledger
   replay --tenant T --account PATH [--until TIME|POSITION] [--format table|json]
                                         an account's history entry by entry with running balance, cause and actor
   token --tenant T --sub S --role R [--role R2] [--ttl seconds]
@@ -53,6 +57,31 @@ async function withStores(
 }
 
 const commands: Record<string, Command> = {
+  reconcile: async (argv) => {
+    const args = parseReconcileArgs(argv);
+    if ('error' in args) {
+      process.stderr.write(`${args.error}\n${RECONCILE_USAGE}\n`);
+      return 2;
+    }
+    const stripe = stripeFromConfig(loadConfig());
+    if ('error' in stripe) {
+      process.stderr.write(`${stripe.error}\n`);
+      return 2;
+    }
+    return withStores(({ db, store }) =>
+      reconcile(
+        {
+          db,
+          store,
+          stripe,
+          commands: createLedgerService({ store, clock: () => new Date() }),
+          stdout: process.stdout,
+          stderr: process.stderr,
+        },
+        args,
+      ),
+    );
+  },
   projections: async (argv) => {
     const [sub, name, ...extra] = argv;
     if (sub !== 'rebuild' || extra.length > 0) {
