@@ -12,11 +12,12 @@ import type {
   Subscription,
 } from '../src/eventstore/port.js';
 import { PostgresEventStore } from '../src/eventstore/postgres.js';
+import { AUDIT_COLUMNS, ENTRY_COLUMNS, POSTING_COLUMNS } from '../src/projections/ledgerProjection.js';
 import { PostgresLedgerQueries } from '../src/projections/postgresLedgerQueries.js';
 import { ProjectionRunner } from '../src/projections/projectionRunner.js';
 import { type RebuildProgress, rebuildReadModels } from '../src/projections/rebuild.js';
 import { LIVE_SCHEMA } from '../src/projections/schema.js';
-import { type CellValue, type Column, insertRows } from '../src/projections/sql.js';
+import { type CellValue, insertRows } from '../src/projections/sql.js';
 import { type BenchSection, benchDatabaseUrl, formatRate, percentile } from './report.js';
 
 /**
@@ -136,46 +137,6 @@ async function rawCeiling(db: Database): Promise<{ events: number; ms: number }>
   await k.raw('CREATE TABLE ceiling_audit (LIKE ledger_read.audit_events)');
   await k.raw('CREATE TABLE ceiling_entries (LIKE ledger_read.journal_entries)');
   await k.raw('CREATE TABLE ceiling_postings (LIKE ledger_read.postings)');
-  const auditCols: Column[] = [
-    ['tenant_id', 'text'],
-    ['position', 'int8'],
-    ['event_id', 'text'],
-    ['event_type', 'text'],
-    ['stream_name', 'text'],
-    ['category', 'text'],
-    ['entity_id', 'text'],
-    ['correlation_id', 'text'],
-    ['causation_id', 'text'],
-    ['actor_id', 'text'],
-    ['actor_role', 'text'],
-    ['occurred_at', 'timestamptz'],
-    ['entry_id', 'text'],
-  ];
-  const entryCols: Column[] = [
-    ['tenant_id', 'text'],
-    ['entry_id', 'text'],
-    ['position', 'int8'],
-    ['description', 'text'],
-    ['hold_id', 'text'],
-  ];
-  const postingCols: Column[] = [
-    ['tenant_id', 'text'],
-    ['position', 'int8'],
-    ['line', 'int4'],
-    ['account', 'text'],
-    ['currency', 'text'],
-    ['entry_id', 'text'],
-    ['side', 'text'],
-    ['effect', 'text'],
-    ['amount', 'int8'],
-    ['debits_pending', 'int8'],
-    ['debits_posted', 'int8'],
-    ['credits_pending', 'int8'],
-    ['credits_posted', 'int8'],
-    ['available', 'int8'],
-    ['version', 'int8'],
-    ['occurred_at', 'timestamptz'],
-  ];
   const started = performance.now();
   for (let from = 0; from < CEILING_EVENTS; from += BATCH) {
     const audit: CellValue[][] = [];
@@ -239,9 +200,9 @@ async function rawCeiling(db: Database): Promise<{ events: number; ms: number }>
     }
     await k.transaction(async (trx) => {
       await trx.raw('SET LOCAL synchronous_commit = off'); // as the rebuild's batches do
-      await insertRows(trx, 'ceiling_audit', auditCols, audit);
-      await insertRows(trx, 'ceiling_entries', entryCols, entries);
-      await insertRows(trx, 'ceiling_postings', postingCols, postings);
+      await insertRows(trx, 'ceiling_audit', AUDIT_COLUMNS, audit);
+      await insertRows(trx, 'ceiling_entries', ENTRY_COLUMNS, entries);
+      await insertRows(trx, 'ceiling_postings', POSTING_COLUMNS, postings);
     });
   }
   return { events: CEILING_EVENTS, ms: performance.now() - started };

@@ -27,7 +27,8 @@ export interface BalanceRow extends Totals {
   lastOccurredAt: string;
 }
 
-const POSTING_COLUMNS: readonly Column[] = [
+/** Column lists of the set-based inserts; the rebuild benchmark's raw ceiling inserts the same rows. */
+export const POSTING_COLUMNS: readonly Column[] = [
   ['tenant_id', 'text'],
   ['position', 'int8'],
   ['line', 'int4'],
@@ -45,14 +46,14 @@ const POSTING_COLUMNS: readonly Column[] = [
   ['version', 'int8'],
   ['occurred_at', 'timestamptz'],
 ];
-const ENTRY_COLUMNS: readonly Column[] = [
+export const ENTRY_COLUMNS: readonly Column[] = [
   ['tenant_id', 'text'],
   ['entry_id', 'text'],
   ['position', 'int8'],
   ['description', 'text'],
   ['hold_id', 'text'],
 ];
-const AUDIT_COLUMNS: readonly Column[] = [
+export const AUDIT_COLUMNS: readonly Column[] = [
   ['tenant_id', 'text'],
   ['position', 'int8'],
   ['event_id', 'text'],
