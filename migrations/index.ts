@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import * as m0001 from './0001_event_store.js';
 import * as m0010 from './0010_read_models.js';
+import * as m0011 from './0011_postings_as_of_currency.js';
 import * as m0030 from './0030_api_idempotency_keys.js';
 import * as m0040 from './0040_stripe_webhook_events.js';
 import * as m0041 from './0041_reconciliation.js';
@@ -20,6 +21,7 @@ export interface Migration {
 export const migrations: Migration[] = [
   { name: '0001_event_store', ...m0001 },
   { name: '0010_read_models', ...m0010 },
+  { name: '0011_postings_as_of_currency', ...m0011 },
   { name: '0030_api_idempotency_keys', ...m0030 },
   { name: '0040_stripe_webhook_events', ...m0040 },
   { name: '0041_reconciliation', ...m0041 },

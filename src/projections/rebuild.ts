@@ -5,6 +5,7 @@ import type { EventStore } from '../eventstore/port.js';
 import { applyBatch, BalanceCache, readCheckpoint } from './ledgerProjection.js';
 import { PROJECTED_CHANNEL } from './projectionRunner.js';
 import {
+  analyzeReadModels,
   createReadModelTables,
   finalizeReadModelSchema,
   LIVE_SCHEMA,
@@ -102,7 +103,10 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
 
   let head = await catchUp();
   progress('indexing', position, head);
-  await db.knex.transaction((trx) => finalizeReadModelSchema(trx, SHADOW_SCHEMA));
+  await db.knex.transaction(async (trx) => {
+    await finalizeReadModelSchema(trx, SHADOW_SCHEMA);
+    await analyzeReadModels(trx, SHADOW_SCHEMA);
+  });
 
   for (let attempt = 1; ; attempt++) {
     head = await catchUp();

@@ -183,16 +183,38 @@ export async function createReadModelTables(knex: Knex, schema: ReadModelSchema)
     )`);
 }
 
+/**
+ * The "balance as of" indexes. The as-of query names tenant, account and currency by equality and orders
+ * newest first, so with currency in the key it is one backward seek returning the first row; without
+ * it, a multi-currency account would have to filter, and the planner could prefer a bitmap scan + sort.
+ * Migration 0011 replaces the earlier currency-less indexes (`RETIRED_POSTINGS_INDEXES`) with these.
+ */
+export const POSTINGS_AS_OF_INDEXES = [
+  { name: 'postings_as_of_position', columns: '(tenant_id, account, currency, position DESC, line DESC)' },
+  {
+    name: 'postings_as_of_time',
+    columns: '(tenant_id, account, currency, occurred_at DESC, position DESC, line DESC)',
+  },
+] as const;
+/** The as-of indexes before migration 0011 (no currency); its `down` restores them. */
+export const RETIRED_POSTINGS_INDEXES = [
+  { name: 'postings_account_position', columns: '(tenant_id, account, position DESC, line DESC)' },
+  {
+    name: 'postings_account_time',
+    columns: '(tenant_id, account, occurred_at DESC, position DESC, line DESC)',
+  },
+] as const;
+
 /** Secondary indexes, row-level security and grants. Idempotent, so a resumed rebuild may rerun it. */
 export async function finalizeReadModelSchema(knex: Knex, schema: ReadModelSchema): Promise<void> {
   const s = schema;
   const statements = [
     `CREATE UNIQUE INDEX IF NOT EXISTS postings_pkey ON ${s}.postings (tenant_id, position, line)`,
-    // Statement paging and "as of position": (tenant, account) then newest first.
-    `CREATE INDEX IF NOT EXISTS postings_account_position
-       ON ${s}.postings (tenant_id, account, position DESC, line DESC)`,
-    `CREATE INDEX IF NOT EXISTS postings_account_time
-       ON ${s}.postings (tenant_id, account, occurred_at DESC, position DESC, line DESC)`,
+    ...POSTINGS_AS_OF_INDEXES.map(
+      ({ name, columns }) => `CREATE INDEX IF NOT EXISTS ${name} ON ${s}.postings ${columns}`,
+    ),
+    // A shadow finalized by an older version and resumed now would otherwise keep both generations.
+    ...RETIRED_POSTINGS_INDEXES.map(({ name }) => `DROP INDEX IF EXISTS ${s}.${name}`),
     `CREATE UNIQUE INDEX IF NOT EXISTS journal_entries_pkey ON ${s}.journal_entries (tenant_id, entry_id)`,
     `CREATE UNIQUE INDEX IF NOT EXISTS audit_events_pkey ON ${s}.audit_events (tenant_id, position)`,
     `CREATE INDEX IF NOT EXISTS audit_events_correlation ON ${s}.audit_events (tenant_id, correlation_id, position)`,
@@ -224,4 +246,13 @@ export async function finalizeReadModelSchema(knex: Knex, schema: ReadModelSchem
                        current_user);
       END $$;`);
   }
+}
+
+/**
+ * Refreshes the planner statistics of every table of a schema. A rebuild must run it before its swap:
+ * freshly loaded tables have none, and without them the planner misjudges the as-of seek on a hot
+ * account (it estimated a handful of rows and chose a bitmap scan + sort over 500k postings).
+ */
+export async function analyzeReadModels(knex: Knex, schema: ReadModelSchema): Promise<void> {
+  for (const table of ['checkpoint', ...TENANT_TABLES]) await knex.raw(`ANALYZE ${schema}.${table}`);
 }
