@@ -16,10 +16,20 @@ import pg from 'pg';
 export interface Database {
   readonly kind: 'postgres' | 'pglite';
   readonly knex: Knex;
+  /**
+   * Sends `sql` (one or more statements separated by semicolons, no placeholders: values are already
+   * inlined as literals) as ONE simple-protocol message on one pooled connection, and returns each
+   * statement's rows in order. Postgres runs such a message as a single implicit transaction: it
+   * commits at the end of the message (or rolls back on the first error), so transaction-local settings
+   * end with it. One round trip instead of BEGIN + statements + COMMIT through knex.
+   */
+  simpleQuery(sql: string): Promise<SqlRow[][]>;
   /** Subscribes to a NOTIFY channel; returns an unsubscribe function. */
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
+
+export type SqlRow = Record<string, unknown>;
 
 export type DatabaseTarget =
   | { kind: 'postgres'; url: string; poolMax?: number }
@@ -44,6 +54,27 @@ pg.types.setTypeParser(INT8_OID, parseInt8);
 const QUIET_KNEX_LOG = { warn() {}, error() {}, deprecate() {}, debug() {} };
 
 const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** knex's pool, as simpleQuery uses it: the same connections (and bound) as every other query. */
+interface PooledClient<C> {
+  acquireConnection(): Promise<C>;
+  releaseConnection(connection: C): Promise<void>;
+}
+
+/**
+ * Runs `fn` on a connection taken from knex's own pool (not a second pool), so the pool size bounds
+ * these queries too and, on PGlite, the one session is never used by two callers at once (a knex
+ * transaction holds the connection until it ends, so a message can never land inside it).
+ */
+async function withPooledConnection<C, T>(knex: Knex, fn: (connection: C) => Promise<T>): Promise<T> {
+  const pool = knex.client as unknown as PooledClient<C>;
+  const connection = await pool.acquireConnection();
+  try {
+    return await fn(connection);
+  } finally {
+    await pool.releaseConnection(connection);
+  }
+}
 
 export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   return target.kind === 'postgres'
@@ -90,6 +121,14 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
   return {
     kind: 'postgres',
     knex,
+    simpleQuery: (sql) =>
+      withPooledConnection<pg.Client, SqlRow[][]>(knex, async (connection) => {
+        // No values array: pg sends a simple Query message, which may hold several statements.
+        const result = (await connection.query(sql)) as
+          | pg.QueryResult<SqlRow>
+          | Array<pg.QueryResult<SqlRow>>;
+        return (Array.isArray(result) ? result : [result]).map((r) => r.rows);
+      }),
     async listen(channel, onNotify) {
       if (!CHANNEL.test(channel)) throw new Error(`invalid NOTIFY channel ${channel}`);
       let set = listeners.get(channel);
@@ -124,6 +163,12 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
   return {
     kind: 'pglite',
     knex,
+    simpleQuery: (sql) =>
+      withPooledConnection<PGlite, SqlRow[][]>(knex, async (connection) => {
+        // exec() is PGlite's simple-protocol entry point: several statements, one implicit transaction.
+        const results = await connection.exec(sql);
+        return results.map((r) => r.rows as SqlRow[]);
+      }),
     async listen(channel, onNotify) {
       if (!CHANNEL.test(channel)) throw new Error(`invalid NOTIFY channel ${channel}`);
       const unsubscribe = await pglite.listen(channel, onNotify);

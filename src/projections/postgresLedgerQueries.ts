@@ -21,7 +21,7 @@ import type {
   WalletView,
 } from './ledgerQueries.js';
 import { PROJECTED_CHANNEL } from './projectionRunner.js';
-import { assertTenantId, readAsTenant } from './readTransaction.js';
+import { assertTenantId, queryAsTenant, type SqlValue } from './readTransaction.js';
 import { LIVE_SCHEMA } from './schema.js';
 import { int8, pageLimit } from './sql.js';
 
@@ -56,9 +56,11 @@ interface Waiter {
 }
 
 /**
- * LedgerQueries over the Postgres read models. Every tenant read runs in a read-only transaction as
- * `ledger_app` with the tenant set (row-level security), and also filters on tenant_id explicitly so the
- * indexes are used. Read-your-writes waits are woken by the runner's NOTIFY on `ledger_projected`.
+ * LedgerQueries over the Postgres read models. Every tenant read runs as `ledger_app` with the tenant
+ * set for its transaction only (row-level security; readTransaction.ts), in one round trip: the
+ * statements of a read are independent of each other's results (a value one would need from another is
+ * a subquery), so they travel together in one message. Queries also filter on tenant_id explicitly so
+ * the indexes are used. Read-your-writes waits are woken by the runner's NOTIFY on `ledger_projected`.
  */
 export class PostgresLedgerQueries implements LedgerQueries {
   private readonly knex: Knex;
@@ -135,6 +137,20 @@ export class PostgresLedgerQueries implements LedgerQueries {
     return reached;
   }
 
+  /** One round trip: the statements' rows, in order, read as the tenant (RLS). */
+  private read(tenantId: string, ...statements: Array<[sql: string, bindings: SqlValue[]]>) {
+    return queryAsTenant(
+      this.db,
+      tenantId,
+      statements.map(([sql, bindings]) => ({ sql, bindings })),
+    );
+  }
+
+  private async readOne(tenantId: string, sql: string, bindings: SqlValue[]): Promise<Row[]> {
+    const [rows] = await this.read(tenantId, [sql, bindings]);
+    return rows!;
+  }
+
   private observe(position: bigint): void {
     // A rebuild swap may legitimately move the position backwards only if it lost events; it never
     // does (it swaps at or past the live checkpoint), so `known` only rises.
@@ -157,77 +173,53 @@ export class PostgresLedgerQueries implements LedgerQueries {
     asOf?: { position: bigint } | { time: Date },
     options: { currency?: string } = {},
   ): Promise<AccountBalance | null> {
-    return readAsTenant(this.knex, tenantId, async (trx) => {
-      // With the currency named, the as-of read is the one index seek (existence is only checked when
-      // the seek finds nothing); without it, the account's currencies are looked up first.
-      const currency =
-        options.currency !== undefined && asOf
-          ? options.currency
-          : await this.currencyOf(trx, tenantId, account, options.currency);
-      if (!currency) return null;
-      if (!asOf) {
-        const r = await trx.raw(
-          `SELECT * FROM ${S}.balances WHERE tenant_id = ? AND account = ? AND currency = ?`,
-          [tenantId, account, currency],
-        );
-        const row = r.rows[0] as Row | undefined;
-        return row ? toBalance(row, 'last_position') : null;
-      }
-      // One index seek on (tenant_id, account, position desc, line desc) or (…, occurred_at desc, …).
-      const r =
-        'position' in asOf
-          ? await trx.raw(
-              `SELECT * FROM ${S}.postings WHERE tenant_id = ? AND account = ? AND currency = ? AND position <= ?::int8
-                ORDER BY position DESC, line DESC LIMIT 1`,
-              [tenantId, account, currency, int8(asOf.position)],
-            )
-          : await trx.raw(
-              `SELECT * FROM ${S}.postings WHERE tenant_id = ? AND account = ? AND currency = ? AND occurred_at <= ?
-                ORDER BY occurred_at DESC, position DESC, line DESC LIMIT 1`,
-              [tenantId, account, currency, asOf.time.toISOString()],
-            );
-      const row = r.rows[0] as Row | undefined;
-      if (!row) {
-        if (!(await this.currencyOf(trx, tenantId, account, currency))) return null;
-        return {
-          account,
-          currency,
-          debitsPending: 0,
-          debitsPosted: 0,
-          creditsPending: 0,
-          creditsPosted: 0,
-          available: 0,
-          version: 0,
-          position: -1n,
-        };
-      }
-      return toBalance(row, 'position');
-    });
-  }
-
-  /**
-   * The account's currency: the given one, or its only one. An account with balances in several
-   * currencies (e.g. stripe:balance) needs the caller to name one.
-   */
-  private async currencyOf(
-    trx: Knex.Transaction,
-    tenantId: string,
-    account: string,
-    currency: string | undefined,
-  ): Promise<string | null> {
-    const r = await trx.raw(
-      `SELECT currency FROM ${S}.balances WHERE tenant_id = ? AND account = ? ORDER BY currency LIMIT 50`,
-      [tenantId, account],
-    );
-    const currencies = (r.rows as Row[]).map((x) => String(x.currency));
-    if (currency !== undefined) return currencies.includes(currency) ? currency : null;
-    if (currencies.length > 1) {
-      throw new DomainError('validation_failed', `account ${account} has balances in several currencies`, {
-        field: 'currency',
-        currencies,
-      });
+    // The account's balance rows (one per currency, bounded) come with every read: they name its
+    // currencies and, without asOf, are the answer.
+    const balancesSql = `SELECT * FROM ${S}.balances WHERE tenant_id = ? AND account = ? ORDER BY currency LIMIT 50`;
+    if (!asOf) {
+      const rows = await this.readOne(tenantId, balancesSql, [tenantId, account]);
+      const currency = pickCurrency(rows, account, options.currency);
+      const row = rows.find((r) => r.currency === currency);
+      return row ? toBalance(row, 'last_position') : null;
     }
-    return currencies[0] ?? null;
+    if (options.currency === undefined) {
+      // The seek needs the currency: learn it first (an account in one currency is the common case).
+      const rows = await this.readOne(tenantId, balancesSql, [tenantId, account]);
+      const currency = pickCurrency(rows, account, undefined);
+      if (!currency) return null;
+      return this.getAccountBalance(tenantId, account, asOf, { currency });
+    }
+    const currency = options.currency;
+    // One index seek on (tenant_id, account, currency, position desc, line desc) or (…, occurred_at desc, …).
+    const seek: [string, SqlValue[]] =
+      'position' in asOf
+        ? [
+            `SELECT * FROM ${S}.postings WHERE tenant_id = ? AND account = ? AND currency = ? AND position <= ?::int8
+                ORDER BY position DESC, line DESC LIMIT 1`,
+            [tenantId, account, currency, int8(asOf.position)],
+          ]
+        : [
+            `SELECT * FROM ${S}.postings WHERE tenant_id = ? AND account = ? AND currency = ? AND occurred_at <= ?
+                ORDER BY occurred_at DESC, position DESC, line DESC LIMIT 1`,
+            [tenantId, account, currency, asOf.time.toISOString()],
+          ];
+    const [balances, postings] = await this.read(tenantId, [balancesSql, [tenantId, account]], seek);
+    if (!pickCurrency(balances!, account, currency)) return null;
+    const row = postings![0];
+    if (!row) {
+      return {
+        account,
+        currency,
+        debitsPending: 0,
+        debitsPosted: 0,
+        creditsPending: 0,
+        creditsPosted: 0,
+        available: 0,
+        version: 0,
+        position: -1n,
+      };
+    }
+    return toBalance(row, 'position');
   }
 
   async getAccountEntries(
@@ -237,10 +229,10 @@ export class PostgresLedgerQueries implements LedgerQueries {
   ): Promise<Page<StatementLine>> {
     const limit = pageLimit(page.limit);
     const after = page.cursor === undefined ? null : decodeCursor(page.cursor);
-    return readAsTenant(this.knex, tenantId, async (trx) => {
-      // Newest first, in (position, line) order: stable under concurrent appends (new lines sort first).
-      const r = await trx.raw(
-        `SELECT p.*, e.description, a.event_id, a.event_type, a.stream_name, a.correlation_id,
+    // Newest first, in (position, line) order: stable under concurrent appends (new lines sort first).
+    const rows = await this.readOne(
+      tenantId,
+      `SELECT p.*, e.description, a.event_id, a.event_type, a.stream_name, a.correlation_id,
                 a.actor_id, a.actor_role
            FROM ${S}.postings p
            JOIN ${S}.audit_events a ON a.tenant_id = p.tenant_id AND a.position = p.position
@@ -249,91 +241,96 @@ export class PostgresLedgerQueries implements LedgerQueries {
             ${after ? 'AND (p.position, p.line) < (?::int8, ?::int4)' : ''}
           ORDER BY p.position DESC, p.line DESC
           LIMIT ?`,
-        [tenantId, account, ...(after ? [int8(after.position), after.line] : []), limit + 1],
-      );
-      const rows = r.rows as Row[];
-      const items = rows.slice(0, limit).map(toStatementLine);
-      const last = items[items.length - 1];
-      const lastRow = rows[limit - 1];
-      return {
-        items,
-        nextCursor:
-          rows.length > limit && last && lastRow ? encodeCursor(last.position, Number(lastRow.line)) : null,
-      };
-    });
+      [tenantId, account, ...(after ? [int8(after.position), after.line] : []), limit + 1],
+    );
+    const items = rows.slice(0, limit).map(toStatementLine);
+    const last = items[items.length - 1];
+    const lastRow = rows[limit - 1];
+    return {
+      items,
+      nextCursor:
+        rows.length > limit && last && lastRow ? encodeCursor(last.position, Number(lastRow.line)) : null,
+    };
   }
 
   async getEntry(tenantId: string, entryId: string): Promise<EntryDetail | null> {
-    return readAsTenant(this.knex, tenantId, async (trx) => {
-      const er = await trx.raw(
+    // The postings and the correlation chain name the entry by subquery, so all three go in one message.
+    const [entries, postings, chain] = await this.read(
+      tenantId,
+      [
         `SELECT e.*, a.event_id, a.event_type, a.stream_name, a.correlation_id, a.causation_id,
                 a.actor_id, a.actor_role, a.occurred_at
            FROM ${S}.journal_entries e
            JOIN ${S}.audit_events a ON a.tenant_id = e.tenant_id AND a.position = e.position
           WHERE e.tenant_id = ? AND e.entry_id = ?`,
         [tenantId, entryId],
-      );
-      const e = er.rows[0] as Row | undefined;
-      if (!e) return null;
-      const pr = await trx.raw(
+      ],
+      [
         `SELECT account, side, effect, amount, currency FROM ${S}.postings
-          WHERE tenant_id = ? AND position = ?::int8 ORDER BY line`,
-        [tenantId, int8(Number(e.position))],
-      );
-      // The correlation chain is bounded: a flow has a handful of events; 200 covers any real one.
-      const cr = await trx.raw(
+          WHERE tenant_id = ? AND position = (
+            SELECT position FROM ${S}.journal_entries WHERE tenant_id = ? AND entry_id = ?)
+          ORDER BY line`,
+        [tenantId, tenantId, entryId],
+      ],
+      [
+        // The correlation chain is bounded: a flow has a handful of events; 200 covers any real one.
         `SELECT event_id, event_type, stream_name, position, occurred_at FROM ${S}.audit_events
-          WHERE tenant_id = ? AND correlation_id = ? ORDER BY position LIMIT 200`,
-        [tenantId, String(e.correlation_id)],
-      );
-      return {
-        entryId: String(e.entry_id),
-        position: BigInt(Number(e.position)),
-        occurredAt: iso(e.occurred_at),
-        description: String(e.description),
-        holdId: e.hold_id === null ? null : String(e.hold_id),
-        eventId: String(e.event_id),
-        eventType: String(e.event_type),
-        streamName: String(e.stream_name),
-        correlationId: String(e.correlation_id),
-        causationId: String(e.causation_id),
-        actor: { id: String(e.actor_id), role: String(e.actor_role) },
-        postings: (pr.rows as Row[]).map((p) => ({
-          account: String(p.account),
-          side: p.side as 'debit' | 'credit',
-          effect: p.effect as 'post' | 'hold' | 'release',
-          amount: Number(p.amount),
-          currency: String(p.currency),
-        })),
-        chain: (cr.rows as Row[]).map((c) => ({
-          eventId: String(c.event_id),
-          eventType: String(c.event_type),
-          streamName: String(c.stream_name),
-          position: BigInt(Number(c.position)),
-          occurredAt: iso(c.occurred_at),
-        })),
-      };
-    });
+          WHERE tenant_id = ? AND correlation_id = (
+            SELECT a.correlation_id FROM ${S}.journal_entries e
+              JOIN ${S}.audit_events a ON a.tenant_id = e.tenant_id AND a.position = e.position
+             WHERE e.tenant_id = ? AND e.entry_id = ?)
+          ORDER BY position LIMIT 200`,
+        [tenantId, tenantId, entryId],
+      ],
+    );
+    const e = entries![0];
+    if (!e) return null;
+    return {
+      entryId: String(e.entry_id),
+      position: BigInt(Number(e.position)),
+      occurredAt: iso(e.occurred_at),
+      description: String(e.description),
+      holdId: e.hold_id === null ? null : String(e.hold_id),
+      eventId: String(e.event_id),
+      eventType: String(e.event_type),
+      streamName: String(e.stream_name),
+      correlationId: String(e.correlation_id),
+      causationId: String(e.causation_id),
+      actor: { id: String(e.actor_id), role: String(e.actor_role) },
+      postings: postings!.map((p) => ({
+        account: String(p.account),
+        side: p.side as 'debit' | 'credit',
+        effect: p.effect as 'post' | 'hold' | 'release',
+        amount: Number(p.amount),
+        currency: String(p.currency),
+      })),
+      chain: chain!.map((c) => ({
+        eventId: String(c.event_id),
+        eventType: String(c.event_type),
+        streamName: String(c.stream_name),
+        position: BigInt(Number(c.position)),
+        occurredAt: iso(c.occurred_at),
+      })),
+    };
   }
 
   async getTrialBalance(tenantId: string): Promise<TrialBalanceRow[]> {
-    return readAsTenant(this.knex, tenantId, async (trx) => {
-      const r = await trx.raw(
-        `SELECT currency, sum(debits_posted)::int8 AS dp, sum(credits_posted)::int8 AS cp,
-                sum(debits_pending)::int8 AS dpe, sum(credits_pending)::int8 AS cpe
-           FROM ${S}.balances WHERE tenant_id = ? GROUP BY currency ORDER BY currency`,
-        [tenantId],
-      );
-      return (r.rows as Row[]).map((x) => ({
-        currency: String(x.currency),
-        debitsPosted: Number(x.dp),
-        creditsPosted: Number(x.cp),
-        debitsPending: Number(x.dpe),
-        creditsPending: Number(x.cpe),
-        postedDifference: Number(x.dp) - Number(x.cp),
-        pendingDifference: Number(x.dpe) - Number(x.cpe),
-      }));
-    });
+    const rows = await this.readOne(
+      tenantId,
+      `SELECT currency, sum(debits_posted)::int8 AS dp, sum(credits_posted)::int8 AS cp,
+              sum(debits_pending)::int8 AS dpe, sum(credits_pending)::int8 AS cpe
+         FROM ${S}.balances WHERE tenant_id = ? GROUP BY currency ORDER BY currency`,
+      [tenantId],
+    );
+    return rows.map((x) => ({
+      currency: String(x.currency),
+      debitsPosted: Number(x.dp),
+      creditsPosted: Number(x.cp),
+      debitsPending: Number(x.dpe),
+      creditsPending: Number(x.cpe),
+      postedDifference: Number(x.dp) - Number(x.cp),
+      pendingDifference: Number(x.dpe) - Number(x.cpe),
+    }));
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -341,24 +338,22 @@ export class PostgresLedgerQueries implements LedgerQueries {
 
   async getWallet(tenantId: string, studentId: string): Promise<WalletView | null> {
     const account = studentWallet(studentId);
-    return readAsTenant(this.knex, tenantId, async (trx) => {
-      // A wallet's currency is fixed by its first money event, so there is one row.
-      const r = await trx.raw(
-        `SELECT * FROM ${S}.balances WHERE tenant_id = ? AND account = ? ORDER BY version DESC LIMIT 1`,
-        [tenantId, account],
-      );
-      const row = r.rows[0] as Row | undefined;
-      if (!row) return null;
-      const t = totalsOf(row);
-      return {
-        studentId,
-        currency: String(row.currency),
-        available: availableOf(t, 'credit'),
-        pending: pendingOf(t, 'credit'),
-        posted: postedOf(t, 'credit'),
-        version: Number(row.version),
-      };
-    });
+    // A wallet's currency is fixed by its first money event, so there is one row.
+    const [row] = await this.readOne(
+      tenantId,
+      `SELECT * FROM ${S}.balances WHERE tenant_id = ? AND account = ? ORDER BY version DESC LIMIT 1`,
+      [tenantId, account],
+    );
+    if (!row) return null;
+    const t = totalsOf(row);
+    return {
+      studentId,
+      currency: String(row.currency),
+      available: availableOf(t, 'credit'),
+      pending: pendingOf(t, 'credit'),
+      posted: postedOf(t, 'credit'),
+      version: Number(row.version),
+    };
   }
 
   getWalletTransactions(
@@ -375,70 +370,65 @@ export class PostgresLedgerQueries implements LedgerQueries {
       tutorEarningsAvailable(tutorId),
       tutorReceivable(tutorId),
     ];
-    return readAsTenant(this.knex, tenantId, async (trx) => {
-      const r = await trx.raw(
-        `SELECT * FROM ${S}.balances WHERE tenant_id = ? AND account = ANY(?::text[]) ORDER BY last_position`,
-        [tenantId, accounts] as unknown as Knex.RawBinding[],
-      );
-      const rows = r.rows as Row[];
-      if (rows.length === 0) return null;
-      const currency = String(rows[0]!.currency);
-      const of = (account: string): Totals | null => {
-        const row = rows.find((x) => x.account === account && x.currency === currency);
-        return row ? totalsOf(row) : null;
-      };
-      const pending = of(accounts[0]!);
-      const available = of(accounts[1]!);
-      const receivable = of(accounts[2]!);
-      const paid = await trx.raw(
-        `SELECT paid_out FROM ${S}.tutor_payouts WHERE tenant_id = ? AND tutor_id = ? AND currency = ?`,
-        [tenantId, tutorId, currency],
-      );
-      return {
-        tutorId,
-        currency,
-        pending: pending ? postedOf(pending, 'credit') : 0,
-        available: available ? availableOf(available, 'credit') : 0,
-        receivable: receivable ? postedOf(receivable, 'debit') : 0,
-        paidOut: Number((paid.rows[0] as Row | undefined)?.paid_out ?? 0),
-      };
-    });
+    const [rows, paid] = await this.read(
+      tenantId,
+      [
+        `SELECT * FROM ${S}.balances WHERE tenant_id = ? AND account IN (?, ?, ?) ORDER BY last_position`,
+        [tenantId, ...accounts],
+      ],
+      // One row per currency the tutor was paid out in (bounded by the allowed currencies).
+      [
+        `SELECT currency, paid_out FROM ${S}.tutor_payouts WHERE tenant_id = ? AND tutor_id = ?`,
+        [tenantId, tutorId],
+      ],
+    );
+    if (rows!.length === 0) return null;
+    const currency = String(rows![0]!.currency);
+    const of = (account: string): Totals | null => {
+      const row = rows!.find((x) => x.account === account && x.currency === currency);
+      return row ? totalsOf(row) : null;
+    };
+    const pending = of(accounts[0]!);
+    const available = of(accounts[1]!);
+    const receivable = of(accounts[2]!);
+    return {
+      tutorId,
+      currency,
+      pending: pending ? postedOf(pending, 'credit') : 0,
+      available: available ? availableOf(available, 'credit') : 0,
+      receivable: receivable ? postedOf(receivable, 'debit') : 0,
+      paidOut: Number(paid!.find((x) => x.currency === currency)?.paid_out ?? 0),
+    };
   }
 
   // ------------------------------------------------------------------------------------------------
   // Entity views
 
   async getBooking(tenantId: string, bookingId: string): Promise<BookingView | null> {
-    return readAsTenant(this.knex, tenantId, async (trx) => {
-      const r = await trx.raw(`SELECT * FROM ${S}.bookings WHERE tenant_id = ? AND booking_id = ?`, [
-        tenantId,
-        bookingId,
-      ]);
-      const row = r.rows[0] as Row | undefined;
-      return row ? toBooking(row) : null;
-    });
+    const [row] = await this.readOne(
+      tenantId,
+      `SELECT * FROM ${S}.bookings WHERE tenant_id = ? AND booking_id = ?`,
+      [tenantId, bookingId],
+    );
+    return row ? toBooking(row) : null;
   }
 
   async getTopUp(tenantId: string, topUpId: string): Promise<TopUpView | null> {
-    return readAsTenant(this.knex, tenantId, async (trx) => {
-      const r = await trx.raw(`SELECT * FROM ${S}.top_ups WHERE tenant_id = ? AND top_up_id = ?`, [
-        tenantId,
-        topUpId,
-      ]);
-      const row = r.rows[0] as Row | undefined;
-      return row ? toTopUp(row) : null;
-    });
+    const [row] = await this.readOne(
+      tenantId,
+      `SELECT * FROM ${S}.top_ups WHERE tenant_id = ? AND top_up_id = ?`,
+      [tenantId, topUpId],
+    );
+    return row ? toTopUp(row) : null;
   }
 
   async getPayout(tenantId: string, payoutId: string): Promise<PayoutView | null> {
-    return readAsTenant(this.knex, tenantId, async (trx) => {
-      const r = await trx.raw(`SELECT * FROM ${S}.payouts WHERE tenant_id = ? AND payout_id = ?`, [
-        tenantId,
-        payoutId,
-      ]);
-      const row = r.rows[0] as Row | undefined;
-      return row ? toPayout(row) : null;
-    });
+    const [row] = await this.readOne(
+      tenantId,
+      `SELECT * FROM ${S}.payouts WHERE tenant_id = ? AND payout_id = ?`,
+      [tenantId, payoutId],
+    );
+    return row ? toPayout(row) : null;
   }
 
   listBookings(
@@ -509,12 +499,12 @@ export class PostgresLedgerQueries implements LedgerQueries {
       where.push('position > ?::int8');
       args.push(int8(after.position));
     }
-    return readAsTenant(this.knex, tenantId, async (trx) => {
-      const r = await trx.raw(
+    {
+      const rows = await this.readOne(
+        tenantId,
         `SELECT * FROM ${S}.audit_events WHERE ${where.join(' AND ')} ORDER BY position LIMIT ?`,
         [...args, limit + 1],
       );
-      const rows = r.rows as Row[];
       const items: AuditEventRow[] = rows.slice(0, limit).map((a) => ({
         position: BigInt(Number(a.position)),
         eventId: String(a.event_id),
@@ -530,7 +520,7 @@ export class PostgresLedgerQueries implements LedgerQueries {
       }));
       const last = items[items.length - 1];
       return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.position, 0) : null };
-    });
+    }
   }
 
   private async listById<T, F extends Record<string, string | undefined>>(
@@ -557,18 +547,16 @@ export class PostgresLedgerQueries implements LedgerQueries {
       where.push(`${idColumn} > ?`);
       args.push(decodeIdCursor(page.cursor));
     }
-    return readAsTenant(this.knex, tenantId, async (trx) => {
-      const r = await trx.raw(
-        `SELECT * FROM ${S}.${table} WHERE ${where.join(' AND ')} ORDER BY ${idColumn} LIMIT ?`,
-        [...args, limit + 1],
-      );
-      const rows = r.rows as Row[];
-      const lastRow = rows[limit - 1];
-      return {
-        items: rows.slice(0, limit).map(map),
-        nextCursor: rows.length > limit && lastRow ? encodeIdCursor(String(lastRow[idColumn])) : null,
-      };
-    });
+    const rows = await this.readOne(
+      tenantId,
+      `SELECT * FROM ${S}.${table} WHERE ${where.join(' AND ')} ORDER BY ${idColumn} LIMIT ?`,
+      [...args, limit + 1],
+    );
+    const lastRow = rows[limit - 1];
+    return {
+      items: rows.slice(0, limit).map(map),
+      nextCursor: rows.length > limit && lastRow ? encodeIdCursor(String(lastRow[idColumn])) : null,
+    };
   }
 }
 
@@ -577,6 +565,22 @@ export class PostgresLedgerQueries implements LedgerQueries {
 
 function iso(v: unknown): string {
   return v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString();
+}
+
+/**
+ * The account's currency among its balance rows: the given one if it has it, else its only one. An
+ * account with balances in several currencies (e.g. stripe:balance) needs the caller to name one.
+ */
+function pickCurrency(rows: Row[], account: string, currency: string | undefined): string | null {
+  const currencies = rows.map((x) => String(x.currency));
+  if (currency !== undefined) return currencies.includes(currency) ? currency : null;
+  if (currencies.length > 1) {
+    throw new DomainError('validation_failed', `account ${account} has balances in several currencies`, {
+      field: 'currency',
+      currencies,
+    });
+  }
+  return currencies[0] ?? null;
 }
 
 function totalsOf(row: Row): Totals {
