@@ -565,6 +565,21 @@ const CONNECTION_CODES = new Set([
   '57P03',
 ]);
 
+/**
+ * node-postgres reports a connection lost under a query (the socket closed: the network, a proxy, or
+ * the server process went away) with one of these messages and no SQLSTATE; knex prefixes the SQL, so
+ * they are matched at the end of the message. Without them such an append reached callers as an
+ * untyped Error although the port promises EventStoreUnavailableError (retry: a write that did commit
+ * replays).
+ */
+const LOST_CONNECTION_MESSAGES = [
+  'Connection terminated unexpectedly',
+  'Connection terminated',
+  'Connection terminated due to connection timeout',
+  'Client has encountered a connection error and is not queryable',
+  'Client was closed and is not queryable',
+];
+
 /** Maps driver errors to the port's typed errors; anything unexpected passes through unchanged. */
 export function mapDatabaseError(error: unknown): unknown {
   if (error instanceof EventStoreError) return error;
@@ -575,7 +590,8 @@ export function mapDatabaseError(error: unknown): unknown {
   }
   if (
     (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08'))) ||
-    (error instanceof Error && error.name === 'KnexTimeoutError')
+    (error instanceof Error && error.name === 'KnexTimeoutError') ||
+    (code === undefined && LOST_CONNECTION_MESSAGES.some((m) => message.endsWith(m)))
   ) {
     return new EventStoreUnavailableError(`event store unavailable: ${message}`, { cause: error });
   }

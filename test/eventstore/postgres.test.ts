@@ -12,6 +12,7 @@ import {
 import { PostgresEventStore } from '../../src/eventstore/postgres.js';
 import { createTestDatabase, type TestDatabase, usingRealPostgres } from '../support/database.js';
 import { collect, describeEventStoreContract, makeEvent, namespace } from './contract.js';
+import { deferred, eventually } from './waiting.js';
 
 // One database per file (PGlite takes seconds to start on a busy machine); tests keep apart by namespace.
 let shared: Promise<TestDatabase> | undefined;
@@ -27,23 +28,6 @@ describeEventStoreContract(usingRealPostgres ? 'postgres' : 'postgres on PGlite'
   const store = new PostgresEventStore((await sharedDatabase()).db);
   return { store, dispose: () => store.close() };
 });
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
-
-/** Bounded wait for a condition that another connection makes true (no fixed sleeps). */
-async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe(`PostgresEventStore specifics (${usingRealPostgres ? 'postgres' : 'PGlite'})`, () => {
   let testDb: TestDatabase;

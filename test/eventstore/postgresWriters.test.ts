@@ -1,0 +1,195 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Database, openDatabase } from '../../src/db/database.js';
+import {
+  EventStoreUnavailableError,
+  IdempotencyViolationError,
+  WrongExpectedRevisionError,
+} from '../../src/eventstore/port.js';
+import { mapDatabaseError, PostgresEventStore } from '../../src/eventstore/postgres.js';
+import { createTestDatabase, type TestDatabase, usingRealPostgres } from '../support/database.js';
+import { makeEvent, namespace } from './contract.js';
+import { startTcpProxy } from './tcpProxy.js';
+import { deferred, eventually } from './waiting.js';
+
+/**
+ * Several writers (store instances, as separate app processes would be) on one database, and writers
+ * whose connection dies mid-append, as after `kill -9` of an app. The soak once saw
+ * `duplicate key value violates unique constraint "events_pkey"` (a reused position) after such a
+ * kill; these tests pin down the cases that could reuse a position or an event id, and the typed
+ * errors callers get instead of a driver error.
+ */
+
+let testDb: TestDatabase;
+beforeAll(async () => {
+  testDb = await createTestDatabase();
+});
+afterAll(async () => {
+  await testDb?.dispose();
+});
+
+/** The invariant `events_pkey` depends on: positions 0..head, each once, and nothing above the head. */
+async function expectDenseLog(db: Database): Promise<void> {
+  const { rows } = await db.knex.raw<{ rows: Array<{ head: number; top: number | null; n: number }> }>(
+    `SELECT (SELECT position FROM event_store_head WHERE id = 1) AS head,
+            max(position) AS top, count(*)::int AS n
+     FROM events`,
+  );
+  const { head, top, n } = rows[0]!;
+  expect(top ?? -1).toBe(head);
+  expect(n).toBe(head + 1);
+}
+
+/** Sessions of this database blocked on a lock while running an event store write. */
+async function sessionsWaitingOnHead(admin: Database): Promise<number> {
+  const { rows } = await admin.knex.raw<{ rows: Array<{ n: number }> }>(
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+     WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%event_store_head%'`,
+  );
+  return rows[0]!.n;
+}
+
+describe(`several writers on one database (${usingRealPostgres ? 'postgres' : 'PGlite'})`, () => {
+  it('the same event id appended concurrently by other instances while the first write is uncommitted: one write, a replay, and typed refusals, never a unique violation', async () => {
+    const ns = namespace();
+    const stream = ns.stream('contested');
+    const entered = deferred();
+    const release = deferred();
+    const holder = new PostgresEventStore(testDb.db, {
+      beforeCommit: async () => {
+        entered.resolve();
+        await release.promise;
+      },
+    });
+    // Each a separate instance: none has a record of this stream, and each read its state (or, locking
+    // first, queued for the head lock) while the holder's write was not yet visible.
+    const twin = new PostgresEventStore(testDb.db);
+    const changed = new PostgresEventStore(testDb.db, { optimisticAttempts: 0 });
+    const rival = new PostgresEventStore(testDb.db);
+    const head = await twin.headPosition();
+    const event = makeEvent(ns.type('Contested'), { amount: 1 });
+    try {
+      const first = holder.append(stream, [event], { expectedRevision: 'no_stream' });
+      await entered.promise;
+      const replay = twin.append(stream, [event], { expectedRevision: 'no_stream' });
+      const sameIdOtherContent = changed
+        .append(stream, [{ ...event, data: { amount: 2 } }], { expectedRevision: 'no_stream' })
+        .catch((e: unknown) => e);
+      const otherId = rival
+        .append(stream, [makeEvent(ns.type('Contested'))], { expectedRevision: 'no_stream' })
+        .catch((e: unknown) => e);
+      if (usingRealPostgres) {
+        const admin = await openDatabase({ kind: 'postgres', url: testDb.url!, poolMax: 1 });
+        try {
+          await eventually(
+            async () => (await sessionsWaitingOnHead(admin)) === 3,
+            'the three other writers to wait on the head lock',
+          );
+        } finally {
+          await admin.close();
+        }
+      }
+      release.resolve();
+      const original = await first;
+      expect(original).toEqual({ nextExpectedRevision: 0n, position: head + 1n });
+      expect(await replay).toEqual(original);
+      expect(await sameIdOtherContent).toBeInstanceOf(IdempotencyViolationError);
+      const conflict = await otherId;
+      expect(conflict).toBeInstanceOf(WrongExpectedRevisionError);
+      expect((conflict as WrongExpectedRevisionError).actual).toBe(0n);
+      const stored = await twin.readStream(stream, { maxCount: 10 });
+      expect(stored.map((e) => [e.id, e.position])).toEqual([[event.id, head + 1n]]);
+      await expectDenseLog(testDb.db);
+    } finally {
+      release.resolve();
+      await Promise.all([holder.close(), twin.close(), changed.close(), rival.close()]);
+    }
+  });
+
+  it('connection losses without a SQLSTATE map to EventStoreUnavailableError; other errors pass through', () => {
+    for (const message of [
+      'Connection terminated unexpectedly',
+      'WITH locked AS (SELECT 1) SELECT 1 - Connection terminated unexpectedly',
+      'Client has encountered a connection error and is not queryable',
+      'Client was closed and is not queryable',
+    ]) {
+      expect(mapDatabaseError(new Error(message)), message).toBeInstanceOf(EventStoreUnavailableError);
+    }
+    const uniqueViolation = Object.assign(new Error('duplicate key value violates unique constraint'), {
+      code: '23505',
+    });
+    expect(mapDatabaseError(uniqueViolation)).toBe(uniqueViolation);
+    const lookalike = new Error('Connection terminated unexpectedly (quoted in a bug report)');
+    expect(mapDatabaseError(lookalike)).toBe(lookalike);
+  });
+});
+
+describe.skipIf(!usingRealPostgres)(
+  'an app killed mid-append, then restarted (needs real Postgres: PGlite has no connections to cut)',
+  () => {
+    it('the killed writer gets EventStoreUnavailableError; its orphaned statement commits later; the restarted writer replays it at the same position, and positions stay dense', async () => {
+      const ns = namespace();
+      const entered = deferred();
+      const release = deferred();
+      // Holds the head lock (written, not committed) and then rolls back, so the orphaned statement
+      // queued behind it finds the head where it planned and commits after its client is gone.
+      const holder = new PostgresEventStore(testDb.db, {
+        beforeCommit: async () => {
+          entered.resolve();
+          await release.promise;
+          throw new Error('holder rolls back');
+        },
+      });
+      const admin = await openDatabase({ kind: 'postgres', url: testDb.url!, poolMax: 1 });
+      const proxy = await startTcpProxy(testDb.url!);
+      const killedDb = await openDatabase({ kind: 'postgres', url: proxy.url, poolMax: 2 });
+      const killed = new PostgresEventStore(killedDb);
+      const restarted = new PostgresEventStore(testDb.db);
+      try {
+        const head = await restarted.headPosition();
+        const held = holder
+          .append(ns.stream('held'), [makeEvent(ns.type('Held'))], { expectedRevision: 'no_stream' })
+          .catch((e: unknown) => e);
+        await entered.promise;
+        const orphan = makeEvent(ns.type('Orphan'));
+        const lost = killed
+          .append(ns.stream('orphan'), [orphan], { expectedRevision: 'no_stream' })
+          .catch((e: unknown) => e);
+        await eventually(
+          async () => (await sessionsWaitingOnHead(admin)) === 1,
+          'the doomed append to wait on the head lock',
+        );
+        proxy.cutClients();
+        const error = await lost;
+        expect(error).toBeInstanceOf(EventStoreUnavailableError);
+
+        release.resolve();
+        expect(await held).toMatchObject({ message: 'holder rolls back' });
+        // The server never noticed the client went away: the statement it was running takes the lock,
+        // finds the head where it planned, and commits an append its caller was told failed.
+        await eventually(async () => {
+          const { rows } = await admin.knex.raw<{ rows: unknown[] }>('SELECT 1 FROM events WHERE id = ?', [
+            orphan.id,
+          ]);
+          return rows.length === 1;
+        }, 'the orphaned statement to commit');
+
+        // The caller retries through the restarted app with the same (deterministic) event id.
+        const retried = await restarted.append(ns.stream('orphan'), [orphan], {
+          expectedRevision: 'no_stream',
+        });
+        expect(retried).toEqual({ nextExpectedRevision: 0n, position: head + 1n });
+        const next = await restarted.append(ns.stream('after'), [makeEvent(ns.type('After'))], {
+          expectedRevision: 'no_stream',
+        });
+        expect(next.position).toBe(head + 2n);
+        await expectDenseLog(testDb.db);
+      } finally {
+        release.resolve();
+        await Promise.all([holder.close(), killed.close(), restarted.close()]);
+        await killedDb.close();
+        await proxy.close();
+        await admin.close();
+      }
+    });
+  },
+);
