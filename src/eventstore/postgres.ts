@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Database } from '../db/database.js';
+import { invariant } from '../domain/errors.js';
 import { decideAppend, type StoredEventRef } from './appendRules.js';
 import {
   type AppendOptions,
@@ -92,8 +93,16 @@ interface WrittenRow {
   metadata: EventToAppend['metadata'];
 }
 
-/** Stream revisions and already-stored events of a group; bindings: stream names, ids (JSON arrays). */
-const STATE_SQL = `SELECT 'stream' AS kind, stream_name, revision, NULL::text AS id, NULL::bigint AS position,
+/**
+ * The head and the id of the event at it, then the group's stream revisions and already-stored events,
+ * from one snapshot; bindings: stream names, ids (JSON arrays).
+ */
+const STATE_SQL = `SELECT 'head' AS kind, NULL::text AS stream_name, NULL::bigint AS revision,
+         (SELECT e.id::text FROM events e WHERE e.position = h.position) AS id, h.position,
+         NULL::text AS type, NULL::jsonb AS data
+  FROM event_store_head h WHERE h.id = 1
+  UNION ALL
+  SELECT 'stream' AS kind, stream_name, revision, NULL::text AS id, NULL::bigint AS position,
          NULL::text AS type, NULL::jsonb AS data
   FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text(?::jsonb))
   UNION ALL
@@ -104,6 +113,7 @@ interface StateRow {
   kind: 'head' | 'stream' | 'event';
   stream_name: string | null;
   revision: number | null;
+  /** For the head row: the id of the event at the head (null for an empty store). */
   id: string | null;
   /** For the head row: the head as of the statement's snapshot. */
   position: number | null;
@@ -157,7 +167,7 @@ export class PostgresEventStore implements EventStore {
   };
   /** Last revision of streams this process wrote or read, valid while the head is `cacheHead`. */
   private readonly revisionCache = new Map<string, bigint>();
-  private cacheHead: number | undefined;
+  private cacheHead: HeadVersion | undefined;
 
   constructor(
     private readonly db: Database,
@@ -255,7 +265,11 @@ export class PostgresEventStore implements EventStore {
    *  1. cached (one round trip): when this process wrote last, plan against its own record of the
    *     revisions of the streams it touched (other streams assumed new, ids assumed unused) and write
    *     only if, under the head row lock, the head is still the one after our last commit and no stream
-   *     or id assumed new exists. Any foreign write moves the head, so a stale record cannot slip by.
+   *     or id assumed new exists. The head is compared as a version, its position together with the id
+   *     of the event there: any foreign write moves the position, and a database that forgot commits
+   *     (a crash under asynchronous commit, a failover to an asynchronous standby, a restore) and grew
+   *     back to the same position holds another event there (ids are unique), so a stale record cannot
+   *     slip by even then.
    *  2. optimistic (two round trips): read the group's state and the head from one snapshot without the
    *     lock, decide, write only if the head has not moved since that snapshot.
    *  3. locked (after optimisticAttempts losses to other processes): lock, then read, then write.
@@ -266,15 +280,8 @@ export class PostgresEventStore implements EventStore {
     const cached = await this.tryCachedWrite(group);
     if (cached) return cached;
     for (let attempt = 0; attempt < this.settings.optimisticAttempts; attempt++) {
-      const state = await this.knex.raw<{ rows: StateRow[] }>(
-        `SELECT 'head' AS kind, NULL::text AS stream_name, NULL::bigint AS revision, NULL::text AS id,
-                position, NULL::text AS type, NULL::jsonb AS data
-         FROM event_store_head WHERE id = 1
-         UNION ALL
-         ${STATE_SQL}`,
-        stateBindings(group),
-      );
-      const head = headOf(state.rows, 'position');
+      const state = await this.knex.raw<{ rows: StateRow[] }>(STATE_SQL, stateBindings(group));
+      const head = headOf(state.rows);
       this.absorbState(state.rows, head);
       const plan = planGroup(group, ...stateMaps(state.rows), head);
       if (plan.rows.length === 0) return plan.outcomes;
@@ -313,8 +320,8 @@ export class PostgresEventStore implements EventStore {
   }
 
   /** Takes stream revisions read at `head` into the cache, dropping it first if anyone else wrote. */
-  private absorbState(rows: StateRow[], head: number): void {
-    if (this.cacheHead !== head) {
+  private absorbState(rows: StateRow[], head: HeadVersion): void {
+    if (!sameHead(this.cacheHead, head)) {
       this.revisionCache.clear();
       this.cacheHead = head;
     }
@@ -325,7 +332,8 @@ export class PostgresEventStore implements EventStore {
   private rememberCommit(plan: GroupPlan): void {
     if (this.revisionCache.size + plan.touched.length > MAX_CACHED_STREAMS) this.revisionCache.clear();
     for (const t of plan.touched) this.revisionCache.set(t.stream_name, BigInt(t.revision));
-    this.cacheHead = plan.rows[plan.rows.length - 1]!.position;
+    const last = plan.rows[plan.rows.length - 1]!;
+    this.cacheHead = { position: last.position, eventId: last.id };
   }
 
   /** Runs writePlan, inside a transaction held open for the beforeCommit test hook when there is one. */
@@ -352,15 +360,8 @@ export class PostgresEventStore implements EventStore {
        FROM event_store_head WHERE id = 1 FOR UPDATE`,
       [`${this.settings.lockTimeoutMs}ms`],
     );
-    const state = await trx.raw<{ rows: StateRow[] }>(
-      `SELECT 'head' AS kind, NULL::text AS stream_name, NULL::bigint AS revision, NULL::text AS id,
-              position, NULL::text AS type, NULL::jsonb AS data
-       FROM event_store_head WHERE id = 1
-       UNION ALL
-       ${STATE_SQL}`,
-      stateBindings(group),
-    );
-    const head = headOf(state.rows, 'position');
+    const state = await trx.raw<{ rows: StateRow[] }>(STATE_SQL, stateBindings(group));
+    const head = headOf(state.rows);
     this.absorbState(state.rows, head);
     const plan = planGroup(group, ...stateMaps(state.rows), head);
     if (plan.rows.length === 0) return plan;
@@ -374,8 +375,10 @@ export class PostgresEventStore implements EventStore {
   }
 
   /**
-   * One statement: lock the head row, and only if it still is `plan.head` write the events, the stream
-   * revisions and the new head, and queue the NOTIFY (Postgres delivers it at commit). set_config runs in
+   * One statement: lock the head row, and only if it still is `plan.head` (position and the event at
+   * it) write the events, the stream revisions and the new head, and queue the NOTIFY (Postgres delivers
+   * it at commit). The event at an unmoved head committed before this statement's snapshot, so the
+   * snapshot sees it; a head that moved during the lock wait fails the position check. set_config runs in
    * the locking scan's projection, before the lock is requested, so lock_timeout bounds that wait.
    * Returns false (nothing written) when another writer committed since the plan's snapshot, or when
    * an event id or stream that `checks` says the plan assumed new exists.
@@ -391,6 +394,7 @@ export class PostgresEventStore implements EventStore {
          FROM event_store_head WHERE id = 1 FOR UPDATE
        ), go AS (
          SELECT 1 FROM locked WHERE position = ?
+           AND (SELECT e.id FROM events e WHERE e.position = locked.position) IS NOT DISTINCT FROM ?::uuid
            AND NOT EXISTS (SELECT 1 FROM events WHERE id IN (SELECT jsonb_array_elements_text(?::jsonb)::uuid))
            AND NOT EXISTS (
              SELECT 1 FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text(?::jsonb))
@@ -412,7 +416,8 @@ export class PostgresEventStore implements EventStore {
        SELECT position, pg_notify('${EVENTS_CHANNEL}', position::text) FROM moved`,
       [
         `${this.settings.lockTimeoutMs}ms`,
-        plan.head,
+        plan.head.position,
+        plan.head.eventId,
         JSON.stringify(checks.ids),
         JSON.stringify(checks.absentStreams),
         JSON.stringify(plan.rows),
@@ -612,9 +617,22 @@ interface WriteChecks {
 }
 const NO_CHECKS: WriteChecks = { ids: [], absentStreams: [] };
 
+/**
+ * What the store looked like when a plan was made: the head position and the id of the event at it
+ * (null for an empty store). Positions alone can repeat if the database loses commits; ids cannot.
+ */
+interface HeadVersion {
+  position: number;
+  eventId: string | null;
+}
+
+function sameHead(a: HeadVersion | undefined, b: HeadVersion): boolean {
+  return a !== undefined && a.position === b.position && a.eventId === b.eventId;
+}
+
 interface GroupPlan {
   /** The head the plan was decided against; the write happens only if it is still the head. */
-  head: number;
+  head: HeadVersion;
   outcomes: Outcome[];
   rows: WrittenRow[];
   written: PendingAppend[];
@@ -627,11 +645,15 @@ function stateBindings(group: PendingAppend[]): string[] {
   return [JSON.stringify(streamNames), JSON.stringify(ids)];
 }
 
-function headOf(rows: StateRow[], column: 'position'): number {
-  const value = rows.find((r) => r.kind === 'head')?.[column];
-  if (value === null || value === undefined)
+function headOf(rows: StateRow[]): HeadVersion {
+  const row = rows.find((r) => r.kind === 'head');
+  if (row?.position === null || row?.position === undefined)
     throw new Error('event_store_head row is missing; run the migrations');
-  return value;
+  invariant(
+    (row.position === -1) === (row.id === null),
+    `event_store_head is at ${row.position} but the event there is ${row.id ?? 'missing'}`,
+  );
+  return { position: row.position, eventId: row.id };
 }
 
 function stateMaps(stateRows: StateRow[]): [Map<string, bigint>, Map<string, StoredEventRef>] {
@@ -663,11 +685,11 @@ function planGroup(
   group: PendingAppend[],
   storedRevisions: ReadonlyMap<string, bigint>,
   storedEvents: ReadonlyMap<string, StoredEventRef>,
-  head: number,
+  head: HeadVersion,
 ): GroupPlan {
   const current = new Map(storedRevisions);
   const known = new Map(storedEvents);
-  let nextPosition = BigInt(head) + 1n;
+  let nextPosition = BigInt(head.position) + 1n;
   const rows: WrittenRow[] = [];
   const written: PendingAppend[] = [];
   const outcomes = group.map((pending): Outcome => {

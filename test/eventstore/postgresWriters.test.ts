@@ -105,6 +105,43 @@ describe(`several writers on one database (${usingRealPostgres ? 'postgres' : 'P
     }
   });
 
+  it("a database that forgot a commit and grew back to the same head position does not pass a writer's stale record of its streams", async () => {
+    const ns = namespace();
+    const mine = ns.stream('mine');
+    const a = new PostgresEventStore(testDb.db);
+    const b = new PostgresEventStore(testDb.db);
+    try {
+      const written = await a.append(mine, [makeEvent(ns.type('ByA'))], { expectedRevision: 'no_stream' });
+      // What a crash under asynchronous commit (or a failover to an asynchronous standby) leaves behind:
+      // the acknowledged commit is gone, and `a` still remembers it.
+      await testDb.db.knex.transaction(
+        async (trx) => {
+          await trx.raw('UPDATE event_store_head SET position = ? WHERE id = 1', [
+            Number(written.position) - 1,
+          ]);
+          await trx.raw('DELETE FROM events WHERE position = ?', [Number(written.position)]);
+          await trx.raw('DELETE FROM event_streams WHERE stream_name = ?', [mine]);
+        },
+        { isolationLevel: 'read committed' },
+      );
+      const other = await b.append(ns.stream('other'), [makeEvent(ns.type('ByB'))], {
+        expectedRevision: 'no_stream',
+      });
+      expect(other.position).toBe(written.position);
+
+      const missesBefore = a.stats().cacheMisses;
+      const stale = await a
+        .append(mine, [makeEvent(ns.type('ByA'))], { expectedRevision: 0n })
+        .catch((e: unknown) => e);
+      expect(a.stats().cacheMisses).toBe(missesBefore + 1);
+      expect(stale).toBeInstanceOf(WrongExpectedRevisionError);
+      expect((stale as WrongExpectedRevisionError).actual).toBe('no_stream');
+      await expectDenseLog(testDb.db);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('connection losses without a SQLSTATE map to EventStoreUnavailableError; other errors pass through', () => {
     for (const message of [
       'Connection terminated unexpectedly',
