@@ -118,7 +118,16 @@ export class CommandHandler {
   private readonly readPageSize: number;
   private readonly queue: KeyedQueue;
   private readonly cache = new Map<string, CacheEntry>();
-  private readonly counters = { conflicts: 0, cacheHits: 0, cacheMisses: 0, replays: 0 };
+  private readonly counters = {
+    conflicts: 0,
+    cacheHits: 0,
+    cacheMisses: 0,
+    replays: 0,
+    /** Commands decided on cached state without reading the stream first. */
+    unreadDecisions: 0,
+    /** Decisions on unread cached state that appended nothing (refused, no-op) and were re-checked. */
+    recheckedDecisions: 0,
+  };
 
   constructor(options: CommandHandlerOptions) {
     this.store = options.store;
@@ -172,8 +181,17 @@ export class CommandHandler {
   ): Promise<HandleResult<S>> {
     const firstId = eventId(ctx.tenantId, commandType, ctx.idempotencyKey, 0);
     let sawIdViolation = false;
+    // The first attempt decides on the cached state as it is, without reading the stream (no round
+    // trip): the append's exact expected revision is what makes that safe. If another process appended
+    // since, the append fails with WrongExpectedRevision (or IdempotencyViolation, for our own ids) and
+    // the next attempt reads. Only an outcome that appends nothing (a refusal, a no-op) is not checked
+    // by an append, so such an outcome from unread state is re-decided on freshly read state.
+    let unread = true;
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-      const entry = await this.catchUp(decider, streamName);
+      const cached = unread ? this.cachedEntry(decider, streamName) : undefined;
+      unread = false;
+      const entry = cached ?? (await this.catchUp(decider, streamName));
+      if (cached) this.counters.unreadDecisions++;
       const done = entry.ids.get(firstId);
       if (done) {
         if (done.commandHash !== commandHash) {
@@ -182,7 +200,20 @@ export class CommandHandler {
         this.counters.replays++;
         return this.replay(entry, streamName, ctx, commandType, done.revision);
       }
-      const decided = decider.decide(command, entry.state as S);
+      let decided: E[];
+      try {
+        decided = decider.decide(command, entry.state as S);
+      } catch (error) {
+        if (!cached) throw error;
+        this.counters.recheckedDecisions++;
+        attempt--; // a re-check is not a conflict: it does not use up an attempt
+        continue;
+      }
+      if (decided.length === 0 && cached) {
+        this.counters.recheckedDecisions++;
+        attempt--;
+        continue;
+      }
       if (decided.length === 0) {
         return {
           position: entry.lastPosition,
@@ -295,6 +326,21 @@ export class CommandHandler {
       state: entry.state as S,
       revision: entry.revision,
     };
+  }
+
+  /**
+   * The cached entry of a stream as it is (no read), moved to the LRU's young end; undefined when not
+   * cached or cached for another decider. Its ids are events that really are in the stream (appended or
+   * read by this handler), so a replay found there is certain; what it may lack is events appended by
+   * other processes since, which the expected revision of the next append detects.
+   */
+  private cachedEntry(decider: unknown, streamName: string): CacheEntry | undefined {
+    const entry = this.cache.get(streamName);
+    if (!entry || entry.decider !== decider) return undefined;
+    this.counters.cacheHits++;
+    this.cache.delete(streamName);
+    this.cache.set(streamName, entry);
+    return entry;
   }
 
   /** Returns the cached entry brought up to the stream's current revision (reading only newer events). */

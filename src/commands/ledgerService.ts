@@ -319,10 +319,13 @@ export class LedgerService implements LedgerCommands {
     const bookingId = requireEntityId(input.bookingId, 'bookingId');
     const studentId = requireEntityId(input.studentId, 'studentId');
     const tutorId = requireEntityId(input.tutorId, 'tutorId');
-    const settings = await this.steps.settingsAsOf(t);
+    // Independent reads, one round trip of waiting instead of two.
+    const [settings, existing] = await Promise.all([
+      this.steps.settingsAsOf(t),
+      this.handler.load(bookingDecider, bookingStream(t, bookingId)),
+    ]);
     const price = parseMoney(input.price, { field: 'price', allowedCurrencies: settings.allowedCurrencies });
     const holdId = bookingHoldId(t, bookingId);
-    const existing = await this.handler.load(bookingDecider, bookingStream(t, bookingId));
     if (existing.state.status === 'none') {
       // Dry run on the booking decider first: a hold is never placed for a booking that cannot exist.
       bookingDecider.decide(

@@ -228,6 +228,95 @@ describe('CommandHandler', () => {
     expect(handler.stats().cacheHits).toBeGreaterThanOrEqual(1);
   });
 
+  it('decides on its cached state without reading the stream; the expected revision catches a stale cache', async () => {
+    const inner = new MemoryEventStore();
+    const store = new InterferingStore(inner, () => false);
+    const handler = new CommandHandler({ store, clock, backoff: { baseDelayMs: 1, maxDelayMs: 2 } });
+    const other = new CommandHandler({ store: inner, clock });
+    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 5 }, ctx('k1'), opts('Deposit'));
+    store.streamReads.length = 0;
+    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 1 }, ctx('k2'), opts('Deposit'));
+    expect(store.streamReads).toEqual([]);
+    expect(handler.stats().unreadDecisions).toBe(1);
+    // Another process withdraws everything; our cache still says 6. Withdrawing 6 on the cached state
+    // is decided, but its append conflicts, and the fresh state refuses it: nothing is appended.
+    await other.handle(jarDecider, STREAM, { type: 'Withdraw', amount: 6 }, ctx('k3'), opts('Withdraw'));
+    const stale = handler.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Withdraw', amount: 6 },
+      ctx('k4'),
+      opts('Withdraw'),
+    );
+    await expect(stale).rejects.toMatchObject({ code: 'insufficient_funds' });
+    expect(handler.stats().conflicts).toBe(1);
+    expect((await streamEvents(inner)).map((e) => e.type)).toEqual(['Deposited', 'Deposited', 'Withdrawn']);
+  });
+
+  it('re-checks a refusal decided on unread cached state against the stream before answering', async () => {
+    const inner = new MemoryEventStore();
+    const store = new InterferingStore(inner, () => false);
+    const handler = new CommandHandler({ store, clock });
+    const other = new CommandHandler({ store: inner, clock });
+    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 1 }, ctx('k1'), opts('Deposit'));
+    // Another process deposits; our cache still says 1, which would refuse a withdrawal of 5.
+    await other.handle(jarDecider, STREAM, { type: 'Deposit', amount: 9 }, ctx('k2'), opts('Deposit'));
+    store.streamReads.length = 0;
+    const result = await handler.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Withdraw', amount: 5 },
+      ctx('k3'),
+      opts('Withdraw'),
+    );
+    expect(result.state).toEqual({ balance: 5, events: 3 });
+    expect(store.streamReads).toEqual([1n]);
+    expect(handler.stats()).toMatchObject({ recheckedDecisions: 1, conflicts: 0 });
+    // A refusal that the fresh state confirms is answered after exactly one re-check.
+    const refused = handler.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Withdraw', amount: 50 },
+      ctx('k4'),
+      opts('Withdraw'),
+    );
+    await expect(refused).rejects.toMatchObject({ code: 'insufficient_funds' });
+    expect(handler.stats().recheckedDecisions).toBe(2);
+    expect(await streamEvents(inner)).toHaveLength(3);
+  });
+
+  it('a key another process already appended is not appended again when decided on a stale cache', async () => {
+    const inner = new MemoryEventStore();
+    const handler = new CommandHandler({ store: inner, clock });
+    const other = new CommandHandler({ store: inner, clock });
+    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 5 }, ctx('k1'), opts('Deposit'));
+    const first = await other.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Deposit', amount: 2 },
+      ctx('k2'),
+      opts('Deposit'),
+    );
+    // Same key, same payload: the store recognises the deterministic ids and answers the original append.
+    const again = await handler.handle(
+      jarDecider,
+      STREAM,
+      { type: 'Deposit', amount: 2 },
+      ctx('k2'),
+      opts('Deposit'),
+    );
+    expect(again.position).toBe(first.position);
+    expect(again.state).toEqual({ balance: 7, events: 2 });
+    // Same key, another payload: still refused as key reuse, nothing appended.
+    const stale = new CommandHandler({ store: inner, clock });
+    await stale.load(jarDecider, STREAM);
+    await other.handle(jarDecider, STREAM, { type: 'Deposit', amount: 4 }, ctx('k3'), opts('Deposit'));
+    await expect(
+      stale.handle(jarDecider, STREAM, { type: 'Deposit', amount: 9 }, ctx('k3'), opts('Deposit')),
+    ).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    expect(await streamEvents(inner)).toHaveLength(3);
+  });
+
   it('bounds the cache (LRU)', async () => {
     const store = new MemoryEventStore();
     const handler = new CommandHandler({ store, clock, cacheMaxStreams: 2 });
