@@ -15,12 +15,15 @@ interface Record_ {
   r?: StoredResponse;
 }
 
+// One round trip: the claim's own record (its fingerprint) becomes the completed one, with the response.
 const COMPLETE = `
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local rec = cjson.decode(v)
 if rec.t ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+rec.s = 'completed'
+rec.r = cjson.decode(ARGV[2])
+redis.call('SET', KEYS[1], cjson.encode(rec), 'PX', ARGV[3])
 return 1`;
 
 const RELEASE = `
@@ -79,11 +82,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     response: StoredResponse,
     options: { retentionMs: number },
   ): Promise<void> {
-    const raw = await this.redis.get(this.key(scope));
-    if (raw === null) return;
-    const record = JSON.parse(raw) as Record_;
-    const done: Record_ = { s: 'completed', f: record.f, t: token, r: response };
-    await this.completeScript(this.key(scope), token, JSON.stringify(done), options.retentionMs);
+    await this.completeScript(this.key(scope), token, JSON.stringify(response), options.retentionMs);
   }
 
   async release(scope: string, token: string): Promise<void> {
