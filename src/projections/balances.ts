@@ -23,26 +23,44 @@ export const ZERO_TOTALS: Totals = Object.freeze({
  * verifier folds with the same rule.
  */
 export function normalSideOf(account: string): Side {
-  const ref = parseAccount(account);
-  return ref ? describeAccount(ref).normalSide : 'credit';
+  let side = normalSides.get(account);
+  if (side === undefined) {
+    const ref = parseAccount(account);
+    side = ref ? describeAccount(ref).normalSide : 'credit';
+    if (normalSides.size >= NORMAL_SIDE_MEMO_MAX) normalSides.clear();
+    normalSides.set(account, side);
+  }
+  return side;
 }
+
+/**
+ * Memo of normalSideOf, which projections call once per posting line. Coherent: the side is a pure
+ * function of the path. Bounded: cleared when full (hot accounts come straight back).
+ */
+const NORMAL_SIDE_MEMO_MAX = 10_000;
+const normalSides = new Map<string, Side>();
 
 /** One posting line moves exactly one total: post adds to posted, hold adds to pending, release subtracts. */
 export function applyPosting(t: Totals, p: Posting): Totals {
   const next = { ...t };
+  applyPostingInPlace(next, p);
+  return next;
+}
+
+/** applyPosting on `t` itself, for folds that own their totals (no copy per posting line). */
+export function applyPostingInPlace(t: Totals, p: Posting): void {
   if (p.effect === 'post') {
-    if (p.side === 'debit') next.debitsPosted += p.amount;
-    else next.creditsPosted += p.amount;
+    if (p.side === 'debit') t.debitsPosted += p.amount;
+    else t.creditsPosted += p.amount;
   } else {
     const delta = p.effect === 'hold' ? p.amount : -p.amount;
-    if (p.side === 'debit') next.debitsPending += delta;
-    else next.creditsPending += delta;
+    if (p.side === 'debit') t.debitsPending += delta;
+    else t.creditsPending += delta;
   }
   invariant(
-    Number.isSafeInteger(next.debitsPosted + next.creditsPosted + next.debitsPending + next.creditsPending),
+    Number.isSafeInteger(t.debitsPosted + t.creditsPosted + t.debitsPending + t.creditsPending),
     () => `totals of ${p.account} overflow`,
   );
-  return next;
 }
 
 /** Credit-normal: credits_posted - debits_posted - debits_pending; debit-normal: the mirror. */

@@ -1,11 +1,18 @@
 import type { Knex } from 'knex';
 import { invariant } from '../domain/errors.js';
 import type { RecordedEvent } from '../eventstore/port.js';
-import { applyPosting, availableOf, balanceKey, normalSideOf, type Totals, ZERO_TOTALS } from './balances.js';
-import { applyEntityViews } from './entityViews.js';
+import {
+  applyPostingInPlace,
+  availableOf,
+  balanceKey,
+  normalSideOf,
+  type Totals,
+  ZERO_TOTALS,
+} from './balances.js';
+import { applyEntityViews, type ProjectedEvent } from './entityViews.js';
 import { entryOf, parseStreamName, tenantOf } from './eventShape.js';
 import { LEDGER_PROJECTION, type ReadModelSchema } from './schema.js';
-import { type CellValue, type Column, insertRows, int8 } from './sql.js';
+import { appendRows, type BulkLoadMethod, type CellValue, type Column, insertRows, int8 } from './sql.js';
 
 /** The stored checkpoint is not where this writer expected it: another writer (or a rebuild) moved it. */
 export class CheckpointMovedError extends Error {
@@ -25,6 +32,8 @@ export interface BalanceRow extends Totals {
   version: number;
   lastPosition: bigint;
   lastOccurredAt: string;
+  /** Derived from the totals and the account's normal side; carried so it is computed once per change. */
+  available: number;
 }
 
 /** Column lists of the set-based inserts; the rebuild benchmark's raw ceiling inserts the same rows. */
@@ -68,7 +77,7 @@ export const AUDIT_COLUMNS: readonly Column[] = [
   ['occurred_at', 'timestamptz'],
   ['entry_id', 'text'],
 ];
-const BALANCE_COLUMNS: readonly Column[] = [
+export const BALANCE_COLUMNS: readonly Column[] = [
   ['tenant_id', 'text'],
   ['account', 'text'],
   ['currency', 'text'],
@@ -98,6 +107,24 @@ export interface BatchResult {
   postings: number;
 }
 
+export interface ApplyBatchOptions {
+  /** How the append-only rows are written (sql.ts, bulkLoadMethodOf); the unnest INSERT by default. */
+  bulkLoad?: BulkLoadMethod;
+}
+
+/** Rows one batch appends to the append-only tables. */
+export interface LedgerRows {
+  audit: CellValue[][];
+  entries: CellValue[][];
+  postings: CellValue[][];
+}
+
+/** A folded batch: its rows, and the balance keys it changed (their new values are in the balance map). */
+export interface FoldedBatch {
+  rows: LedgerRows;
+  touched: Set<string>;
+}
+
 /**
  * Applies `events` (consecutive in the store's order, all after `expected`) to the read models of
  * `schema` inside `trx`, and advances the checkpoint in the same transaction: either the whole batch and
@@ -105,23 +132,8 @@ export interface BatchResult {
  * two writers (a lost lock, a rebuild swap) can never both apply an event.
  *
  * Set-based: balances of every account the batch touches are loaded in one query and folded in memory;
- * each table receives one multi-row insert.
+ * each table receives one multi-row insert (or COPY).
  */
-export interface ApplyBatchOptions {
-  /**
-   * Balances carried from the previous batch of the same writer, so only accounts it has not seen are
-   * read. Only for a writer that owns the schema alone and discards the cache on any error (the
-   * rebuild): after a rolled-back batch the cache would hold totals that never committed.
-   */
-  balanceCache?: BalanceCache;
-}
-
-/** Bounded carry-over of balance rows between batches (see ApplyBatchOptions). */
-export class BalanceCache {
-  readonly rows = new Map<string, BalanceRow>();
-  constructor(readonly maxRows: number) {}
-}
-
 export async function applyBatch(
   trx: Knex.Transaction,
   schema: ReadModelSchema,
@@ -130,46 +142,90 @@ export async function applyBatch(
   options: ApplyBatchOptions = {},
 ): Promise<BatchResult> {
   invariant(events.length > 0, 'applyBatch needs at least one event');
+  await lockCheckpoint(trx, schema, expected);
+  const projected = projectEvents(events, expected);
+
+  // Loaded inside the transaction, after the checkpoint lock: the fold starts from committed balances.
+  const balances = await loadBalances(trx, schema, [...balanceKeysOf(projected).values()]);
+  const { rows, touched } = foldBatch(projected, balances);
+  await writeLedgerRows(trx, schema, rows, options.bulkLoad ?? 'insert');
+  await upsertBalances(trx, schema, balanceRowsOf(balances, touched));
+  await applyEntityViews(trx, schema, projected);
+  const position = projected[projected.length - 1]!.event.position;
+  await advanceCheckpoint(trx, schema, position, events.length);
+  return { position, applied: events.length, postings: rows.postings.length };
+}
+
+/** Locks the checkpoint row for the transaction and checks that it is where this writer left it. */
+export async function lockCheckpoint(
+  trx: Knex.Transaction,
+  schema: ReadModelSchema,
+  expected: bigint,
+): Promise<void> {
   const locked = (await trx.raw(
     `SELECT position::text AS position FROM ${schema}.checkpoint WHERE name = ? FOR UPDATE`,
     [LEDGER_PROJECTION],
   )) as { rows: Array<{ position: string }> };
   const stored = BigInt(locked.rows[0]?.position ?? '-1');
   if (stored !== expected) throw new CheckpointMovedError(expected, stored);
+}
 
-  const entries = events.map((e) => ({ event: e, entry: entryOf(e), tenantId: tenantOf(e) }));
+export async function advanceCheckpoint(
+  trx: Knex.Transaction,
+  schema: ReadModelSchema,
+  position: bigint,
+  applied: number,
+): Promise<void> {
+  await trx.raw(
+    `UPDATE ${schema}.checkpoint SET position = ?::int8, events_applied = events_applied + ?, updated_at = now()
+     WHERE name = ?`,
+    [int8(position), applied, LEDGER_PROJECTION],
+  );
+}
+
+/** Reads what the projection needs out of each event, checking that positions increase after `expected`. */
+export function projectEvents(events: readonly RecordedEvent[], expected: bigint): ProjectedEvent[] {
   let previous = expected;
-  for (const { event } of entries) {
+  return events.map((event) => {
     invariant(
       event.position > previous,
       () => `event positions must increase: ${event.position} after ${previous}`,
     );
     previous = event.position;
-  }
+    return { event, entry: entryOf(event), tenantId: tenantOf(event) };
+  });
+}
 
-  // Load the current balances of every account touched, once.
+/** Every (tenant, account, currency) a batch posts to, by balanceKey. */
+export function balanceKeysOf(projected: readonly ProjectedEvent[]): Map<string, [string, string, string]> {
   const keys = new Map<string, [string, string, string]>();
-  for (const { entry, tenantId } of entries) {
-    for (const p of entry?.postings ?? [])
-      keys.set(balanceKey(tenantId, p.account, p.currency), [tenantId, p.account, p.currency]);
+  for (const { entry, tenantId } of projected) {
+    for (const p of entry?.postings ?? []) {
+      const key = balanceKey(tenantId, p.account, p.currency);
+      if (!keys.has(key)) keys.set(key, [tenantId, p.account, p.currency]);
+    }
   }
-  const cache = options.balanceCache;
-  if (cache && cache.rows.size + keys.size > cache.maxRows) cache.rows.clear();
-  const missing = cache
-    ? [...keys].filter(([k]) => !cache.rows.has(k)).map(([, v]) => v)
-    : [...keys.values()];
-  const balances = cache?.rows ?? new Map<string, BalanceRow>();
-  for (const [k, row] of await loadBalances(trx, schema, missing)) balances.set(k, row);
+  return keys;
+}
 
-  const postingRows: CellValue[][] = [];
-  const entryRows: CellValue[][] = [];
-  const auditRows: CellValue[][] = [];
+/**
+ * Folds a batch on top of `balances`, which must hold every touched account that has a balance (an
+ * absent key is a new account); updates the rows of `balances` in place (the caller owns them and
+ * drops them if the batch fails) and returns the rows to append. No I/O.
+ */
+export function foldBatch(
+  projected: readonly ProjectedEvent[],
+  balances: Map<string, BalanceRow>,
+): FoldedBatch {
+  const rows: LedgerRows = { audit: [], entries: [], postings: [] };
   const touched = new Set<string>();
-  for (const { event, entry, tenantId } of entries) {
+  // An account's version rises by one per entry, however many of the entry's lines touch it.
+  const bumped = new Set<string>();
+  for (const { event, entry, tenantId } of projected) {
     const stream = parseStreamName(event.streamName);
     const position = int8(event.position);
     const occurredAt = event.metadata.occurredAt;
-    auditRows.push([
+    rows.audit.push([
       tenantId,
       position,
       event.id,
@@ -185,33 +241,36 @@ export async function applyBatch(
       entry?.entryId ?? null,
     ]);
     if (!entry) continue;
-    entryRows.push([tenantId, entry.entryId, position, entry.description, entry.holdId ?? null]);
-    // An account's version rises by one per entry, however many of the entry's lines touch it.
-    const bumped = new Set<string>();
-    entry.postings.forEach((p, line) => {
+    rows.entries.push([tenantId, entry.entryId, position, entry.description, entry.holdId ?? null]);
+    bumped.clear();
+    const postings = entry.postings;
+    for (let line = 0; line < postings.length; line++) {
+      const p = postings[line]!;
       const key = balanceKey(tenantId, p.account, p.currency);
-      const current = balances.get(key) ?? {
-        ...ZERO_TOTALS,
-        tenantId,
-        account: p.account,
-        currency: p.currency,
-        version: 0,
-        lastPosition: -1n,
-        lastOccurredAt: occurredAt,
-      };
-      const totals = applyPosting(current, p);
-      const version = bumped.has(key) ? current.version : current.version + 1;
-      bumped.add(key);
-      const next: BalanceRow = {
-        ...current,
-        ...totals,
-        version,
-        lastPosition: event.position,
-        lastOccurredAt: occurredAt,
-      };
-      balances.set(key, next);
+      let b = balances.get(key);
+      if (!b) {
+        b = {
+          ...ZERO_TOTALS,
+          tenantId,
+          account: p.account,
+          currency: p.currency,
+          version: 0,
+          lastPosition: -1n,
+          lastOccurredAt: occurredAt,
+          available: 0,
+        };
+        balances.set(key, b);
+      }
+      applyPostingInPlace(b, p);
+      if (!bumped.has(key)) {
+        b.version++;
+        bumped.add(key);
+      }
+      b.lastPosition = event.position;
+      b.lastOccurredAt = occurredAt;
+      b.available = availableOf(b, normalSideOf(p.account));
       touched.add(key);
-      postingRows.push([
+      rows.postings.push([
         tenantId,
         position,
         line,
@@ -221,20 +280,29 @@ export async function applyBatch(
         p.side,
         p.effect,
         p.amount,
-        next.debitsPending,
-        next.debitsPosted,
-        next.creditsPending,
-        next.creditsPosted,
-        availableOf(next, normalSideOf(p.account)),
-        version,
+        b.debitsPending,
+        b.debitsPosted,
+        b.creditsPending,
+        b.creditsPosted,
+        b.available,
+        b.version,
         occurredAt,
       ]);
-    });
+    }
   }
+  return { rows, touched };
+}
 
-  const balanceRows: CellValue[][] = [...touched].map((key) => {
-    const b = balances.get(key)!;
-    return [
+/** Balance rows (BALANCE_COLUMNS order) of `keys`, from `balances`. */
+export function balanceRowsOf(
+  balances: ReadonlyMap<string, BalanceRow>,
+  keys: Iterable<string>,
+): CellValue[][] {
+  const out: CellValue[][] = [];
+  for (const key of keys) {
+    const b = balances.get(key);
+    invariant(b, () => `no balance for ${key}`);
+    out.push([
       b.tenantId,
       b.account,
       b.currency,
@@ -242,39 +310,47 @@ export async function applyBatch(
       b.debitsPosted,
       b.creditsPending,
       b.creditsPosted,
-      availableOf(b, normalSideOf(b.account)),
+      b.available,
       b.version,
       int8(b.lastPosition),
       b.lastOccurredAt,
-    ];
-  });
+    ]);
+  }
+  return out;
+}
 
-  await insertRows(trx, `${schema}.audit_events`, AUDIT_COLUMNS, auditRows);
-  await insertRows(trx, `${schema}.journal_entries`, ENTRY_COLUMNS, entryRows);
-  await insertRows(trx, `${schema}.postings`, POSTING_COLUMNS, postingRows);
+export async function writeLedgerRows(
+  trx: Knex.Transaction,
+  schema: ReadModelSchema,
+  rows: LedgerRows,
+  method: BulkLoadMethod,
+): Promise<void> {
+  await appendRows(trx, method, `${schema}.audit_events`, AUDIT_COLUMNS, rows.audit);
+  await appendRows(trx, method, `${schema}.journal_entries`, ENTRY_COLUMNS, rows.entries);
+  await appendRows(trx, method, `${schema}.postings`, POSTING_COLUMNS, rows.postings);
+}
+
+export async function upsertBalances(
+  trx: Knex.Transaction,
+  schema: ReadModelSchema,
+  rows: readonly CellValue[][],
+): Promise<void> {
   await insertRows(
     trx,
     `${schema}.balances`,
     BALANCE_COLUMNS,
-    balanceRows,
+    rows,
     `ON CONFLICT (tenant_id, account, currency) DO UPDATE SET
        debits_pending = excluded.debits_pending, debits_posted = excluded.debits_posted,
        credits_pending = excluded.credits_pending, credits_posted = excluded.credits_posted,
        available = excluded.available, version = excluded.version,
        last_position = excluded.last_position, last_occurred_at = excluded.last_occurred_at`,
   );
-  await applyEntityViews(trx, schema, entries);
-
-  await trx.raw(
-    `UPDATE ${schema}.checkpoint SET position = ?::int8, events_applied = events_applied + ?, updated_at = now()
-     WHERE name = ?`,
-    [int8(previous), events.length, LEDGER_PROJECTION],
-  );
-  return { position: previous, applied: events.length, postings: postingRows.length };
 }
 
-async function loadBalances(
-  trx: Knex.Transaction,
+/** Current balances of `keys` (absent keys have none yet). */
+export async function loadBalances(
+  trx: Knex | Knex.Transaction,
   schema: ReadModelSchema,
   keys: Array<[string, string, string]>,
 ): Promise<Map<string, BalanceRow>> {
@@ -282,7 +358,7 @@ async function loadBalances(
   if (keys.length === 0) return out;
   const result = (await trx.raw(
     `SELECT b.tenant_id, b.account, b.currency, b.debits_pending, b.debits_posted, b.credits_pending,
-            b.credits_posted, b.version, b.last_position, b.last_occurred_at
+            b.credits_posted, b.available, b.version, b.last_position, b.last_occurred_at
        FROM ${schema}.balances b
        JOIN unnest(?::text[], ?::text[], ?::text[]) AS k(tenant_id, account, currency)
          ON b.tenant_id = k.tenant_id AND b.account = k.account AND b.currency = k.currency`,
@@ -297,6 +373,7 @@ async function loadBalances(
       debitsPosted: Number(r.debits_posted),
       creditsPending: Number(r.credits_pending),
       creditsPosted: Number(r.credits_posted),
+      available: Number(r.available),
       version: Number(r.version),
       lastPosition: BigInt(r.last_position as number),
       lastOccurredAt: (r.last_occurred_at as Date).toISOString(),

@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 import type { Database } from '../db/database.js';
 import { invariant } from '../domain/errors.js';
-import type { EventStore } from '../eventstore/port.js';
-import { applyBatch, BalanceCache, readCheckpoint } from './ledgerProjection.js';
+import type { EventStore, RecordedEvent } from '../eventstore/port.js';
+import { readCheckpoint } from './ledgerProjection.js';
 import { PROJECTED_CHANNEL } from './projectionRunner.js';
 import {
   analyzeReadModels,
@@ -12,6 +12,8 @@ import {
   RETIRED_SCHEMA,
   SHADOW_SCHEMA,
 } from './schema.js';
+import { type PreparedBatch, rederiveBalances, ShadowReplay } from './shadowReplay.js';
+import { bulkLoadMethodOf } from './sql.js';
 
 export interface RebuildProgress {
   phase: 'replaying' | 'indexing' | 'swapping' | 'done';
@@ -72,32 +74,69 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
 
   await db.knex.raw(`DROP SCHEMA IF EXISTS ${RETIRED_SCHEMA} CASCADE`);
   const resumed = await schemaExists(db.knex, SHADOW_SCHEMA);
-  if (!resumed) await db.knex.transaction((trx) => createReadModelTables(trx, SHADOW_SCHEMA));
+  if (resumed) {
+    // The crashed run may have left its deferred balances behind its postings (shadowReplay.ts).
+    await db.knex.transaction((trx) => rederiveBalances(trx, SHADOW_SCHEMA));
+  } else {
+    await db.knex.transaction((trx) => createReadModelTables(trx, SHADOW_SCHEMA));
+  }
   let position = await readCheckpoint(db.knex, SHADOW_SCHEMA);
 
-  // The rebuild is the shadow's only writer and any error ends this call, so balances may be carried
-  // from batch to batch instead of read back (bounded; a resumed rebuild starts with an empty cache).
-  const balanceCache = new BalanceCache(options.balanceCacheRows ?? 1_000_000);
+  // The rebuild is the shadow's only writer and any error ends this call, so balances are carried in
+  // memory from batch to batch (bounded) instead of read back and rewritten by every batch.
+  const replay = new ShadowReplay(
+    db.knex,
+    SHADOW_SCHEMA,
+    bulkLoadMethodOf(db),
+    options.balanceCacheRows ?? 1_000_000,
+    !resumed,
+  );
+  const commit = async (batch: PreparedBatch): Promise<void> => {
+    await db.knex.transaction(async (trx) => {
+      // Safe to skip the WAL flush wait here: a crash can only lose whole recent batches together with
+      // the shadow checkpoint that records them, and the resumed rebuild replays them.
+      await trx.raw('SET LOCAL synchronous_commit = off');
+      await replay.write(trx, batch);
+    });
+    position = batch.position;
+    eventsApplied += batch.projected.length;
+    await options.afterBatch?.(position);
+  };
+  const read = (after: bigint): Promise<RecordedEvent[]> =>
+    quiet(store.readAll({ ...(after >= 0n ? { after } : {}), maxCount: batchSize }));
+
+  /**
+   * Replays up to the store's head, pipelined: while batch N is written, batch N+1 is read from the store
+   * and folded (the fold needs only the carried balances). At most one batch is written at a time, in
+   * order, each checking the checkpoint its predecessor committed. Ends with the balances flushed.
+   */
   const catchUp = async (): Promise<bigint> => {
     let head = await store.headPosition();
     while (position < head) {
-      const events = await store.readAll({
-        ...(position >= 0n ? { after: position } : {}),
-        maxCount: batchSize,
-      });
-      if (events.length === 0) break;
-      const result = await db.knex.transaction(async (trx) => {
-        // Safe to skip the WAL flush wait here: a crash can only lose whole recent batches together with
-        // the shadow checkpoint that records them, and the resumed rebuild replays them.
-        await trx.raw('SET LOCAL synchronous_commit = off');
-        return applyBatch(trx, SHADOW_SCHEMA, events, position, { balanceCache });
-      });
-      position = result.position;
-      eventsApplied += result.applied;
-      await options.afterBatch?.(position);
-      progress('replaying', position, head);
-      if (position >= head) head = await store.headPosition();
+      let planned = position;
+      let reading: Promise<RecordedEvent[]> | null = read(planned);
+      let writing: Promise<void> | null = null;
+      try {
+        while (reading) {
+          const events: RecordedEvent[] = await reading;
+          if (events.length === 0) break;
+          const last: bigint = events[events.length - 1]!.position;
+          reading = last < head ? read(last) : null;
+          const batch = await replay.prepare(events, planned);
+          planned = batch.position;
+          if (writing) await writing;
+          writing = quiet(commit(batch).then(() => progress('replaying', position, head)));
+          // The next prepare may read balances this batch writes: let it commit first.
+          if (batch.balanceRows.length > 0) await writing;
+        }
+      } finally {
+        // On an error, still wait for the batch in flight (its outcome no longer matters: the run fails).
+        await Promise.allSettled([writing, reading]);
+      }
+      if (writing) await writing;
+      head = await store.headPosition();
     }
+    await db.knex.transaction((trx) => replay.flush(trx));
     return head;
   };
 
@@ -137,4 +176,13 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
 async function schemaExists(knex: Knex | Knex.Transaction, schema: string): Promise<boolean> {
   const r = (await knex.raw('SELECT 1 FROM pg_namespace WHERE nspname = ?', [schema])) as { rows: unknown[] };
   return r.rows.length > 0;
+}
+
+/**
+ * Marks a promise as handled while it is in flight (the pipeline awaits it later, or settles it on
+ * the way out), so its rejection is not reported as unhandled before it is awaited.
+ */
+function quiet<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
 }

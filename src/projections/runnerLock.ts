@@ -35,10 +35,13 @@ export function createRunnerLock(db: Database, name: string, options: RunnerLock
 interface RawConnection {
   query(sql: string, params?: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }>;
   on(event: 'error' | 'end', fn: () => void): void;
+  removeListener(event: 'error' | 'end', fn: () => void): void;
 }
 
 class AdvisoryLock implements RunnerLock {
   private conn: RawConnection | undefined;
+  /** This lock's listeners on `conn`, removed when the connection goes back to the pool. */
+  private onLost: (() => void) | undefined;
   private held = false;
 
   constructor(
@@ -52,9 +55,11 @@ class AdvisoryLock implements RunnerLock {
     while (!shouldStop()) {
       if (!this.conn) {
         const conn = (await this.db.knex.client.acquireConnection()) as RawConnection;
-        conn.on('error', () => this.lost(conn));
-        conn.on('end', () => this.lost(conn));
+        const onLost = () => this.lost(conn);
+        conn.on('error', onLost);
+        conn.on('end', onLost);
         this.conn = conn;
+        this.onLost = onLost;
       }
       const result = await this.conn.query('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [
         ADVISORY_NAMESPACE,
@@ -77,15 +82,25 @@ class AdvisoryLock implements RunnerLock {
   private lost(conn: RawConnection): void {
     if (this.conn !== conn) return;
     this.held = false;
-    this.conn = undefined;
+    this.detach(conn);
     // knex marks a connection that errored as disposed and destroys it instead of reusing it.
     Promise.resolve(this.db.knex.client.releaseConnection(conn)).catch(() => undefined);
   }
 
+  /** Pooled connections outlive this lock's use of them: leave no listener behind on them. */
+  private detach(conn: RawConnection): void {
+    if (this.onLost) {
+      conn.removeListener('error', this.onLost);
+      conn.removeListener('end', this.onLost);
+    }
+    this.conn = undefined;
+    this.onLost = undefined;
+  }
+
   async release(): Promise<void> {
     const conn = this.conn;
-    this.conn = undefined;
     if (!conn) return;
+    this.detach(conn);
     if (this.held) {
       await conn
         .query('SELECT pg_advisory_unlock($1, hashtext($2))', [ADVISORY_NAMESPACE, this.name])

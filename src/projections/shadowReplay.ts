@@ -1,0 +1,130 @@
+import type { Knex } from 'knex';
+import { invariant } from '../domain/errors.js';
+import type { RecordedEvent } from '../eventstore/port.js';
+import { applyEntityViews, type ProjectedEvent } from './entityViews.js';
+import {
+  advanceCheckpoint,
+  BALANCE_COLUMNS,
+  type BalanceRow,
+  balanceKeysOf,
+  balanceRowsOf,
+  foldBatch,
+  type LedgerRows,
+  loadBalances,
+  lockCheckpoint,
+  projectEvents,
+  upsertBalances,
+  writeLedgerRows,
+} from './ledgerProjection.js';
+import type { ReadModelSchema } from './schema.js';
+import type { BulkLoadMethod, CellValue } from './sql.js';
+
+/** A replay batch folded ahead of its write: everything its transaction needs, computed without it. */
+export interface PreparedBatch {
+  /** Checkpoint the batch follows (its transaction checks it). */
+  expected: bigint;
+  /** Checkpoint after the batch. */
+  position: bigint;
+  projected: ProjectedEvent[];
+  rows: LedgerRows;
+  /** Balance rows this batch writes: empty unless it flushes the carried balances (see ShadowReplay). */
+  balanceRows: CellValue[][];
+}
+
+/**
+ * The rebuild's writer for the shadow schema: folds each batch in memory ahead of its transaction, so a
+ * batch can be folded while the previous one is still being written, and defers the balances table.
+ *
+ * Deferred balances: every balance is carried in memory (bounded by `maxRows`) and written only when the
+ * carry would overflow (inside the batch that overflows it) and once at the end (`flush`). Between
+ * those, the shadow's balances table lags its postings; that is safe because nothing reads the shadow
+ * before the swap, the swap only follows a flush, and a rebuild resumed after a crash first re-derives
+ * the balances from the postings (`rederiveBalances`: a balance is its account's last posting).
+ *
+ * The carried balances are the truth while this object lives; it must be discarded on any error.
+ */
+export class ShadowReplay {
+  private readonly balances = new Map<string, BalanceRow>();
+  private readonly dirty = new Set<string>();
+
+  /**
+   * @param complete the balances table is empty and stays in step with the carry (a fresh shadow), so
+   *   an account missing from the carry is new and nothing needs reading. Cleared by the first overflow.
+   */
+  constructor(
+    private readonly knex: Knex,
+    private readonly schema: ReadModelSchema,
+    private readonly bulkLoad: BulkLoadMethod,
+    private readonly maxRows: number,
+    private complete: boolean,
+  ) {
+    invariant(Number.isInteger(maxRows) && maxRows >= 1, 'maxRows must be a positive integer');
+  }
+
+  /**
+   * Folds `events` (following `expected`) on top of the carried balances. Reads the balances table only
+   * for accounts not carried once the carry has overflowed; the caller must not have a balance-writing
+   * batch in flight then (`batch.balanceRows.length > 0` means: await its write before the next prepare).
+   */
+  async prepare(events: readonly RecordedEvent[], expected: bigint): Promise<PreparedBatch> {
+    invariant(events.length > 0, 'prepare needs at least one event');
+    const projected = projectEvents(events, expected);
+    const keys = balanceKeysOf(projected);
+    const missing: Array<[string, string, string]> = [];
+    for (const [key, parts] of keys) if (!this.balances.has(key)) missing.push(parts);
+    const overflows = this.balances.size + missing.length > this.maxRows;
+    if (!this.complete && missing.length > 0) {
+      for (const [key, row] of await loadBalances(this.knex, this.schema, missing))
+        this.balances.set(key, row);
+    }
+    const { rows, touched } = foldBatch(projected, this.balances);
+    for (const key of touched) this.dirty.add(key);
+    let balanceRows: CellValue[][] = [];
+    if (overflows) {
+      balanceRows = this.takeDirty();
+      this.balances.clear();
+      this.complete = false;
+    }
+    return { expected, position: events[events.length - 1]!.position, projected, rows, balanceRows };
+  }
+
+  /** Applies a prepared batch and advances the shadow checkpoint, in `trx`. */
+  async write(trx: Knex.Transaction, batch: PreparedBatch): Promise<void> {
+    await lockCheckpoint(trx, this.schema, batch.expected);
+    await writeLedgerRows(trx, this.schema, batch.rows, this.bulkLoad);
+    await upsertBalances(trx, this.schema, batch.balanceRows);
+    await applyEntityViews(trx, this.schema, batch.projected);
+    await advanceCheckpoint(trx, this.schema, batch.position, batch.projected.length);
+  }
+
+  /** Writes every balance changed since the last flush, so the table matches the checkpoint again. */
+  async flush(trx: Knex.Transaction): Promise<void> {
+    await upsertBalances(trx, this.schema, this.takeDirty());
+  }
+
+  private takeDirty(): CellValue[][] {
+    const rows = balanceRowsOf(this.balances, this.dirty);
+    this.dirty.clear();
+    return rows;
+  }
+}
+
+/**
+ * Brings a schema's balances up to its postings: each account's balance is its last posting's totals,
+ * available, version, position and time. For a shadow whose deferred balances a crash left behind.
+ */
+export async function rederiveBalances(trx: Knex.Transaction, schema: ReadModelSchema): Promise<void> {
+  const names = BALANCE_COLUMNS.map(([n]) => n);
+  const updates = names
+    .filter((n) => !['tenant_id', 'account', 'currency'].includes(n))
+    .map((n) => `${n} = excluded.${n}`);
+  await trx.raw(`
+    INSERT INTO ${schema}.balances (${names.join(', ')})
+    SELECT DISTINCT ON (tenant_id, account, currency)
+           tenant_id, account, currency, debits_pending, debits_posted, credits_pending, credits_posted,
+           available, version, position, occurred_at
+      FROM ${schema}.postings
+     ORDER BY tenant_id, account, currency, position DESC, line DESC
+    ON CONFLICT (tenant_id, account, currency) DO UPDATE SET ${updates.join(', ')}
+     WHERE ${schema}.balances.last_position < excluded.last_position`);
+}
