@@ -186,6 +186,9 @@ export function decideTopUp(command: TopUpCommand, state: TopUpState): TopUpEven
       const { topUpId, studentId } = requireExisting(state);
       const paymentIntentId = requireText(command.paymentIntentId, 'paymentIntentId', 255);
       const clientSecret = requireText(command.clientSecret, 'clientSecret', 500);
+      // Stripe's webhook can settle the payment before the request that created the intent records it;
+      // the top-up then already carries this intent and the request's late step has nothing to add.
+      if (state.status !== 'initiated' && state.paymentIntentId === paymentIntentId) return [];
       requireInitiated(state, 'record a PaymentIntent');
       if (state.paymentIntentId !== null) {
         throw new DomainError(
@@ -234,6 +237,15 @@ export function decideTopUp(command: TopUpCommand, state: TopUpState): TopUpEven
           : requireText(command.paymentIntentId, 'paymentIntentId', 255);
       const reason = requireText(command.reason, 'reason');
       const failedAt = toIso(parseInstant(command.failedAt, 'failedAt'));
+      // The same failure reported again (a webhook retry, or the request learning of a decline the
+      // webhook already recorded; a request that never got an intent names none): nothing to add.
+      // A failure naming another intent, or failing a succeeded top-up, stays a refusal.
+      if (
+        state.status === 'failed' &&
+        (paymentIntentId === null || paymentIntentId === state.paymentIntentId)
+      ) {
+        return [];
+      }
       requireInitiated(state, 'fail');
       return [{ type: 'TopUpFailed', data: { topUpId, studentId, paymentIntentId, reason, failedAt } }];
     }

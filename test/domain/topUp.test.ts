@@ -26,9 +26,9 @@ const succeed = (amountReceived = 2500, paymentIntentId = 'pi_1', currency = 'us
   currency,
   succeededAt: NOW,
 });
-const fail = (): TopUpCommand => ({
+const fail = (paymentIntentId: string | null = 'pi_1'): TopUpCommand => ({
   type: 'FailTopUp',
-  paymentIntentId: 'pi_1',
+  paymentIntentId,
   reason: 'card_declined',
   failedAt: NOW,
 });
@@ -104,10 +104,31 @@ describe('top-up: RecordTopUpPaymentIntent', () => {
       .when({ type: 'RecordTopUpPaymentIntent', paymentIntentId: 'pi_1', clientSecret: ' ' })
       .thenFails('validation_failed');
   });
-  it('rejects a second PaymentIntent, an unknown top-up and a finished one', () => {
+  it('rejects a second PaymentIntent, an unknown top-up and a finished one with another intent', () => {
     spec(topUpDecider).given(initiated()).when(intent('pi_2')).thenFails('invalid_state');
     spec(topUpDecider).given([]).when(intent()).thenFails('not_found');
-    spec(topUpDecider).given(failed()).when(intent()).thenFails('invalid_state');
+    spec(topUpDecider).given(failed()).when(intent('pi_2')).thenFails('invalid_state');
+    spec(topUpDecider).given(succeeded()).when(intent('pi_2')).thenFails('invalid_state');
+    // Refused by the gateway before any intent existed: a late intent does not belong to it.
+    spec(topUpDecider)
+      .given(history(topUpDecider, [initiate(), fail(null)]))
+      .when(intent())
+      .thenFails('invalid_state');
+  });
+  it('records nothing when the webhook already settled the top-up with this intent (the request lost the race)', () => {
+    spec(topUpDecider)
+      .given(history(topUpDecider, [initiate(), succeed()]))
+      .when(intent())
+      .thenEmits([]);
+    spec(topUpDecider)
+      .given(history(topUpDecider, [initiate(), fail()]))
+      .when(intent())
+      .thenEmits([]);
+    spec(topUpDecider).given(succeeded()).when(intent()).thenEmits([]);
+    spec(topUpDecider)
+      .given(history(topUpDecider, [initiate(), succeed()]))
+      .when(intent('pi_2'))
+      .thenFails('invalid_state');
   });
 });
 
@@ -150,9 +171,18 @@ describe('top-up: FailTopUp', () => {
         },
       ]);
   });
-  it('rejects failing a succeeded, failed or unknown top-up, and a missing reason', () => {
+  it('records nothing when the same failure is reported again, with its intent or with none', () => {
+    spec(topUpDecider).given(failed()).when(fail()).thenEmits([]);
+    // The request saw the decline after the payment_failed webhook had recorded it.
+    spec(topUpDecider)
+      .given(history(topUpDecider, [initiate(), fail()]))
+      .when(fail(null))
+      .thenEmits([]);
+  });
+  it('rejects failing a succeeded or unknown top-up, another intent of a failed one, and a missing reason', () => {
     spec(topUpDecider).given(succeeded()).when(fail()).thenFails('invalid_state');
-    spec(topUpDecider).given(failed()).when(fail()).thenFails('invalid_state');
+    spec(topUpDecider).given(succeeded()).when(fail(null)).thenFails('invalid_state');
+    spec(topUpDecider).given(failed()).when(fail('pi_2')).thenFails('invalid_state');
     spec(topUpDecider).given([]).when(fail()).thenFails('not_found');
     spec(topUpDecider)
       .given(initiated())
