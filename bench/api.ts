@@ -1,5 +1,7 @@
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
 import pg from 'pg';
@@ -21,12 +23,19 @@ import { type BenchSection, benchDatabaseUrl, formatRate } from './report.js';
 /**
  * `npm run bench -- api`: booking holds/s (POST /v1/bookings, each with its own Idempotency-Key) and
  * wallet reads/s (GET /v1/wallets/{id}) over HTTP with autocannon, on Postgres + Redis, beside a
- * fastify hello-world measured the same way in the same run. The load generator runs in the same
- * process as the server (one machine), for every measurement alike.
+ * fastify hello-world measured the same way in the same run.
+ *
+ * The load generator (autocannon) runs, for every measurement alike (hello-world included), in a child
+ * process by default, so it does not take the server's event loop; BENCH_API_LOADGEN=inline runs it in
+ * the server's process instead (how earlier results were measured). Either way it shares the machine.
  */
 const DURATION_S = Number(process.env.BENCH_API_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_API_CONNECTIONS ?? 64);
 const STUDENTS = Number(process.env.BENCH_API_STUDENTS ?? 2_000);
+const LOADGEN = process.env.BENCH_API_LOADGEN === 'inline' ? 'inline' : 'process';
+const CHILD_FLAG = '--bench-api-loadgen';
+/** Longest a child load generator may take beyond its duration before the run is declared failed. */
+const CHILD_GRACE_MS = 60_000;
 const TENANT = 'bench';
 const SECRET = randomBytes(24).toString('hex');
 
@@ -39,8 +48,62 @@ interface Measured {
   errors: number;
 }
 
-async function load(options: autocannon.Options): Promise<Measured> {
-  const result = await autocannon({ connections: CONNECTIONS, duration: DURATION_S, ...options });
+/** What to load, in a form that crosses a process boundary (the child builds the requests from it). */
+type LoadSpec =
+  | { kind: 'hello'; url: string }
+  | { kind: 'walletReads'; url: string; token: string; students: number }
+  | { kind: 'holds'; url: string; token: string; students: number; scheduledAt: string };
+
+function requestsOf(spec: LoadSpec): autocannon.Options['requests'] {
+  switch (spec.kind) {
+    case 'hello':
+      return [{ method: 'GET', path: '/' }];
+    case 'walletReads': {
+      let seq = 0;
+      return [
+        {
+          method: 'GET',
+          headers: { authorization: `Bearer ${spec.token}` },
+          setupRequest: (req) => ({ ...req, path: `/v1/wallets/s${seq++ % spec.students}` }),
+        },
+      ];
+    }
+    case 'holds': {
+      let seq = 0;
+      return [
+        {
+          method: 'POST',
+          path: '/v1/bookings',
+          setupRequest: (req) => {
+            const n = seq++;
+            return {
+              ...req,
+              headers: {
+                authorization: `Bearer ${spec.token}`,
+                'content-type': 'application/json',
+                'idempotency-key': `bench-${n}`,
+              },
+              body: JSON.stringify({
+                studentId: `s${n % spec.students}`,
+                tutorId: `t${n % 100}`,
+                price: { amount: 100, currency: 'usd' },
+                scheduledAt: spec.scheduledAt,
+              }),
+            };
+          },
+        },
+      ];
+    }
+  }
+}
+
+async function loadHere(spec: LoadSpec): Promise<Measured> {
+  const result = await autocannon({
+    url: spec.url,
+    connections: CONNECTIONS,
+    duration: DURATION_S,
+    requests: requestsOf(spec),
+  });
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
@@ -49,6 +112,32 @@ async function load(options: autocannon.Options): Promise<Measured> {
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
   };
+}
+
+/** Runs the load in a child process (this file, re-entered with CHILD_FLAG) and returns its numbers. */
+function loadInChild(spec: LoadSpec): Promise<Measured> {
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], {
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, BENCH_API_SPEC: JSON.stringify(spec) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let measured: Measured | undefined;
+    const timer = setTimeout(() => child.kill('SIGKILL'), DURATION_S * 1000 + CHILD_GRACE_MS);
+    child.on('message', (message) => {
+      measured = message as Measured;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (measured && code === 0) resolve(measured);
+      else reject(new Error(`load generator exited with ${code} before reporting`));
+    });
+  });
+}
+
+function load(spec: LoadSpec): Promise<Measured> {
+  return LOADGEN === 'inline' ? loadHere(spec) : loadInChild(spec);
 }
 
 async function freshDatabase(): Promise<{ db: Database; drop(): Promise<void> }> {
@@ -79,7 +168,7 @@ async function helloWorld(): Promise<Measured> {
   hello.get('/', async () => ({ hello: 'world' }));
   const url = await hello.listen({ port: 0, host: '127.0.0.1' });
   try {
-    return await load({ url });
+    return await load({ kind: 'hello', url });
   } finally {
     await hello.close();
   }
@@ -160,47 +249,11 @@ export async function run(): Promise<BenchSection> {
       ttlSeconds: 3600,
     });
 
-    let readSeq = 0;
-    const reads = await load({
-      url,
-      requests: [
-        {
-          method: 'GET',
-          headers: { authorization: `Bearer ${finance}` },
-          setupRequest: (req) => ({ ...req, path: `/v1/wallets/s${readSeq++ % STUDENTS}` }),
-        },
-      ],
-    });
+    const reads = await load({ kind: 'walletReads', url, token: finance, students: STUDENTS });
     console.log('wallet reads', reads);
 
-    let bookSeq = 0;
     const scheduledAt = new Date(Date.now() + 30 * 86_400_000).toISOString();
-    const holds = await load({
-      url,
-      requests: [
-        {
-          method: 'POST',
-          path: '/v1/bookings',
-          setupRequest: (req) => {
-            const n = bookSeq++;
-            return {
-              ...req,
-              headers: {
-                authorization: `Bearer ${service_}`,
-                'content-type': 'application/json',
-                'idempotency-key': `bench-${n}`,
-              },
-              body: JSON.stringify({
-                studentId: `s${n % STUDENTS}`,
-                tutorId: `t${n % 100}`,
-                price: { amount: 100, currency: 'usd' },
-                scheduledAt,
-              }),
-            };
-          },
-        },
-      ],
-    });
+    const holds = await load({ kind: 'holds', url, token: service_, students: STUDENTS, scheduledAt });
     console.log('booking holds', holds);
 
     // Where the time goes: the layers under the API called directly, one at a time (no HTTP, no auth,
@@ -226,8 +279,12 @@ export async function run(): Promise<BenchSection> {
     const row = (name: string, m: Measured) =>
       `| ${name} | ${formatRate(m.rps)}/s | ${m.p50} ms | ${m.p99} ms | ${m.total} | ${m.non2xx} | ${m.errors} |`;
     const markdown = [
-      `autocannon, ${CONNECTIONS} connections, ${DURATION_S} s per measurement, load generator in the same`,
-      'process as the server. API on the Postgres event store + Postgres read models (projection runner',
+      `autocannon, ${CONNECTIONS} connections, ${DURATION_S} s per measurement, load generator ` +
+        (LOADGEN === 'inline'
+          ? 'in the same process as the server'
+          : "in a child process (same machine, not the server's event loop)") +
+        ', the same for every row.',
+      'API on the Postgres event store + Postgres read models (projection runner',
       `running) + Redis idempotency keys and rate limits; ${STUDENTS} seeded wallets, one service/finance caller.`,
       `Machine load average when the run started: ${loadBefore.toFixed(1)} on ${os.cpus().length} cores ` +
         '(other work shares the machine; compare the rows with each other, not with other machines).',
@@ -255,4 +312,12 @@ export async function run(): Promise<BenchSection> {
     await redis.quit().catch(() => redis.disconnect());
     await drop();
   }
+}
+
+// Re-entered as the child load generator: measure the spec from the environment, report, exit.
+if (process.argv.includes(CHILD_FLAG)) {
+  const spec = JSON.parse(process.env.BENCH_API_SPEC ?? 'null') as LoadSpec | null;
+  if (!spec || !process.send) throw new Error('load generator child needs BENCH_API_SPEC and an IPC channel');
+  const measured = await loadHere(spec);
+  process.send(measured, () => process.exit(0));
 }
