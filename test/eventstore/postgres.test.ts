@@ -12,7 +12,8 @@ import {
 import { PostgresEventStore } from '../../src/eventstore/postgres.js';
 import { createTestDatabase, type TestDatabase, usingRealPostgres } from '../support/database.js';
 import { collect, describeEventStoreContract, makeEvent, namespace } from './contract.js';
-import { deferred, eventually } from './waiting.js';
+import { heldWriter, sessionsWaitingOnHead } from './postgresHelpers.js';
+import { eventually } from './waiting.js';
 
 // One database per file (PGlite takes seconds to start on a busy machine); tests keep apart by namespace.
 let shared: Promise<TestDatabase> | undefined;
@@ -43,14 +44,7 @@ describe(`PostgresEventStore specifics (${usingRealPostgres ? 'postgres' : 'PGli
 
   it('late commit: an append held open in its transaction is delivered before any append that follows it', async () => {
     const ns = namespace();
-    const entered = deferred();
-    const release = deferred();
-    const holder = new PostgresEventStore(testDb.db, {
-      beforeCommit: async () => {
-        entered.resolve();
-        await release.promise;
-      },
-    });
+    const { store: holder, entered, release } = heldWriter(testDb.db);
     const head = await store.headPosition();
     const subscription = store.subscribe({ after: head, filter: { streamNamePrefixes: [ns.prefix] } });
     await collect(subscription, (c) => c.caughtUp.length === 1, { close: false });
@@ -58,7 +52,7 @@ describe(`PostgresEventStore specifics (${usingRealPostgres ? 'postgres' : 'PGli
     const early = holder.append(ns.stream('early'), [makeEvent(ns.type('Early'))], {
       expectedRevision: 'no_stream',
     });
-    await entered.promise;
+    await entered;
     // A second writer (another store instance, as another process would be) tries to append meanwhile.
     let lateSettled = false;
     const late = store
@@ -70,13 +64,10 @@ describe(`PostgresEventStore specifics (${usingRealPostgres ? 'postgres' : 'PGli
       // Prove the late writer really is in flight, blocked on the head row lock rather than committed.
       const admin = await openDatabase({ kind: 'postgres', url: testDb.url!, poolMax: 1 });
       try {
-        await eventually(async () => {
-          const { rows } = await admin.knex.raw<{ rows: Array<{ n: number }> }>(
-            `SELECT count(*)::int AS n FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%event_store_head%'`,
-          );
-          return rows[0]!.n === 1;
-        }, 'the second append to wait on the head lock');
+        await eventually(
+          async () => (await sessionsWaitingOnHead(admin)) === 1,
+          'the second append to wait on the head lock',
+        );
         const visible = await admin.knex.raw<{ rows: unknown[] }>('SELECT 1 FROM events WHERE position > ?', [
           Number(head),
         ]);
@@ -86,7 +77,7 @@ describe(`PostgresEventStore specifics (${usingRealPostgres ? 'postgres' : 'PGli
       }
     }
     expect(lateSettled).toBe(false);
-    release.resolve();
+    release();
     const [earlyResult, lateResult] = await Promise.all([early, late]);
     expect(lateResult.position).toBe(earlyResult.position + 1n);
     const seen = await collect(subscription, (c) => c.events.length === 2);
@@ -166,22 +157,14 @@ describe(`PostgresEventStore specifics (${usingRealPostgres ? 'postgres' : 'PGli
 
   it('bounds the append queue: beyond it appends fail fast with EventStoreUnavailableError', async () => {
     const ns = namespace();
-    const entered = deferred();
-    const release = deferred();
-    const small = new PostgresEventStore(testDb.db, {
-      maxQueuedAppends: 2,
-      beforeCommit: async () => {
-        entered.resolve();
-        await release.promise;
-      },
-    });
+    const { store: small, entered, release } = heldWriter(testDb.db, { maxQueuedAppends: 2 });
     const append = (entity: string) =>
       small.append(ns.stream(entity), [makeEvent(ns.type('Queued'))], { expectedRevision: 'any' });
     const inFlight = append('a');
-    await entered.promise;
+    await entered;
     const queued = [append('b'), append('c')];
     await expect(append('d')).rejects.toBeInstanceOf(EventStoreUnavailableError);
-    release.resolve();
+    release();
     await Promise.all([inFlight, ...queued]);
     await small.close();
   });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Database, openDatabase } from '../../src/db/database.js';
+import { openDatabase } from '../../src/db/database.js';
 import {
   EventStoreUnavailableError,
   IdempotencyViolationError,
@@ -8,8 +8,9 @@ import {
 import { mapDatabaseError, PostgresEventStore } from '../../src/eventstore/postgres.js';
 import { createTestDatabase, type TestDatabase, usingRealPostgres } from '../support/database.js';
 import { makeEvent, namespace } from './contract.js';
+import { expectDenseLog, heldWriter, sessionsWaitingOnHead } from './postgresHelpers.js';
 import { startTcpProxy } from './tcpProxy.js';
-import { deferred, eventually } from './waiting.js';
+import { eventually } from './waiting.js';
 
 /**
  * Several writers (store instances, as separate app processes would be) on one database, and writers
@@ -27,39 +28,11 @@ afterAll(async () => {
   await testDb?.dispose();
 });
 
-/** The invariant `events_pkey` depends on: positions 0..head, each once, and nothing above the head. */
-async function expectDenseLog(db: Database): Promise<void> {
-  const { rows } = await db.knex.raw<{ rows: Array<{ head: number; top: number | null; n: number }> }>(
-    `SELECT (SELECT position FROM event_store_head WHERE id = 1) AS head,
-            max(position) AS top, count(*)::int AS n
-     FROM events`,
-  );
-  const { head, top, n } = rows[0]!;
-  expect(top ?? -1).toBe(head);
-  expect(n).toBe(head + 1);
-}
-
-/** Sessions of this database blocked on a lock while running an event store write. */
-async function sessionsWaitingOnHead(admin: Database): Promise<number> {
-  const { rows } = await admin.knex.raw<{ rows: Array<{ n: number }> }>(
-    `SELECT count(*)::int AS n FROM pg_stat_activity
-     WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%event_store_head%'`,
-  );
-  return rows[0]!.n;
-}
-
 describe(`several writers on one database (${usingRealPostgres ? 'postgres' : 'PGlite'})`, () => {
   it('the same event id appended concurrently by other instances while the first write is uncommitted: one write, a replay, and typed refusals, never a unique violation', async () => {
     const ns = namespace();
     const stream = ns.stream('contested');
-    const entered = deferred();
-    const release = deferred();
-    const holder = new PostgresEventStore(testDb.db, {
-      beforeCommit: async () => {
-        entered.resolve();
-        await release.promise;
-      },
-    });
+    const { store: holder, entered, release } = heldWriter(testDb.db);
     // Each a separate instance: none has a record of this stream, and each read its state (or, locking
     // first, queued for the head lock) while the holder's write was not yet visible.
     const twin = new PostgresEventStore(testDb.db);
@@ -69,7 +42,7 @@ describe(`several writers on one database (${usingRealPostgres ? 'postgres' : 'P
     const event = makeEvent(ns.type('Contested'), { amount: 1 });
     try {
       const first = holder.append(stream, [event], { expectedRevision: 'no_stream' });
-      await entered.promise;
+      await entered;
       const replay = twin.append(stream, [event], { expectedRevision: 'no_stream' });
       const sameIdOtherContent = changed
         .append(stream, [{ ...event, data: { amount: 2 } }], { expectedRevision: 'no_stream' })
@@ -88,7 +61,7 @@ describe(`several writers on one database (${usingRealPostgres ? 'postgres' : 'P
           await admin.close();
         }
       }
-      release.resolve();
+      release();
       const original = await first;
       expect(original).toEqual({ nextExpectedRevision: 0n, position: head + 1n });
       expect(await replay).toEqual(original);
@@ -100,7 +73,7 @@ describe(`several writers on one database (${usingRealPostgres ? 'postgres' : 'P
       expect(stored.map((e) => [e.id, e.position])).toEqual([[event.id, head + 1n]]);
       await expectDenseLog(testDb.db);
     } finally {
-      release.resolve();
+      release();
       await Promise.all([holder.close(), twin.close(), changed.close(), rival.close()]);
     }
   });
@@ -165,16 +138,14 @@ describe.skipIf(!usingRealPostgres)(
   () => {
     it('the killed writer gets EventStoreUnavailableError; its orphaned statement commits later; the restarted writer replays it at the same position, and positions stay dense', async () => {
       const ns = namespace();
-      const entered = deferred();
-      const release = deferred();
       // Holds the head lock (written, not committed) and then rolls back, so the orphaned statement
       // queued behind it finds the head where it planned and commits after its client is gone.
-      const holder = new PostgresEventStore(testDb.db, {
-        beforeCommit: async () => {
-          entered.resolve();
-          await release.promise;
-          throw new Error('holder rolls back');
-        },
+      const {
+        store: holder,
+        entered,
+        release,
+      } = heldWriter(testDb.db, {
+        thenFail: 'holder rolls back',
       });
       const admin = await openDatabase({ kind: 'postgres', url: testDb.url!, poolMax: 1 });
       const proxy = await startTcpProxy(testDb.url!);
@@ -186,7 +157,7 @@ describe.skipIf(!usingRealPostgres)(
         const held = holder
           .append(ns.stream('held'), [makeEvent(ns.type('Held'))], { expectedRevision: 'no_stream' })
           .catch((e: unknown) => e);
-        await entered.promise;
+        await entered;
         const orphan = makeEvent(ns.type('Orphan'));
         const lost = killed
           .append(ns.stream('orphan'), [orphan], { expectedRevision: 'no_stream' })
@@ -199,7 +170,7 @@ describe.skipIf(!usingRealPostgres)(
         const error = await lost;
         expect(error).toBeInstanceOf(EventStoreUnavailableError);
 
-        release.resolve();
+        release();
         expect(await held).toMatchObject({ message: 'holder rolls back' });
         // The server never noticed the client went away: the statement it was running takes the lock,
         // finds the head where it planned, and commits an append its caller was told failed.
@@ -221,7 +192,7 @@ describe.skipIf(!usingRealPostgres)(
         expect(next.position).toBe(head + 2n);
         await expectDenseLog(testDb.db);
       } finally {
-        release.resolve();
+        release();
         await Promise.all([holder.close(), killed.close(), restarted.close()]);
         await killedDb.close();
         await proxy.close();
