@@ -21,7 +21,12 @@ import type {
   WalletView,
 } from './ledgerQueries.js';
 import { PROJECTED_CHANNEL } from './projectionRunner.js';
-import { assertTenantId, queryAsTenant, type SqlValue } from './readTransaction.js';
+import {
+  assertTenantId,
+  type SqlValue,
+  TenantReadBatcher,
+  type TenantReadBatcherOptions,
+} from './readTransaction.js';
 import { LIVE_SCHEMA } from './schema.js';
 import { int8, pageLimit } from './sql.js';
 
@@ -33,6 +38,8 @@ export interface PostgresLedgerQueriesOptions {
   maxWaiters?: number;
   /** Upper bound on any single waitForPosition timeout. */
   maxWaitMs?: number;
+  /** How concurrent reads are coalesced into messages (readTransaction.ts, TenantReadBatcher). */
+  batching?: TenantReadBatcherOptions;
 }
 
 export interface AuditEventRow {
@@ -59,7 +66,8 @@ interface Waiter {
  * LedgerQueries over the Postgres read models. Every tenant read runs as `ledger_app` with the tenant
  * set for its transaction only (row-level security; readTransaction.ts), in one round trip: the
  * statements of a read are independent of each other's results (a value one would need from another is
- * a subquery), so they travel together in one message. Queries also filter on tenant_id explicitly so
+ * a subquery), so they travel together in one message, and concurrent reads share messages
+ * (TenantReadBatcher). Queries also filter on tenant_id explicitly so
  * the indexes are used. Read-your-writes waits are woken by the runner's NOTIFY on `ledger_projected`.
  */
 export class PostgresLedgerQueries implements LedgerQueries {
@@ -69,6 +77,7 @@ export class PostgresLedgerQueries implements LedgerQueries {
   private known = -1n;
   private waiters = new Set<Waiter>();
   private listening: Promise<() => Promise<void>> | undefined;
+  private readonly batcher: TenantReadBatcher;
 
   constructor(
     private readonly db: Database,
@@ -77,6 +86,7 @@ export class PostgresLedgerQueries implements LedgerQueries {
     this.knex = db.knex;
     this.maxWaiters = options.maxWaiters ?? 10_000;
     this.maxWaitMs = options.maxWaitMs ?? 30_000;
+    this.batcher = new TenantReadBatcher(db, options.batching);
   }
 
   async close(): Promise<void> {
@@ -137,10 +147,9 @@ export class PostgresLedgerQueries implements LedgerQueries {
     return reached;
   }
 
-  /** One round trip: the statements' rows, in order, read as the tenant (RLS). */
+  /** One round trip (shared with concurrent reads): the statements' rows, in order, read as the tenant. */
   private read(tenantId: string, ...statements: Array<[sql: string, bindings: SqlValue[]]>) {
-    return queryAsTenant(
-      this.db,
+    return this.batcher.read(
       tenantId,
       statements.map(([sql, bindings]) => ({ sql, bindings })),
     );

@@ -69,18 +69,141 @@ export async function queryAsTenant(
   tenantId: string,
   statements: readonly TenantStatement[],
 ): Promise<SqlRow[][]> {
-  assertTenantId(tenantId);
-  invariant(statements.length > 0, 'queryAsTenant needs at least one statement');
-  const message = [
-    `SELECT set_config('role', ${escapeLiteral(APP_ROLE)}, true), set_config('app.tenant_id', ${escapeLiteral(tenantId)}, true)`,
-    ...statements.map((s) => inlineBindings(s.sql, s.bindings)),
-  ].join(';\n');
-  const results = await db.simpleQuery(message);
+  const [rows] = await queryManyAsTenants(db, [{ tenantId, statements }]);
+  return rows!;
+}
+
+/** One tenant read: its statements, answered together. */
+export interface TenantRead {
+  tenantId: string;
+  statements: readonly TenantStatement[];
+}
+
+/**
+ * Several tenant reads in ONE message (one round trip): the role is switched once, then each read sets
+ * its own tenant right before its statements. Row-level security evaluates the tenant setting when
+ * each statement runs, so every statement sees exactly the tenant of its own read, as if the reads had
+ * been sent one by one; and as in queryAsTenant, everything ends with the message's implicit
+ * transaction. A failing statement fails the whole message (the caller decides whether to retry reads
+ * alone). Returns each read's statements' rows.
+ */
+export async function queryManyAsTenants(db: Database, reads: readonly TenantRead[]): Promise<SqlRow[][][]> {
+  invariant(reads.length > 0, 'queryManyAsTenants needs at least one read');
+  const parts = [`SELECT set_config('role', ${escapeLiteral(APP_ROLE)}, true)`];
+  for (const read of reads) {
+    assertTenantId(read.tenantId);
+    invariant(read.statements.length > 0, 'a tenant read needs at least one statement');
+    parts.push(`SELECT set_config('app.tenant_id', ${escapeLiteral(read.tenantId)}, true)`);
+    for (const s of read.statements) parts.push(inlineBindings(s.sql, s.bindings));
+  }
+  const results = await db.simpleQuery(parts.join(';\n'));
   invariant(
-    results.length === statements.length + 1,
-    `queryAsTenant: ${results.length} results for ${statements.length + 1} statements`,
+    results.length === parts.length,
+    `queryManyAsTenants: ${results.length} results for ${parts.length} statements`,
   );
-  return results.slice(1);
+  const out: SqlRow[][][] = [];
+  let next = 1;
+  for (const read of reads) {
+    next++; // the tenant setting
+    out.push(results.slice(next, next + read.statements.length));
+    next += read.statements.length;
+  }
+  return out;
+}
+
+export interface TenantReadBatcherOptions {
+  /** Messages in flight at once (each holds one pooled connection while it runs). */
+  maxConcurrentMessages?: number;
+  /** Reads coalesced into one message at most. */
+  maxReadsPerMessage?: number;
+  /** Reads waiting for a message at most; beyond it a read fails fast instead of queueing. */
+  maxQueuedReads?: number;
+}
+
+interface QueuedRead extends TenantRead {
+  resolve: (rows: SqlRow[][]) => void;
+  reject: (error: unknown) => void;
+}
+
+const BATCHER_DEFAULTS = { maxConcurrentMessages: 4, maxReadsPerMessage: 32, maxQueuedReads: 10_000 };
+
+/**
+ * Group read, the read-side twin of the event store's group commit: a read goes out at once when fewer
+ * than maxConcurrentMessages messages are in flight; otherwise it waits, and the next free slot takes
+ * every waiting read (bounded) into one message (queryManyAsTenants). Under load a round trip then
+ * answers many reads, which matters because a socket write, not the query, is most of a read's cost.
+ * If a message fails, each of its reads is retried alone once, so one bad read cannot fail the reads
+ * that happened to travel with it (reads change nothing, so the retry is safe).
+ */
+export class TenantReadBatcher {
+  private readonly settings: typeof BATCHER_DEFAULTS;
+  private readonly queue: QueuedRead[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly db: Database,
+    options: TenantReadBatcherOptions = {},
+  ) {
+    this.settings = {
+      maxConcurrentMessages: options.maxConcurrentMessages ?? BATCHER_DEFAULTS.maxConcurrentMessages,
+      maxReadsPerMessage: options.maxReadsPerMessage ?? BATCHER_DEFAULTS.maxReadsPerMessage,
+      maxQueuedReads: options.maxQueuedReads ?? BATCHER_DEFAULTS.maxQueuedReads,
+    };
+    const { maxConcurrentMessages, maxReadsPerMessage, maxQueuedReads } = this.settings;
+    invariant(
+      maxConcurrentMessages >= 1 && maxReadsPerMessage >= 1 && maxQueuedReads >= 1,
+      'TenantReadBatcher bounds must be >= 1',
+    );
+  }
+
+  read(tenantId: string, statements: readonly TenantStatement[]): Promise<SqlRow[][]> {
+    try {
+      // Validate before queueing, so a bad read fails alone and at once.
+      assertTenantId(tenantId);
+      for (const s of statements) inlineBindings(s.sql, s.bindings);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.queue.length >= this.settings.maxQueuedReads) {
+      return Promise.reject(new Error(`read queue full (${this.settings.maxQueuedReads} reads waiting)`));
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ tenantId, statements, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.settings.maxConcurrentMessages && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.settings.maxReadsPerMessage);
+      this.inFlight++;
+      void this.send(batch).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async send(batch: QueuedRead[]): Promise<void> {
+    try {
+      const rows = await queryManyAsTenants(this.db, batch);
+      batch.forEach((read, i) => {
+        read.resolve(rows[i]!);
+      });
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0]!.reject(error);
+        return;
+      }
+      for (const read of batch) {
+        try {
+          read.resolve(await queryAsTenant(this.db, read.tenantId, read.statements));
+        } catch (alone) {
+          read.reject(alone);
+        }
+      }
+    }
+  }
 }
 
 /** Replaces each `?` of `sql` by the matching value as a SQL literal (see queryAsTenant for the rules). */

@@ -1,9 +1,10 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/db/database.js';
 import { MemoryEventStore } from '../../src/eventstore/memory.js';
 import { applyBatch } from '../../src/projections/ledgerProjection.js';
 import { PostgresLedgerQueries } from '../../src/projections/postgresLedgerQueries.js';
-import { inlineBindings, queryAsTenant } from '../../src/projections/readTransaction.js';
+import { inlineBindings, queryAsTenant, TenantReadBatcher } from '../../src/projections/readTransaction.js';
 import { LIVE_SCHEMA } from '../../src/projections/schema.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { appendAll, buildEvents, opArb } from './fixtures.js';
@@ -133,5 +134,75 @@ describe('queryAsTenant: one message, same isolation as a read transaction', () 
     } finally {
       await queries.close();
     }
+  });
+
+  /** The test database, counting the messages sent. */
+  function counted(): { db: Database; messages: () => number } {
+    let messages = 0;
+    const db: Database = {
+      ...t.db,
+      simpleQuery: (sql) => {
+        messages++;
+        return t.db.simpleQuery(sql);
+      },
+    };
+    return { db, messages: () => messages };
+  }
+
+  const forgetfulRead = (tenant: string) => ({
+    tenantId: tenant,
+    statements: [
+      { sql: `SELECT DISTINCT tenant_id FROM ${LIVE_SCHEMA}.balances ORDER BY tenant_id`, bindings: [] },
+      { sql: `SELECT current_setting('app.tenant_id', true) AS tenant`, bindings: [] },
+    ],
+  });
+
+  it('group read: concurrent reads of different tenants share messages, each sees only its tenant', async () => {
+    const { db, messages } = counted();
+    const batcher = new TenantReadBatcher(db, { maxConcurrentMessages: 1, maxReadsPerMessage: 50 });
+    const tenants = Array.from({ length: 30 }, (_, i) => ['ta', 'tb', 'nobody'][i % 3]!);
+    const results = await Promise.all(tenants.map((tn) => batcher.read(tn, forgetfulRead(tn).statements)));
+    // The first read goes alone; the 29 that queued behind it travel together.
+    expect(messages()).toBe(2);
+    results.forEach((rows, i) => {
+      const tenant = tenants[i]!;
+      expect(rows[0]!.map((r) => r.tenant_id)).toEqual(tenant === 'nobody' ? [] : [tenant]);
+      expect(rows[1]).toEqual([{ tenant }]);
+    });
+    const after = await session();
+    expect(after.tenant).toBe('');
+    expect(after.who).not.toBe('ledger_app');
+  });
+
+  it('group read: a failing read fails alone, its neighbours are answered', async () => {
+    const { db } = counted();
+    const batcher = new TenantReadBatcher(db, { maxConcurrentMessages: 1, maxReadsPerMessage: 50 });
+    const reads = [
+      batcher.read('ta', forgetfulRead('ta').statements),
+      batcher.read('tb', forgetfulRead('tb').statements),
+      batcher.read('ta', [{ sql: 'SELECT 1 / 0', bindings: [] }]),
+      batcher.read('tb', forgetfulRead('tb').statements),
+    ];
+    const settled = await Promise.allSettled(reads);
+    expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    const tenantsSeen = settled.flatMap((r) =>
+      r.status === 'fulfilled' ? [r.value[0]!.map((x) => x.tenant_id)] : [],
+    );
+    expect(tenantsSeen).toEqual([['ta'], ['tb'], ['tb']]);
+  });
+
+  it('group read: bounded queue and batch size', async () => {
+    const { db, messages } = counted();
+    const batcher = new TenantReadBatcher(db, {
+      maxConcurrentMessages: 1,
+      maxReadsPerMessage: 4,
+      maxQueuedReads: 9,
+    });
+    const reads = Array.from({ length: 11 }, () => batcher.read('ta', forgetfulRead('ta').statements));
+    const settled = await Promise.allSettled(reads);
+    // One went out at once, nine queued, the eleventh was refused; the nine went in messages of <= 4.
+    expect(settled.filter((r) => r.status === 'rejected')).toHaveLength(1);
+    expect(String((settled[10] as PromiseRejectedResult).reason)).toMatch(/queue full/);
+    expect(messages()).toBe(1 + 3);
   });
 });
