@@ -1,8 +1,9 @@
-import { accountPath, describeAccount, PLATFORM_ADJUSTMENTS, requireAccount } from './accounts.js';
+import { accountPath, describeAccount, requireAccount } from './accounts.js';
 import type { Actor, Decider, DomainEvent } from './decider.js';
 import { DomainError, invariant } from './errors.js';
-import { type JournalEntry, postEntry } from './journal.js';
-import { assertAmount, assertCurrency, formatMoney } from './money.js';
+import type { JournalEntry } from './journal.js';
+import { manualAdjustmentEntry } from './manualAdjustment.js';
+import { assertAmount, assertCurrency } from './money.js';
 import {
   parseInstant,
   requireDirection,
@@ -107,14 +108,15 @@ export function decideAdjustment(command: AdjustmentCommand, state: AdjustmentSt
         });
       }
       const account = accountPath(ref);
-      const entry = postEntry({
+      const entry = manualAdjustmentEntry({
         entryId,
+        adjustmentId,
+        account,
+        label: account,
+        direction,
+        amount,
         currency,
-        description: `Manual adjustment ${adjustmentId} (${direction} ${account} ${formatMoney({ amount, currency })}): ${reason}`,
-        lines: [
-          { account, side: direction, amount },
-          { account: PLATFORM_ADJUSTMENTS, side: direction === 'debit' ? 'credit' : 'debit', amount },
-        ],
+        reason,
       });
       return [
         {

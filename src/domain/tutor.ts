@@ -1,5 +1,4 @@
 import {
-  PLATFORM_ADJUSTMENTS,
   payoutClearing,
   refundClearing,
   STRIPE_BALANCE,
@@ -10,7 +9,8 @@ import {
 import { type AccountTotals, applyEntryToAccount, available, emptyTotals } from './balances.js';
 import type { Actor, Decider, DomainEvent } from './decider.js';
 import { DomainError, invariant } from './errors.js';
-import { captureEntry, holdEntry, type JournalEntry, type Line, postEntry, releaseEntry } from './journal.js';
+import { captureEntry, holdEntry, type JournalEntry, postEntry, releaseEntry } from './journal.js';
+import { manualAdjustmentEntry } from './manualAdjustment.js';
 import { assertAmount, assertCurrency, assertSameCurrency, formatMoney } from './money.js';
 import { PersistentMap } from './persistentMap.js';
 import {
@@ -550,17 +550,15 @@ export function decideTutor(command: TutorCommand, state: TutorState): TutorEven
           { receivable: state.receivable, requested: amount },
         );
       }
-      const target =
-        command.account === 'available' ? tutorEarningsAvailable(tutorId) : tutorReceivable(tutorId);
-      const lines: Line[] = [
-        { account: target, side: direction, amount },
-        { account: PLATFORM_ADJUSTMENTS, side: direction === 'debit' ? 'credit' : 'debit', amount },
-      ];
-      const entry = postEntry({
+      const entry = manualAdjustmentEntry({
         entryId,
+        adjustmentId,
+        account: command.account === 'available' ? tutorEarningsAvailable(tutorId) : tutorReceivable(tutorId),
+        label: command.account,
+        direction,
+        amount,
         currency,
-        description: `Manual adjustment ${adjustmentId} (${direction} ${command.account} ${formatMoney({ amount, currency })}): ${reason}`,
-        lines,
+        reason,
       });
       return [
         {

@@ -1,6 +1,5 @@
 import {
   bookingClearing,
-  PLATFORM_ADJUSTMENTS,
   PLATFORM_REVENUE_COMMISSION,
   refundClearing,
   STRIPE_BALANCE,
@@ -10,7 +9,16 @@ import {
 import { type AccountTotals, applyEntryToAccount, available, emptyTotals } from './balances.js';
 import type { Actor, Decider, DomainEvent } from './decider.js';
 import { DomainError, invariant } from './errors.js';
-import { captureEntry, holdEntry, type JournalEntry, postEntry, releaseEntry } from './journal.js';
+import {
+  captureEntry,
+  type HoldLeg,
+  holdEntry,
+  type JournalEntry,
+  type Line,
+  postEntry,
+  releaseEntry,
+} from './journal.js';
+import { manualAdjustmentEntry } from './manualAdjustment.js';
 import { assertAmount, assertCurrency, assertSameCurrency, formatMoney } from './money.js';
 import { PersistentMap } from './persistentMap.js';
 import {
@@ -341,6 +349,27 @@ function checkSplit(total: number, a: number, b: number, names: [string, string,
   }
 }
 
+/**
+ * The legs of settling a booking hold, on completion (capture) or late cancellation (release with a
+ * fee): the whole hold is released from the booking's clearing account, and `charged` is posted from
+ * the wallet to the tutor's pending earnings and the platform's commission.
+ */
+function settlementLegs(
+  studentId: string,
+  hold: WalletHold,
+  split: { charged: number; tutorShare: number; commission: number },
+): { hold: HoldLeg; lines: Line[] } {
+  const wallet = studentWallet(studentId);
+  return {
+    hold: { debitAccount: wallet, creditAccount: bookingClearing(hold.bookingId), amount: hold.amount },
+    lines: [
+      { account: wallet, side: 'debit', amount: split.charged },
+      { account: tutorEarningsPending(hold.tutorId), side: 'credit', amount: split.tutorShare },
+      { account: PLATFORM_REVENUE_COMMISSION, side: 'credit', amount: split.commission },
+    ],
+  };
+}
+
 export function decideWallet(command: WalletCommand, state: WalletState): WalletEvent[] {
   switch (command.type) {
     case 'CreditTopUp': {
@@ -419,18 +448,12 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
         );
       }
       const currency = state.currency!;
-      const wallet = studentWallet(studentId);
       const entry = captureEntry({
         entryId,
         holdId: hold.holdId,
         currency,
         description: `Booking ${hold.bookingId} completed: ${formatMoney({ amount: captured, currency })} captured`,
-        hold: { debitAccount: wallet, creditAccount: bookingClearing(hold.bookingId), amount: hold.amount },
-        lines: [
-          { account: wallet, side: 'debit', amount: captured },
-          { account: tutorEarningsPending(hold.tutorId), side: 'credit', amount: tutorShare },
-          { account: PLATFORM_REVENUE_COMMISSION, side: 'credit', amount: commission },
-        ],
+        ...settlementLegs(studentId, hold, { charged: captured, tutorShare, commission }),
       });
       return [
         {
@@ -472,7 +495,6 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
         });
       }
       const currency = state.currency!;
-      const wallet = studentWallet(studentId);
       const entry = releaseEntry({
         entryId,
         holdId: hold.holdId,
@@ -481,12 +503,7 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
           fee > 0
             ? `Booking ${hold.bookingId} ${command.reason}: hold released, late-cancellation fee ${formatMoney({ amount: fee, currency })}`
             : `Booking ${hold.bookingId} ${command.reason}: hold released`,
-        hold: { debitAccount: wallet, creditAccount: bookingClearing(hold.bookingId), amount: hold.amount },
-        lines: [
-          { account: wallet, side: 'debit', amount: fee },
-          { account: tutorEarningsPending(hold.tutorId), side: 'credit', amount: tutorShare },
-          { account: PLATFORM_REVENUE_COMMISSION, side: 'credit', amount: commission },
-        ],
+        ...settlementLegs(studentId, hold, { charged: fee, tutorShare, commission }),
       });
       return [
         {
@@ -634,15 +651,14 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
         });
       }
       if (direction === 'debit') requireSpendable(state, amount, `adjustment ${adjustmentId}`);
-      const wallet = studentWallet(studentId);
-      const entry = postEntry({
+      const entry = manualAdjustmentEntry({
         entryId,
+        adjustmentId,
+        account: studentWallet(studentId),
+        direction,
+        amount,
         currency,
-        description: `Manual adjustment ${adjustmentId} (${direction} ${formatMoney({ amount, currency })}): ${reason}`,
-        lines: [
-          { account: wallet, side: direction, amount },
-          { account: PLATFORM_ADJUSTMENTS, side: direction === 'debit' ? 'credit' : 'debit', amount },
-        ],
+        reason,
       });
       return [
         {
