@@ -23,22 +23,9 @@ export const ZERO_TOTALS: Totals = Object.freeze({
  * verifier folds with the same rule.
  */
 export function normalSideOf(account: string): Side {
-  let side = normalSides.get(account);
-  if (side === undefined) {
-    const ref = parseAccount(account);
-    side = ref ? describeAccount(ref).normalSide : 'credit';
-    if (normalSides.size >= NORMAL_SIDE_MEMO_MAX) normalSides.clear();
-    normalSides.set(account, side);
-  }
-  return side;
+  const ref = parseAccount(account);
+  return ref ? describeAccount(ref).normalSide : 'credit';
 }
-
-/**
- * Memo of normalSideOf, which projections call once per posting line. Coherent: the side is a pure
- * function of the path. Bounded: cleared when full (hot accounts come straight back).
- */
-const NORMAL_SIDE_MEMO_MAX = 10_000;
-const normalSides = new Map<string, Side>();
 
 /** One posting line moves exactly one total: post adds to posted, hold adds to pending, release subtracts. */
 export function applyPosting(t: Totals, p: Posting): Totals {

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { invariant } from '../domain/errors.js';
+import type { Side } from '../domain/journal.js';
 import type { RecordedEvent } from '../eventstore/port.js';
 import {
   applyPostingInPlace,
@@ -32,8 +33,10 @@ export interface BalanceRow extends Totals {
   version: number;
   lastPosition: bigint;
   lastOccurredAt: string;
-  /** Derived from the totals and the account's normal side; carried so it is computed once per change. */
+  /** Derived from the totals and the account's normal side. */
   available: number;
+  /** The account's normal side, resolved once per row rather than once per posting line. */
+  normalSide: Side;
 }
 
 /** Column lists of the set-based inserts; the rebuild benchmark's raw ceiling inserts the same rows. */
@@ -258,6 +261,7 @@ export function foldBatch(
           lastPosition: -1n,
           lastOccurredAt: occurredAt,
           available: 0,
+          normalSide: normalSideOf(p.account),
         };
         balances.set(key, b);
       }
@@ -268,7 +272,7 @@ export function foldBatch(
       }
       b.lastPosition = event.position;
       b.lastOccurredAt = occurredAt;
-      b.available = availableOf(b, normalSideOf(p.account));
+      b.available = availableOf(b, b.normalSide);
       touched.add(key);
       rows.postings.push([
         tenantId,
@@ -374,6 +378,7 @@ export async function loadBalances(
       creditsPending: Number(r.credits_pending),
       creditsPosted: Number(r.credits_posted),
       available: Number(r.available),
+      normalSide: normalSideOf(String(r.account)),
       version: Number(r.version),
       lastPosition: BigInt(r.last_position as number),
       lastOccurredAt: (r.last_occurred_at as Date).toISOString(),

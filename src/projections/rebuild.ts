@@ -7,10 +7,11 @@ import { PROJECTED_CHANNEL } from './projectionRunner.js';
 import {
   analyzeReadModels,
   createReadModelTables,
-  finalizeReadModelSchema,
   LIVE_SCHEMA,
   RETIRED_SCHEMA,
+  readModelIndexStatements,
   SHADOW_SCHEMA,
+  secureReadModelSchema,
 } from './schema.js';
 import { type PreparedBatch, rederiveBalances, ShadowReplay } from './shadowReplay.js';
 import { bulkLoadMethodOf } from './sql.js';
@@ -142,8 +143,9 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
 
   let head = await catchUp();
   progress('indexing', position, head);
+  await buildIndexes(db, readModelIndexStatements(SHADOW_SCHEMA));
   await db.knex.transaction(async (trx) => {
-    await finalizeReadModelSchema(trx, SHADOW_SCHEMA);
+    await secureReadModelSchema(trx, SHADOW_SCHEMA);
     await analyzeReadModels(trx, SHADOW_SCHEMA);
   });
 
@@ -171,6 +173,31 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
   }
   progress('done', position, head);
   return { position, eventsApplied, resumed, durationMs: Date.now() - startedAt };
+}
+
+/**
+ * Index builds of the loaded shadow: sorts that each keep one core busy, so they run on
+ * INDEX_BUILD_CONNECTIONS connections at once (each in its own transaction; the statements are
+ * idempotent, so a crash between them only leaves the rest for the resumed run), with sort memory
+ * raised for the build so that the sorts stay in memory. PGlite has one connection: there they queue.
+ */
+const INDEX_BUILD_CONNECTIONS = 2;
+const INDEX_BUILD_MEMORY = '256MB';
+
+async function buildIndexes(db: Database, statements: readonly string[]): Promise<void> {
+  const queue = [...statements];
+  const worker = async (): Promise<void> => {
+    for (let sql = queue.shift(); sql !== undefined; sql = queue.shift()) {
+      const statement = sql;
+      await db.knex.transaction(async (trx) => {
+        await trx.raw(`SET LOCAL maintenance_work_mem = '${INDEX_BUILD_MEMORY}'`);
+        await trx.raw(statement);
+      });
+    }
+  };
+  // Settle every worker before failing, so no build is left running behind a returned error.
+  const outcomes = await Promise.allSettled(Array.from({ length: INDEX_BUILD_CONNECTIONS }, worker));
+  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
 }
 
 async function schemaExists(knex: Knex | Knex.Transaction, schema: string): Promise<boolean> {

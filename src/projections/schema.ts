@@ -207,8 +207,17 @@ export const RETIRED_POSTINGS_INDEXES = [
 
 /** Secondary indexes, row-level security and grants. Idempotent, so a resumed rebuild may rerun it. */
 export async function finalizeReadModelSchema(knex: Knex, schema: ReadModelSchema): Promise<void> {
+  for (const sql of readModelIndexStatements(schema)) await knex.raw(sql);
+  await secureReadModelSchema(knex, schema);
+}
+
+/**
+ * The secondary-index DDL of finalizeReadModelSchema, largest tables first; each statement stands alone
+ * (idempotent, independent of the others), so a bulk loader may run them on several connections.
+ */
+export function readModelIndexStatements(schema: ReadModelSchema): string[] {
   const s = schema;
-  const statements = [
+  return [
     `CREATE UNIQUE INDEX IF NOT EXISTS postings_pkey ON ${s}.postings (tenant_id, position, line)`,
     ...POSTINGS_AS_OF_INDEXES.map(
       ({ name, columns }) => `CREATE INDEX IF NOT EXISTS ${name} ON ${s}.postings ${columns}`,
@@ -223,10 +232,14 @@ export async function finalizeReadModelSchema(knex: Knex, schema: ReadModelSchem
     `CREATE INDEX IF NOT EXISTS bookings_student ON ${s}.bookings (tenant_id, student_id, booking_id)`,
     `CREATE INDEX IF NOT EXISTS bookings_tutor ON ${s}.bookings (tenant_id, tutor_id, booking_id)`,
     `CREATE INDEX IF NOT EXISTS payouts_tutor ON ${s}.payouts (tenant_id, tutor_id, payout_id)`,
-    `GRANT USAGE ON SCHEMA ${s} TO ${APP_ROLE}`,
-    `GRANT SELECT ON ${s}.checkpoint TO ${APP_ROLE}`,
   ];
-  for (const sql of statements) await knex.raw(sql);
+}
+
+/** Row-level security and grants of finalizeReadModelSchema. Idempotent. */
+export async function secureReadModelSchema(knex: Knex, schema: ReadModelSchema): Promise<void> {
+  const s = schema;
+  await knex.raw(`GRANT USAGE ON SCHEMA ${s} TO ${APP_ROLE}`);
+  await knex.raw(`GRANT SELECT ON ${s}.checkpoint TO ${APP_ROLE}`);
   for (const table of TENANT_TABLES) {
     await knex.raw(`ALTER TABLE ${s}.${table} ENABLE ROW LEVEL SECURITY`);
     // FORCE: the owner is subject to the policies too, so only the explicit writer policy lets it in.

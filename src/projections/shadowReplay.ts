@@ -69,18 +69,17 @@ export class ShadowReplay {
   async prepare(events: readonly RecordedEvent[], expected: bigint): Promise<PreparedBatch> {
     invariant(events.length > 0, 'prepare needs at least one event');
     const projected = projectEvents(events, expected);
-    const keys = balanceKeysOf(projected);
-    const missing: Array<[string, string, string]> = [];
-    for (const [key, parts] of keys) if (!this.balances.has(key)) missing.push(parts);
-    const overflows = this.balances.size + missing.length > this.maxRows;
-    if (!this.complete && missing.length > 0) {
+    if (!this.complete) {
+      const missing: Array<[string, string, string]> = [];
+      for (const [key, parts] of balanceKeysOf(projected)) if (!this.balances.has(key)) missing.push(parts);
       for (const [key, row] of await loadBalances(this.knex, this.schema, missing))
         this.balances.set(key, row);
     }
     const { rows, touched } = foldBatch(projected, this.balances);
     for (const key of touched) this.dirty.add(key);
     let balanceRows: CellValue[][] = [];
-    if (overflows) {
+    // The carry may exceed its bound by one batch's accounts before it is written out and dropped.
+    if (this.balances.size > this.maxRows) {
       balanceRows = this.takeDirty();
       this.balances.clear();
       this.complete = false;
