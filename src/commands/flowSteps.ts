@@ -12,6 +12,7 @@ import { tutorDecider } from '../domain/tutor.js';
 import { walletDecider } from '../domain/wallet.js';
 import type { EventStore, JsonObject, RecordedEvent } from '../eventstore/port.js';
 import { StreamNotFoundError } from '../eventstore/port.js';
+import { CoalescedStreamReads } from './coalescedReads.js';
 import type { CommandHandler, HandleResult } from './commandHandler.js';
 import { entryIdFor, stepContext, stepPayloadHash, type Trigger, triggerOf } from './flowContext.js';
 import {
@@ -44,19 +45,23 @@ const str = (d: JsonObject, f: string): string => {
  * them for every trigger it reads, and whichever comes second appends nothing.
  */
 export class FlowSteps {
+  /** The tenant's settings stream is read by nearly every command: concurrent reads are shared. */
+  readonly settingsReads: CoalescedStreamReads;
+
   constructor(
     private readonly handler: CommandHandler,
     private readonly store: EventStore,
-  ) {}
+  ) {
+    this.settingsReads = new CoalescedStreamReads((stream) => this.readShortStream(stream));
+  }
 
   /** Tenant settings in force just before `position` (all of them when omitted). */
   async settingsAsOf(tenantId: string, position?: bigint): Promise<TenantSettings> {
-    if (position === undefined) {
-      return (await this.handler.load(tenantSettingsDecider, settingsStream(tenantId))).state.settings;
-    }
+    // A read that began after this call (CoalescedStreamReads): it holds every settings event committed
+    // before the call, and so every one before `position` when the caller appended at `position`.
     let state = tenantSettingsDecider.initialState();
-    for (const e of await this.readShortStream(settingsStream(tenantId))) {
-      if (e.position >= position) break;
+    for (const e of await this.settingsReads.read(settingsStream(tenantId))) {
+      if (position !== undefined && e.position >= position) break;
       state = tenantSettingsDecider.evolve(state, { type: 'TenantSettingsUpdated', data: e.data } as never);
     }
     return state.settings;
