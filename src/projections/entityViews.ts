@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { InvariantViolation } from '../domain/errors.js';
 import type { JournalEntry } from '../domain/journal.js';
 import type { JsonObject, RecordedEvent } from '../eventstore/port.js';
 import { parseStreamName } from './eventShape.js';
@@ -124,7 +125,44 @@ interface Change {
   update: (row: Row | undefined) => Row | undefined;
 }
 
-function changesFor({ event, entry, tenantId }: ProjectedEvent): Change[] {
+/**
+ * The event types any view follows. Checked before anything is parsed or allocated for an event (most
+ * events of a money-heavy history move no view); the switch in changesFor must handle exactly these,
+ * which the compiler enforces (a case outside the list does not type-check; a missing one fails the
+ * exhaustive default).
+ */
+const VIEW_EVENT_TYPES = [
+  'WalletHoldPlaced',
+  'BookingPlaced',
+  'BookingCompleted',
+  'BookingCancelled',
+  'BookingExpired',
+  'BookingRefunded',
+  'TopUpInitiated',
+  'TopUpPaymentIntentCreated',
+  'TopUpSucceeded',
+  'TopUpFailed',
+  'TopUpRefundedToCard',
+  'TutorPayoutHoldPlaced',
+  'PayoutRequested',
+  'PayoutSubmitted',
+  'PayoutPaid',
+  'PayoutFailed',
+  'TutorPayoutHoldPosted',
+] as const;
+type ViewEventType = (typeof VIEW_EVENT_TYPES)[number];
+const VIEW_EVENT_TYPE_SET: ReadonlySet<string> = new Set(VIEW_EVENT_TYPES);
+
+function isViewEvent(type: string): type is ViewEventType {
+  return VIEW_EVENT_TYPE_SET.has(type);
+}
+
+function changesFor(projected: ProjectedEvent): Change[] {
+  const type = projected.event.type;
+  return isViewEvent(type) ? viewChangesFor(projected, type) : [];
+}
+
+function viewChangesFor({ event, entry, tenantId }: ProjectedEvent, type: ViewEventType): Change[] {
   const d = event.data;
   const pos = int8(event.position);
   const stream = parseStreamName(event.streamName);
@@ -162,7 +200,7 @@ function changesFor({ event, entry, tenantId }: ProjectedEvent): Change[] {
     };
   };
 
-  switch (event.type) {
+  switch (type) {
     // Bookings: the booking stream records the booking; the wallet's hold (appended first) makes it
     // visible as soon as the money is reserved.
     case 'WalletHoldPlaced':
@@ -323,8 +361,10 @@ function changesFor({ event, entry, tenantId }: ProjectedEvent): Change[] {
           }),
         );
     }
-    default:
-      return [];
+    default: {
+      const unhandled: never = type;
+      throw new InvariantViolation(`entity views list ${String(unhandled)} but do not handle it`);
+    }
   }
 }
 
