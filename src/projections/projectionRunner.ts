@@ -3,6 +3,7 @@ import type { EventStore, RecordedEvent, SubscriptionMessage } from '../eventsto
 import { applyBatch, CheckpointMovedError, readCheckpoint } from './ledgerProjection.js';
 import { createRunnerLock, type RunnerLock } from './runnerLock.js';
 import { LEDGER_PROJECTION, LIVE_SCHEMA } from './schema.js';
+import { type BulkLoadMethod, bulkLoadMethodOf } from './sql.js';
 
 /** Channel the runner notifies after every committed batch; the payload is the new position. */
 export const PROJECTED_CHANNEL = 'ledger_projected';
@@ -38,6 +39,8 @@ export interface ProjectionRunnerOptions {
   /** Subscription read-ahead bound. */
   maxBuffered?: number;
   redis?: NotifyPublisher;
+  /** How a batch's append-only rows are written; by default the database's fastest (sql.ts, bulkLoadMethodOf). */
+  bulkLoad?: BulkLoadMethod;
   onError?: (error: unknown) => void;
   /** Test and metrics hooks. beforeCommit runs inside the transaction: throwing there rolls the batch back. */
   hooks?: {
@@ -80,7 +83,7 @@ type Next = IteratorResult<SubscriptionMessage> | typeof TIMEOUT;
  */
 export class ProjectionRunner {
   private readonly opts: Required<
-    Omit<ProjectionRunnerOptions, 'redis' | 'onError' | 'hooks' | 'db' | 'store'>
+    Omit<ProjectionRunnerOptions, 'redis' | 'onError' | 'hooks' | 'db' | 'store' | 'bulkLoad'>
   >;
   private readonly lock: RunnerLock;
   private loop: Promise<void> | undefined;
@@ -100,7 +103,9 @@ export class ProjectionRunner {
   constructor(private readonly options: ProjectionRunnerOptions) {
     this.opts = {
       batchMaxEvents: options.batchMaxEvents ?? 500,
-      batchMaxWaitMs: options.batchMaxWaitMs ?? 100,
+      // Under a steady write load a batch stays open this long, so it is most of the projection lag:
+      // 25 ms measured lag p99 ~90 ms against ~175 ms at 100 ms, for ~2.5x the (cheaper) transactions.
+      batchMaxWaitMs: options.batchMaxWaitMs ?? 25,
       idleFlushMs: options.idleFlushMs ?? 5,
       backoffInitialMs: options.backoffInitialMs ?? 100,
       backoffMaxMs: options.backoffMaxMs ?? 5_000,
@@ -251,7 +256,9 @@ export class ProjectionRunner {
     const { db, hooks, redis } = this.options;
     const info: BatchInfo = { events: batch, position: batch[batch.length - 1]!.position };
     const result = await db.knex.transaction(async (trx) => {
-      const r = await applyBatch(trx, LIVE_SCHEMA, batch, expected);
+      const r = await applyBatch(trx, LIVE_SCHEMA, batch, expected, {
+        bulkLoad: this.options.bulkLoad ?? bulkLoadMethodOf(db),
+      });
       // Delivered by Postgres only when the transaction commits, so waiters never see uncommitted data.
       await trx.raw('SELECT pg_notify(?, ?)', [PROJECTED_CHANNEL, r.position.toString()]);
       await hooks?.beforeCommit?.(info);

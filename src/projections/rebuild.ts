@@ -62,7 +62,7 @@ export const PROJECTION_NAMES = ['ledger'] as const;
  */
 export async function rebuildReadModels(options: RebuildOptions): Promise<RebuildResult> {
   const { db, store } = options;
-  const batchSize = options.batchSize ?? 2_000;
+  const batchSize = options.batchSize ?? 5_000;
   invariant(
     Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 10_000,
     'batchSize must be 1..10000',
