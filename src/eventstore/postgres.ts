@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Database } from '../db/database.js';
-import { invariant } from '../domain/errors.js';
+import { InvariantViolation, invariant } from '../domain/errors.js';
 import { decideAppend, type StoredEventRef } from './appendRules.js';
 import {
   type AppendOptions,
@@ -592,6 +592,14 @@ export function mapDatabaseError(error: unknown): unknown {
   const message = error instanceof Error ? error.message : String(error);
   if (code === '55P03' || code === '57014' || code === '25P03') {
     return new EventStoreDeadlineError(`event store: ${message}`, { cause: error });
+  }
+  if (code === '23505' && (error as { constraint?: unknown }).constraint === 'events_pkey') {
+    // Positions are taken only under the head row lock, above the head: a taken one means the events
+    // table holds rows above event_store_head (a restore or a hand edit of one without the other).
+    const detail = (error as { detail?: unknown }).detail;
+    return new InvariantViolation(
+      `event store: events above event_store_head (${String(detail ?? message)}); the head row and the events table disagree, appends refused`,
+    );
   }
   if (
     (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08'))) ||

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
+import { InvariantViolation } from '../../src/domain/errors.js';
 import {
   EventStoreUnavailableError,
   IdempotencyViolationError,
@@ -130,6 +131,47 @@ describe(`several writers on one database (${usingRealPostgres ? 'postgres' : 'P
     expect(mapDatabaseError(uniqueViolation)).toBe(uniqueViolation);
     const lookalike = new Error('Connection terminated unexpectedly (quoted in a bug report)');
     expect(mapDatabaseError(lookalike)).toBe(lookalike);
+    const positionTaken = Object.assign(
+      new Error('duplicate key value violates unique constraint "events_pkey"'),
+      {
+        code: '23505',
+        constraint: 'events_pkey',
+        detail: 'Key (position)=(3) already exists.',
+      },
+    );
+    expect(mapDatabaseError(positionTaken)).toBeInstanceOf(InvariantViolation);
+  });
+
+  it("an events table ahead of its head row (what the soak's events_pkey error needs) refuses appends with an explicit InvariantViolation", async () => {
+    const ns = namespace();
+    const writer = new PostgresEventStore(testDb.db);
+    await writer.append(ns.stream('before'), [makeEvent(ns.type('Before'))], {
+      expectedRevision: 'no_stream',
+    });
+    const head = Number(await writer.headPosition());
+    const stray = makeEvent(ns.type('Stray'));
+    // A row above the head that no append wrote (a restore or hand edit of one table without the other).
+    await testDb.db.knex.raw(
+      `INSERT INTO events (position, stream_name, revision, id, type, data, metadata)
+       VALUES (?, ?, 0, ?, ?, '{}', '{}')`,
+      [head + 1, ns.stream('stray'), stray.id, stray.type],
+    );
+    const restarted = new PostgresEventStore(testDb.db);
+    try {
+      for (const store of [writer, restarted]) {
+        const refused = await store
+          .append(ns.stream('after'), [makeEvent(ns.type('After'))], { expectedRevision: 'any' })
+          .catch((e: unknown) => e);
+        expect(refused).toBeInstanceOf(InvariantViolation);
+        expect((refused as Error).message).toMatch(
+          new RegExp(`Key \\("?position"?\\)=\\(${head + 1}\\) already exists`),
+        );
+      }
+    } finally {
+      await testDb.db.knex.raw('DELETE FROM events WHERE id = ?', [stray.id]);
+      await Promise.all([writer.close(), restarted.close()]);
+    }
+    await expectDenseLog(testDb.db);
   });
 });
 
