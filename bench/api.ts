@@ -1,5 +1,6 @@
-import { fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFileSync, fork } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
@@ -46,6 +47,64 @@ interface Measured {
   total: number;
   non2xx: number;
   errors: number;
+  /** CPU time the load generator itself used (user + system). */
+  loadgenCpuMs: number;
+}
+
+/** CPU time (ms) of every process on the machine whose command name is one of `names` (Linux /proc). */
+function cpuMsOf(names: readonly string[]): number | null {
+  let ticksPerSecond = 100;
+  try {
+    ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+    let ticks = 0;
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      } catch {
+        continue; // the process ended meanwhile
+      }
+      // comm is in parentheses and may hold spaces; utime and stime are fields 14 and 15.
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      if (!names.includes(comm)) continue;
+      const fields = stat.slice(close + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    }
+    return (ticks * 1000) / ticksPerSecond;
+  } catch {
+    return null;
+  }
+}
+
+/** Where the CPU of one measurement went, per request (µs), by process. */
+interface CpuSplit {
+  server: number;
+  loadgen: number;
+  postgres: number | null;
+  redis: number | null;
+}
+
+async function withCpu(run: () => Promise<Measured>): Promise<{ m: Measured; cpu: CpuSplit }> {
+  const pg0 = cpuMsOf(['postgres']);
+  const redis0 = cpuMsOf(['redis-server']);
+  const self0 = process.cpuUsage();
+  const m = await run();
+  const self = process.cpuUsage(self0);
+  const pg1 = cpuMsOf(['postgres']);
+  const redis1 = cpuMsOf(['redis-server']);
+  const perRequestUs = (ms: number) => (ms * 1000) / Math.max(1, m.total);
+  // Inline, the load generator's CPU is part of this process's; report it once, under loadgen.
+  const serverMs = (self.user + self.system) / 1000 - (LOADGEN === 'inline' ? m.loadgenCpuMs : 0);
+  return {
+    m,
+    cpu: {
+      server: perRequestUs(serverMs),
+      loadgen: perRequestUs(m.loadgenCpuMs),
+      postgres: pg0 === null || pg1 === null ? null : perRequestUs(pg1 - pg0),
+      redis: redis0 === null || redis1 === null ? null : perRequestUs(redis1 - redis0),
+    },
+  };
 }
 
 /** What to load, in a form that crosses a process boundary (the child builds the requests from it). */
@@ -98,6 +157,7 @@ function requestsOf(spec: LoadSpec): autocannon.Options['requests'] {
 }
 
 async function loadHere(spec: LoadSpec): Promise<Measured> {
+  const cpu0 = process.cpuUsage();
   const result = await autocannon({
     url: spec.url,
     connections: CONNECTIONS,
@@ -111,6 +171,10 @@ async function loadHere(spec: LoadSpec): Promise<Measured> {
     total: result.requests.total,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
+    loadgenCpuMs: (() => {
+      const used = process.cpuUsage(cpu0);
+      return (used.user + used.system) / 1000;
+    })(),
   };
 }
 
@@ -176,7 +240,7 @@ async function helloWorld(): Promise<Measured> {
 
 export async function run(): Promise<BenchSection> {
   const loadBefore = os.loadavg()[0]!;
-  const hello = await helloWorld();
+  const { m: hello, cpu: helloCpu } = await withCpu(helloWorld);
   console.log('hello-world', hello);
 
   const { db, drop } = await freshDatabase();
@@ -249,11 +313,15 @@ export async function run(): Promise<BenchSection> {
       ttlSeconds: 3600,
     });
 
-    const reads = await load({ kind: 'walletReads', url, token: finance, students: STUDENTS });
+    const { m: reads, cpu: readsCpu } = await withCpu(() =>
+      load({ kind: 'walletReads', url, token: finance, students: STUDENTS }),
+    );
     console.log('wallet reads', reads);
 
     const scheduledAt = new Date(Date.now() + 30 * 86_400_000).toISOString();
-    const holds = await load({ kind: 'holds', url, token: service_, students: STUDENTS, scheduledAt });
+    const { m: holds, cpu: holdsCpu } = await withCpu(() =>
+      load({ kind: 'holds', url, token: service_, students: STUDENTS, scheduledAt }),
+    );
     console.log('booking holds', holds);
 
     // Where the time goes: the layers under the API called directly, one at a time (no HTTP, no auth,
@@ -275,7 +343,18 @@ export async function run(): Promise<BenchSection> {
       );
     }
     const directHoldMs = (performance.now() - t0) / 50;
+    const ceiling = await appendCeiling(store);
+    console.log('append ceiling', ceiling);
     const ratio = reads.rps / hello.rps;
+    const us = (v: number | null) => (v === null ? 'n/a' : `${Math.round(v)}`);
+    const cpuRow = (name: string, c: CpuSplit) => {
+      const total = c.server + c.loadgen + (c.postgres ?? 0) + (c.redis ?? 0);
+      return `| ${name} | ${us(c.server)} | ${us(c.loadgen)} | ${us(c.postgres)} | ${us(c.redis)} | ${us(total)} |`;
+    };
+    const cores = os.cpus().length;
+    // What the machine could do if the whole request took only the CPU it took here, all cores busy.
+    const cpuCeiling = (c: CpuSplit) =>
+      (cores * 1_000_000) / (c.server + c.loadgen + (c.postgres ?? 0) + (c.redis ?? 0));
     const row = (name: string, m: Measured) =>
       `| ${name} | ${formatRate(m.rps)}/s | ${m.p50} ms | ${m.p99} ms | ${m.total} | ${m.non2xx} | ${m.errors} |`;
     const markdown = [
@@ -299,6 +378,23 @@ export async function run(): Promise<BenchSection> {
         `\`commands.placeBooking\` ${directHoldMs.toFixed(1)} ms/op (the API adds JWT check, rate limit, ` +
         'ownership, idempotency claim/record and serialization on top).',
       '',
+      'CPU per request, µs, by process (Postgres and Redis counted machine-wide from /proc, so other work on',
+      'the same servers during the run is included):',
+      '',
+      '| measurement | server (this process) | load generator | Postgres | Redis | total |',
+      '|---|---|---|---|---|---|',
+      cpuRow('hello-world', helloCpu),
+      cpuRow('wallet reads', readsCpu),
+      cpuRow('booking holds', holdsCpu),
+      '',
+      `At that CPU cost ${cores} fully busy cores allow about ${formatRate(cpuCeiling(readsCpu))} wallet reads/s and ` +
+        `${formatRate(cpuCeiling(holdsCpu))} booking holds/s (load generator included, as in the measurement).`,
+      '',
+      `Append path alone, same run: ${CONNECTIONS} concurrent appenders of one event each to new streams, ` +
+        `${ceiling.seconds} s, through the same store (group commit): ${formatRate(ceiling.appendsPerSecond)} appends/s ` +
+        `in ${formatRate(ceiling.groupsPerSecond)} commits/s. A booking hold is two appends in sequence (wallet hold, ` +
+        `then booking), so this path alone caps holds at about ${formatRate(ceiling.appendsPerSecond / 2)}/s here.`,
+      '',
       `Wallet reads reach ${(ratio * 100).toFixed(0)}% of hello-world (goal: >= 50%, p99 < 10 ms: ` +
         `${reads.p99 < 10 ? 'met' : 'not met'}). Booking holds: ${formatRate(holds.rps)}/s (goal: >= 5,000/s: ` +
         `${holds.rps >= 5_000 ? 'met' : 'not met'}).`,
@@ -312,6 +408,46 @@ export async function run(): Promise<BenchSection> {
     await redis.quit().catch(() => redis.disconnect());
     await drop();
   }
+}
+
+/**
+ * The append path's own ceiling at the benchmark's concurrency: CONNECTIONS writers, each appending
+ * one event to a new stream and then the next, for a few seconds (no HTTP, no reads, no Redis).
+ */
+async function appendCeiling(
+  store: PostgresEventStore | ReturnType<typeof withAppendMetrics>,
+): Promise<{ seconds: number; appendsPerSecond: number; groupsPerSecond: number }> {
+  const seconds = Math.min(DURATION_S, 5);
+  const stats = () => (store as unknown as { stats(): { groupsCommitted: number } }).stats();
+  const groups0 = stats().groupsCommitted;
+  const until = performance.now() + seconds * 1000;
+  let appends = 0;
+  const metadata = {
+    tenantId: TENANT,
+    correlationId: 'ceiling',
+    causationId: 'ceiling',
+    actor: { id: 'bench', role: 'service' },
+    idempotencyKey: 'ceiling',
+    occurredAt: new Date().toISOString(),
+    schemaVersion: 1,
+  };
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async (_, writer) => {
+      for (let i = 0; performance.now() < until; i++) {
+        await store.append(
+          `ceiling-${TENANT}.w${writer}x${i}`,
+          [{ id: randomUUID(), type: 'CeilingProbe', data: { writer, i }, metadata }],
+          { expectedRevision: 'no_stream' },
+        );
+        appends++;
+      }
+    }),
+  );
+  return {
+    seconds,
+    appendsPerSecond: appends / seconds,
+    groupsPerSecond: (stats().groupsCommitted - groups0) / seconds,
+  };
 }
 
 // Re-entered as the child load generator: measure the spec from the environment, report, exit.
