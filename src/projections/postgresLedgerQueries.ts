@@ -350,7 +350,9 @@ export class PostgresLedgerQueries implements LedgerQueries {
     // A wallet's currency is fixed by its first money event, so there is one row.
     const [row] = await this.readOne(
       tenantId,
-      `SELECT * FROM ${S}.balances WHERE tenant_id = ? AND account = ? ORDER BY version DESC LIMIT 1`,
+      // Only the columns the view needs: parsing the rest (a timestamptz) is most of the client's work.
+      `SELECT currency, debits_pending, debits_posted, credits_pending, credits_posted, version
+         FROM ${S}.balances WHERE tenant_id = ? AND account = ? ORDER BY version DESC LIMIT 1`,
       [tenantId, account],
     );
     if (!row) return null;
