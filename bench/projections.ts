@@ -16,7 +16,7 @@ import { PostgresLedgerQueries } from '../src/projections/postgresLedgerQueries.
 import { ProjectionRunner } from '../src/projections/projectionRunner.js';
 import { type RebuildProgress, rebuildReadModels } from '../src/projections/rebuild.js';
 import { LIVE_SCHEMA } from '../src/projections/schema.js';
-import { appendRows, type BulkLoadMethod, bulkLoadMethodOf, type CellValue } from '../src/projections/sql.js';
+import { appendRows, type BulkLoadMethod, bulkLoadMethodOf, rowBuffer } from '../src/projections/sql.js';
 import { type BenchSection, benchDatabaseUrl, formatRate, percentile } from './report.js';
 
 /**
@@ -159,13 +159,13 @@ async function loadCeiling(db: Database, method: BulkLoadMethod): Promise<{ even
   const k = db.knex;
   const started = performance.now();
   for (let from = 0; from < CEILING_EVENTS; from += BATCH) {
-    const audit: CellValue[][] = [];
-    const entries: CellValue[][] = [];
-    const postings: CellValue[][] = [];
+    const audit = rowBuffer(method, AUDIT_COLUMNS);
+    const entries = rowBuffer(method, ENTRY_COLUMNS);
+    const postings = rowBuffer(method, POSTING_COLUMNS);
     for (let i = from; i < Math.min(CEILING_EVENTS, from + BATCH); i++) {
       const { streamName, event } = moneyEvent(i);
       const at = event.metadata.occurredAt;
-      audit.push([
+      audit.add([
         TENANT,
         String(i),
         event.id,
@@ -180,8 +180,8 @@ async function loadCeiling(db: Database, method: BulkLoadMethod): Promise<{ even
         at,
         event.id,
       ]);
-      entries.push([TENANT, event.id, String(i), 'top-up', null]);
-      postings.push([
+      entries.add([TENANT, event.id, String(i), 'top-up', null]);
+      postings.add([
         TENANT,
         String(i),
         0,
@@ -199,7 +199,7 @@ async function loadCeiling(db: Database, method: BulkLoadMethod): Promise<{ even
         i,
         at,
       ]);
-      postings.push([
+      postings.add([
         TENANT,
         String(i),
         1,
@@ -220,9 +220,9 @@ async function loadCeiling(db: Database, method: BulkLoadMethod): Promise<{ even
     }
     await k.transaction(async (trx) => {
       await trx.raw('SET LOCAL synchronous_commit = off'); // as the rebuild's batches do
-      await appendRows(trx, method, 'ceiling_audit', AUDIT_COLUMNS, audit);
-      await appendRows(trx, method, 'ceiling_entries', ENTRY_COLUMNS, entries);
-      await appendRows(trx, method, 'ceiling_postings', POSTING_COLUMNS, postings);
+      await appendRows(trx, 'ceiling_audit', audit);
+      await appendRows(trx, 'ceiling_entries', entries);
+      await appendRows(trx, 'ceiling_postings', postings);
     });
   }
   return { events: CEILING_EVENTS, ms: performance.now() - started };

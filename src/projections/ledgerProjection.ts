@@ -13,7 +13,16 @@ import {
 import { applyEntityViews, type ProjectedEvent } from './entityViews.js';
 import { entryOf, parseStreamName, tenantOf } from './eventShape.js';
 import { LEDGER_PROJECTION, type ReadModelSchema } from './schema.js';
-import { appendRows, type BulkLoadMethod, type CellValue, type Column, insertRows, int8 } from './sql.js';
+import {
+  appendRows,
+  type BulkLoadMethod,
+  type CellValue,
+  type Column,
+  insertRows,
+  int8,
+  type RowBuffer,
+  rowBuffer,
+} from './sql.js';
 
 /** The stored checkpoint is not where this writer expected it: another writer (or a rebuild) moved it. */
 export class CheckpointMovedError extends Error {
@@ -117,9 +126,9 @@ export interface ApplyBatchOptions {
 
 /** Rows one batch appends to the append-only tables. */
 export interface LedgerRows {
-  audit: CellValue[][];
-  entries: CellValue[][];
-  postings: CellValue[][];
+  audit: RowBuffer;
+  entries: RowBuffer;
+  postings: RowBuffer;
 }
 
 /** A folded batch: its rows, and the balance keys it changed (their new values are in the balance map). */
@@ -150,8 +159,8 @@ export async function applyBatch(
 
   // Loaded inside the transaction, after the checkpoint lock: the fold starts from committed balances.
   const balances = await loadBalances(trx, schema, [...balanceKeysOf(projected).values()]);
-  const { rows, touched } = foldBatch(projected, balances);
-  await writeLedgerRows(trx, schema, rows, options.bulkLoad ?? 'insert');
+  const { rows, touched } = foldBatch(projected, balances, options.bulkLoad ?? 'insert');
+  await writeLedgerRows(trx, schema, rows);
   await upsertBalances(trx, schema, balanceRowsOf(balances, touched));
   await applyEntityViews(trx, schema, projected);
   const position = projected[projected.length - 1]!.event.position;
@@ -219,8 +228,13 @@ export function balanceKeysOf(projected: readonly ProjectedEvent[]): Map<string,
 export function foldBatch(
   projected: readonly ProjectedEvent[],
   balances: Map<string, BalanceRow>,
+  method: BulkLoadMethod,
 ): FoldedBatch {
-  const rows: LedgerRows = { audit: [], entries: [], postings: [] };
+  const rows: LedgerRows = {
+    audit: rowBuffer(method, AUDIT_COLUMNS),
+    entries: rowBuffer(method, ENTRY_COLUMNS),
+    postings: rowBuffer(method, POSTING_COLUMNS),
+  };
   const touched = new Set<string>();
   // An account's version rises by one per entry, however many of the entry's lines touch it.
   const bumped = new Set<string>();
@@ -228,7 +242,7 @@ export function foldBatch(
     const stream = parseStreamName(event.streamName);
     const position = int8(event.position);
     const occurredAt = event.metadata.occurredAt;
-    rows.audit.push([
+    rows.audit.add([
       tenantId,
       position,
       event.id,
@@ -244,7 +258,7 @@ export function foldBatch(
       entry?.entryId ?? null,
     ]);
     if (!entry) continue;
-    rows.entries.push([tenantId, entry.entryId, position, entry.description, entry.holdId ?? null]);
+    rows.entries.add([tenantId, entry.entryId, position, entry.description, entry.holdId ?? null]);
     bumped.clear();
     const postings = entry.postings;
     for (let line = 0; line < postings.length; line++) {
@@ -274,7 +288,7 @@ export function foldBatch(
       b.lastOccurredAt = occurredAt;
       b.available = availableOf(b, b.normalSide);
       touched.add(key);
-      rows.postings.push([
+      rows.postings.add([
         tenantId,
         position,
         line,
@@ -327,11 +341,10 @@ export async function writeLedgerRows(
   trx: Knex.Transaction,
   schema: ReadModelSchema,
   rows: LedgerRows,
-  method: BulkLoadMethod,
 ): Promise<void> {
-  await appendRows(trx, method, `${schema}.audit_events`, AUDIT_COLUMNS, rows.audit);
-  await appendRows(trx, method, `${schema}.journal_entries`, ENTRY_COLUMNS, rows.entries);
-  await appendRows(trx, method, `${schema}.postings`, POSTING_COLUMNS, rows.postings);
+  await appendRows(trx, `${schema}.audit_events`, rows.audit);
+  await appendRows(trx, `${schema}.journal_entries`, rows.entries);
+  await appendRows(trx, `${schema}.postings`, rows.postings);
 }
 
 export async function upsertBalances(

@@ -75,7 +75,7 @@ export class ShadowReplay {
       for (const [key, row] of await loadBalances(this.knex, this.schema, missing))
         this.balances.set(key, row);
     }
-    const { rows, touched } = foldBatch(projected, this.balances);
+    const { rows, touched } = foldBatch(projected, this.balances, this.bulkLoad);
     for (const key of touched) this.dirty.add(key);
     let balanceRows: CellValue[][] = [];
     // The carry may exceed its bound by one batch's accounts before it is written out and dropped.
@@ -90,7 +90,7 @@ export class ShadowReplay {
   /** Applies a prepared batch and advances the shadow checkpoint, in `trx`. */
   async write(trx: Knex.Transaction, batch: PreparedBatch): Promise<void> {
     await lockCheckpoint(trx, this.schema, batch.expected);
-    await writeLedgerRows(trx, this.schema, batch.rows, this.bulkLoad);
+    await writeLedgerRows(trx, this.schema, batch.rows);
     await upsertBalances(trx, this.schema, batch.balanceRows);
     await applyEntityViews(trx, this.schema, batch.projected);
     await advanceCheckpoint(trx, this.schema, batch.position, batch.projected.length);

@@ -44,19 +44,7 @@ export function bulkLoadMethodOf(db: Pick<Database, 'kind'>): BulkLoadMethod {
   return db.kind === 'postgres' ? 'copy' : 'insert';
 }
 
-/** Appends `rows` with `method` (no ON CONFLICT: for tables that only ever receive new rows). */
-export async function appendRows(
-  trx: Knex.Transaction,
-  method: BulkLoadMethod,
-  table: string,
-  columns: readonly Column[],
-  rows: readonly CellValue[][],
-): Promise<void> {
-  if (method === 'copy') await copyRows(trx, table, columns, rows);
-  else await insertRows(trx, table, columns, rows);
-}
-
-/** Rows per CopyData chunk: bounds the string built in memory at once (a few hundred KB). */
+/** Rows per CopyData chunk: bounds each string built in memory (a few hundred KB). */
 const COPY_CHUNK_ROWS = 2_000;
 const COPY_SPECIAL = /[\\\n\r\t]/;
 const COPY_SPECIAL_ALL = /[\\\n\r\t]/g;
@@ -69,18 +57,78 @@ export function copyField(value: CellValue): string {
   return COPY_SPECIAL.test(value) ? value.replace(COPY_SPECIAL_ALL, (c) => COPY_ESCAPES[c]!) : value;
 }
 
-/** COPY text of rows [from, to): tab-separated fields, one line per row. */
-export function copyText(rows: readonly CellValue[][], from: number, to: number, width: number): string {
-  // Arrays joined once: measured 2x faster than growing one string field by field.
-  const lines: string[] = new Array(to - from);
+/** One row in COPY text format (tab-separated fields), without its newline. */
+export function copyLine(row: readonly CellValue[], width: number): string {
+  if (row.length !== width) invariant(false, `COPY row has ${row.length} fields, expected ${width}`);
+  // Joined once: measured 2x faster than growing one string field by field.
   const fields: string[] = new Array(width);
-  for (let r = from; r < to; r++) {
-    const row = rows[r]!;
-    if (row.length !== width) invariant(false, `COPY row ${r} has ${row.length} fields, expected ${width}`);
-    for (let c = 0; c < width; c++) fields[c] = copyField(row[c] ?? null);
-    lines[r - from] = fields.join('\t');
+  for (let c = 0; c < width; c++) fields[c] = copyField(row[c] ?? null);
+  return fields.join('\t');
+}
+
+/** A batch's rows for one table as the unnest INSERT takes them. */
+export class InsertRowBuffer {
+  readonly method = 'insert';
+  readonly rows: CellValue[][] = [];
+  constructor(readonly columns: readonly Column[]) {}
+  get length(): number {
+    return this.rows.length;
   }
-  return `${lines.join('\n')}\n`;
+  /** Takes ownership of `row`. */
+  add(row: CellValue[]): void {
+    this.rows.push(row);
+  }
+}
+
+/**
+ * A batch's rows for one table as COPY text, encoded as they arrive: the batch then keeps a few large
+ * strings alive until it is written rather than an array and its field strings per row, which the
+ * garbage collector would have to copy and promote.
+ */
+export class CopyRowBuffer {
+  readonly method = 'copy';
+  private readonly chunks: string[] = [];
+  private lines: string[] = [];
+  private count = 0;
+  constructor(readonly columns: readonly Column[]) {}
+  get length(): number {
+    return this.count;
+  }
+  /** Encodes `row` at once; the array is not kept. */
+  add(row: CellValue[]): void {
+    this.lines.push(copyLine(row, this.columns.length));
+    this.count++;
+    if (this.lines.length >= COPY_CHUNK_ROWS) this.seal();
+  }
+  /** The COPY text: chunks of at most COPY_CHUNK_ROWS lines, each line ending in a newline. */
+  text(): readonly string[] {
+    this.seal();
+    return this.chunks;
+  }
+  private seal(): void {
+    if (this.lines.length === 0) return;
+    this.chunks.push(`${this.lines.join('\n')}\n`);
+    this.lines = [];
+  }
+}
+
+export type RowBuffer = InsertRowBuffer | CopyRowBuffer;
+
+export function rowBuffer(method: BulkLoadMethod, columns: readonly Column[]): RowBuffer {
+  return method === 'copy' ? new CopyRowBuffer(columns) : new InsertRowBuffer(columns);
+}
+
+/** Appends a buffer's rows to `table` (no ON CONFLICT: for tables that only ever receive new rows). */
+export async function appendRows(trx: Knex.Transaction, table: string, buffer: RowBuffer): Promise<void> {
+  if (buffer.length === 0) return;
+  if (buffer.method === 'insert') {
+    await insertRows(trx, table, buffer.columns, buffer.rows);
+    return;
+  }
+  const connection = await connectionOf(trx);
+  const names = buffer.columns.map(([n]) => n).join(', ');
+  const copy = connection.query(copyFrom(`COPY ${table} (${names}) FROM STDIN`));
+  await pipeline(Readable.from(buffer.text()), copy);
 }
 
 /** The pg connection a knex transaction runs on (knex hands its transaction connection back). */
@@ -92,25 +140,6 @@ async function connectionOf(trx: Knex.Transaction): Promise<pg.ClientBase> {
     'COPY needs a node-postgres connection',
   );
   return connection as pg.ClientBase;
-}
-
-/** `COPY table (columns) FROM STDIN` inside the transaction, streamed in bounded chunks. */
-export async function copyRows(
-  trx: Knex.Transaction,
-  table: string,
-  columns: readonly Column[],
-  rows: readonly CellValue[][],
-): Promise<void> {
-  if (rows.length === 0) return;
-  const connection = await connectionOf(trx);
-  const width = columns.length;
-  const names = columns.map(([n]) => n).join(', ');
-  function* chunks(): Generator<string> {
-    for (let from = 0; from < rows.length; from += COPY_CHUNK_ROWS)
-      yield copyText(rows, from, Math.min(rows.length, from + COPY_CHUNK_ROWS), width);
-  }
-  const copy = connection.query(copyFrom(`COPY ${table} (${names}) FROM STDIN`));
-  await pipeline(Readable.from(chunks()), copy);
 }
 
 /** Postgres int8 parameters travel as strings so no position ever passes through a float. */

@@ -4,7 +4,7 @@ import { MemoryEventStore } from '../../src/eventstore/memory.js';
 import { applyBatch } from '../../src/projections/ledgerProjection.js';
 import { rebuildReadModels } from '../../src/projections/rebuild.js';
 import { createReadModelTables, LIVE_SCHEMA, SHADOW_SCHEMA } from '../../src/projections/schema.js';
-import { type CellValue, copyField, copyText } from '../../src/projections/sql.js';
+import { CopyRowBuffer, copyField, copyLine } from '../../src/projections/sql.js';
 import { createTestDatabase, type TestDatabase, usingRealPostgres } from '../support/database.js';
 import { appendAll, type BuiltEvent, buildEvents, dumpSchema, opArb, resetSchema } from './fixtures.js';
 
@@ -60,12 +60,24 @@ describe('COPY text format', () => {
     expect(copyField('\\N')).toBe('\\\\N');
     expect(copyField('a\tb\nc\rd\\e')).toBe('a\\tb\\nc\\rd\\\\e');
     expect(copyField(-42)).toBe('-42');
-    const rows: CellValue[][] = [
-      ['x', 1, null],
-      ['y\tz', 2, 'w'],
-    ];
-    expect(copyText(rows, 0, 2, 3)).toBe('x\t1\t\\N\ny\\tz\t2\tw\n');
-    expect(() => copyText(rows, 0, 1, 2)).toThrow(/expected 2/);
+    const buffer = new CopyRowBuffer([
+      ['a', 'text'],
+      ['b', 'int8'],
+      ['c', 'text'],
+    ]);
+    buffer.add(['x', 1, null]);
+    buffer.add(['y\tz', 2, 'w']);
+    expect(buffer.length).toBe(2);
+    expect(buffer.text().join('')).toBe('x\t1\t\\N\ny\\tz\t2\tw\n');
+    expect(() => copyLine(['x'], 2)).toThrow(/expected 2/);
+
+    // Large batches go out in bounded chunks of whole lines, in order.
+    const many = new CopyRowBuffer([['n', 'int8']]);
+    for (let i = 0; i < 4_001; i++) many.add([i]);
+    const chunks = many.text();
+    expect(chunks.length).toBe(3);
+    for (const chunk of chunks) expect(chunk.endsWith('\n')).toBe(true);
+    expect(chunks.join('')).toBe(Array.from({ length: 4_001 }, (_, i) => `${i}\n`).join(''));
   });
 });
 
