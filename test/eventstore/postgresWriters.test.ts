@@ -79,6 +79,40 @@ describe(`several writers on one database (${usingRealPostgres ? 'postgres' : 'P
     }
   });
 
+  it('one group commit holding the same event ids twice (a retry queued behind the original) writes them once, from the cached head', async () => {
+    const ns = namespace();
+    const stream = ns.stream('batched');
+    const { store, entered, release } = heldWriter(testDb.db);
+    try {
+      // The first append occupies the writer, so the next three queue up and go as one group.
+      const first = store.append(stream, [makeEvent(ns.type('First'))], { expectedRevision: 'no_stream' });
+      await entered;
+      const retried = [makeEvent(ns.type('Retried')), makeEvent(ns.type('Retried'))];
+      const queued = [
+        store.append(stream, retried, { expectedRevision: 0n }),
+        store.append(stream, retried, { expectedRevision: 0n }),
+        store.append(stream, [makeEvent(ns.type('Next'))], { expectedRevision: 2n }),
+      ];
+      const before = store.stats();
+      release();
+      const head = (await first).position;
+      const [original, replay, next] = await Promise.all(queued);
+      expect(original).toEqual({ nextExpectedRevision: 2n, position: head + 2n });
+      expect(replay).toEqual(original);
+      expect(next).toEqual({ nextExpectedRevision: 3n, position: head + 3n });
+      const after = store.stats();
+      expect(after.groupsCommitted - before.groupsCommitted).toBe(2);
+      expect(after.cachedWrites - before.cachedWrites).toBe(1);
+      expect(after.groupsSplit).toBe(before.groupsSplit);
+      const stored = await store.readStream(stream, { maxCount: 10 });
+      expect(stored.map((e) => e.position)).toEqual([head, head + 1n, head + 2n, head + 3n]);
+      await expectDenseLog(testDb.db);
+    } finally {
+      release();
+      await store.close();
+    }
+  });
+
   it("a database that forgot a commit and grew back to the same head position does not pass a writer's stale record of its streams", async () => {
     const ns = namespace();
     const mine = ns.stream('mine');
