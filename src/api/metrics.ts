@@ -86,11 +86,19 @@ export function withAppendMetrics(store: EventStore, metrics: Metrics): EventSto
       throw error;
     }
   };
+  // Methods are bound once per function, not on every access: the command path calls through here
+  // several times per request. A method replaced on the target is bound afresh.
+  const bound = new Map<PropertyKey, { method: unknown; boundMethod: unknown }>();
   return new Proxy(store, {
     get(target, property, receiver) {
       if (property === 'append') return append;
-      const value = Reflect.get(target, property, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      const cached = bound.get(property);
+      if (cached?.method === value) return cached.boundMethod;
+      const boundMethod: unknown = value.bind(target);
+      bound.set(property, { method: value, boundMethod });
+      return boundMethod;
     },
   });
 }

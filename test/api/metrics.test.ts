@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { createMetrics, withAppendMetrics } from '../../src/api/metrics.js';
+import { MemoryEventStore } from '../../src/eventstore/memory.js';
+
+const metadata = {
+  tenantId: 't1',
+  correlationId: 'c',
+  causationId: 'c',
+  actor: { id: 'a', role: 'service' },
+  idempotencyKey: 'k',
+  occurredAt: '2026-01-01T00:00:00.000Z',
+  schemaVersion: 1,
+};
+
+describe('withAppendMetrics', () => {
+  it('times appends, binds the other methods once, and follows a method replaced on the store', async () => {
+    const metrics = createMetrics();
+    const inner = new MemoryEventStore();
+    const store = withAppendMetrics(inner, metrics);
+    await store.append(
+      'jar-t1.a',
+      [{ id: '6f1c1f7e-3c1a-4f4e-9a61-0b8c8f0e7d11', type: 'Deposited', data: { amount: 1 }, metadata }],
+      { expectedRevision: 'no_stream' },
+    );
+    const observed = await metrics.registry.getSingleMetricAsString(
+      'ledger_eventstore_append_duration_seconds',
+    );
+    expect(observed).toMatch(
+      /ledger_eventstore_append_duration_seconds_count\{store="memory",outcome="ok"\} 1/,
+    );
+    expect(store.readStream).toBe(store.readStream);
+    expect((await store.readStream('jar-t1.a', { maxCount: 10 })).map((e) => e.type)).toEqual(['Deposited']);
+    const replaced = async () => 42n;
+    inner.headPosition = replaced;
+    expect(await store.headPosition()).toBe(42n);
+  });
+});
