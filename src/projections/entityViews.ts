@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { InvariantViolation } from '../domain/errors.js';
 import type { JournalEntry } from '../domain/journal.js';
 import type { JsonObject, RecordedEvent } from '../eventstore/port.js';
-import { parseStreamName } from './eventShape.js';
+import type { StreamParts } from './eventShape.js';
 import type { ReadModelSchema } from './schema.js';
 import { type CellValue, type Column, insertRows, int8 } from './sql.js';
 
@@ -18,6 +18,7 @@ export interface ProjectedEvent {
   event: RecordedEvent;
   entry: JournalEntry | null;
   tenantId: string;
+  stream: StreamParts;
 }
 
 type Row = Record<string, CellValue>;
@@ -157,15 +158,19 @@ function isViewEvent(type: string): type is ViewEventType {
   return VIEW_EVENT_TYPE_SET.has(type);
 }
 
+/** Whether any view follows this event: the others can be dropped before applyEntityViews. */
+export function movesAView(projected: ProjectedEvent): boolean {
+  return isViewEvent(projected.event.type);
+}
+
 function changesFor(projected: ProjectedEvent): Change[] {
   const type = projected.event.type;
   return isViewEvent(type) ? viewChangesFor(projected, type) : [];
 }
 
-function viewChangesFor({ event, entry, tenantId }: ProjectedEvent, type: ViewEventType): Change[] {
+function viewChangesFor({ event, entry, tenantId, stream }: ProjectedEvent, type: ViewEventType): Change[] {
   const d = event.data;
   const pos = int8(event.position);
-  const stream = parseStreamName(event.streamName);
   const booking = (id: string | undefined, update: Change['update']): Change[] =>
     id ? [{ view: BOOKINGS, key: [tenantId, id], update }] : [];
   const topUp = (id: string | undefined, update: Change['update']): Change[] =>

@@ -63,8 +63,11 @@ export function entryOf(event: RecordedEvent): JournalEntry | null {
 }
 
 /** Tenant of an event: its metadata, which must agree with its stream name (no event crosses tenants). */
-export function tenantOf(event: RecordedEvent): string {
-  const fromStream = parseStreamName(event.streamName).tenantId;
+export function tenantOf(
+  event: RecordedEvent,
+  stream: StreamParts = parseStreamName(event.streamName),
+): string {
+  const fromStream = stream.tenantId;
   invariant(
     event.metadata.tenantId === fromStream,
     () => `event ${event.id}: metadata tenant ${event.metadata.tenantId} != stream tenant ${fromStream}`,

@@ -204,7 +204,8 @@ export function projectEvents(events: readonly RecordedEvent[], expected: bigint
       () => `event positions must increase: ${event.position} after ${previous}`,
     );
     previous = event.position;
-    return { event, entry: entryOf(event), tenantId: tenantOf(event) };
+    const stream = parseStreamName(event.streamName);
+    return { event, entry: entryOf(event), tenantId: tenantOf(event, stream), stream };
   });
 }
 
@@ -238,8 +239,7 @@ export function foldBatch(
   const touched = new Set<string>();
   // An account's version rises by one per entry, however many of the entry's lines touch it.
   const bumped = new Set<string>();
-  for (const { event, entry, tenantId } of projected) {
-    const stream = parseStreamName(event.streamName);
+  for (const { event, entry, tenantId, stream } of projected) {
     const position = int8(event.position);
     const occurredAt = event.metadata.occurredAt;
     rows.audit.add([

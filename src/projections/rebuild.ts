@@ -100,7 +100,7 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
       await replay.write(trx, batch);
     });
     position = batch.position;
-    eventsApplied += batch.projected.length;
+    eventsApplied += batch.applied;
     await options.afterBatch?.(position);
   };
   const read = (after: bigint): Promise<RecordedEvent[]> =>

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { invariant } from '../domain/errors.js';
 import type { RecordedEvent } from '../eventstore/port.js';
-import { applyEntityViews, type ProjectedEvent } from './entityViews.js';
+import { applyEntityViews, movesAView, type ProjectedEvent } from './entityViews.js';
 import {
   advanceCheckpoint,
   BALANCE_COLUMNS,
@@ -25,7 +25,10 @@ export interface PreparedBatch {
   expected: bigint;
   /** Checkpoint after the batch. */
   position: bigint;
-  projected: ProjectedEvent[];
+  /** Events in the batch. */
+  applied: number;
+  /** Only the events a view follows: the rest need not stay alive until the write. */
+  viewEvents: ProjectedEvent[];
   rows: LedgerRows;
   /** Balance rows this batch writes: empty unless it flushes the carried balances (see ShadowReplay). */
   balanceRows: CellValue[][];
@@ -84,7 +87,14 @@ export class ShadowReplay {
       this.balances.clear();
       this.complete = false;
     }
-    return { expected, position: events[events.length - 1]!.position, projected, rows, balanceRows };
+    return {
+      expected,
+      position: events[events.length - 1]!.position,
+      applied: events.length,
+      viewEvents: projected.filter(movesAView),
+      rows,
+      balanceRows,
+    };
   }
 
   /** Applies a prepared batch and advances the shadow checkpoint, in `trx`. */
@@ -92,8 +102,8 @@ export class ShadowReplay {
     await lockCheckpoint(trx, this.schema, batch.expected);
     await writeLedgerRows(trx, this.schema, batch.rows);
     await upsertBalances(trx, this.schema, batch.balanceRows);
-    await applyEntityViews(trx, this.schema, batch.projected);
-    await advanceCheckpoint(trx, this.schema, batch.position, batch.projected.length);
+    await applyEntityViews(trx, this.schema, batch.viewEvents);
+    await advanceCheckpoint(trx, this.schema, batch.position, batch.applied);
   }
 
   /** Writes every balance changed since the last flush, so the table matches the checkpoint again. */
