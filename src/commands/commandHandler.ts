@@ -193,6 +193,11 @@ export class CommandHandler {
       const entry = cached ?? (await this.catchUp(decider, streamName));
       if (cached) this.counters.unreadDecisions++;
       const done = entry.ids.get(firstId);
+      if (done && cached) {
+        // A replay answers with the stream's current state: read it first (replays are rare).
+        attempt--;
+        continue;
+      }
       if (done) {
         if (done.commandHash !== commandHash) {
           throw new IdempotencyKeyReusedError(ctx.idempotencyKey, commandType, streamName);
