@@ -347,7 +347,20 @@ export async function writeLedgerRows(
   await appendRows(trx, `${schema}.postings`, rows.postings);
 }
 
+/** Balance rows per upsert statement: a rebuild's flush may carry up to a million. */
+const UPSERT_CHUNK_ROWS = 10_000;
+
 export async function upsertBalances(
+  trx: Knex.Transaction,
+  schema: ReadModelSchema,
+  rows: readonly CellValue[][],
+): Promise<void> {
+  for (let from = 0; from < rows.length; from += UPSERT_CHUNK_ROWS) {
+    await upsertBalanceChunk(trx, schema, rows.slice(from, from + UPSERT_CHUNK_ROWS));
+  }
+}
+
+async function upsertBalanceChunk(
   trx: Knex.Transaction,
   schema: ReadModelSchema,
   rows: readonly CellValue[][],
