@@ -1,5 +1,5 @@
 import { describeAccount, parseAccount } from '../domain/accounts.js';
-import { invariant } from '../domain/errors.js';
+import { InvariantViolation } from '../domain/errors.js';
 import type { Posting, Side } from '../domain/journal.js';
 
 /** An account's four totals (TigerBeetle style), all non-negative safe integers. */
@@ -44,10 +44,10 @@ export function applyPostingInPlace(t: Totals, p: Posting): void {
     if (p.side === 'debit') t.debitsPending += delta;
     else t.creditsPending += delta;
   }
-  invariant(
-    Number.isSafeInteger(t.debitsPosted + t.creditsPosted + t.debitsPending + t.creditsPending),
-    () => `totals of ${p.account} overflow`,
-  );
+  // Thrown directly on this per-posting path: no message closure is allocated unless it fails.
+  if (!Number.isSafeInteger(t.debitsPosted + t.creditsPosted + t.debitsPending + t.creditsPending)) {
+    throw new InvariantViolation(`totals of ${p.account} overflow`);
+  }
 }
 
 /** Credit-normal: credits_posted - debits_posted - debits_pending; debit-normal: the mirror. */

@@ -1,4 +1,4 @@
-import { invariant } from '../domain/errors.js';
+import { InvariantViolation } from '../domain/errors.js';
 import { assertBalanced, type JournalEntry, type Posting } from '../domain/journal.js';
 import type { JsonValue, RecordedEvent } from '../eventstore/port.js';
 
@@ -18,7 +18,10 @@ export interface StreamParts {
 export function parseStreamName(streamName: string): StreamParts {
   const dash = streamName.indexOf('-');
   const dot = streamName.indexOf('.', dash + 1);
-  invariant(dash > 0 && dot > dash + 1, () => `stream name ${streamName} is not {category}-{tenant}.{id}`);
+  // Checks on the per-event path throw directly: no message or closure is built unless they fail.
+  if (!(dash > 0 && dot > dash + 1)) {
+    throw new InvariantViolation(`stream name ${streamName} is not {category}-{tenant}.{id}`);
+  }
   return {
     category: streamName.slice(0, dash),
     tenantId: streamName.slice(dash + 1, dot),
@@ -30,14 +33,19 @@ function isRecord(v: JsonValue | undefined): v is { [key: string]: JsonValue } {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function readPosting(v: JsonValue, where: string): Posting {
-  invariant(isRecord(v), `${where}: posting is not an object`);
+/** A malformed event is a bug upstream: stop with where it is (message built only on failure). */
+function malformed(event: RecordedEvent, what: string): never {
+  throw new InvariantViolation(`event ${event.id} (${event.type}) at ${event.position}: ${what}`);
+}
+
+function readPosting(v: JsonValue, event: RecordedEvent): Posting {
+  if (!isRecord(v)) malformed(event, 'posting is not an object');
   const { account, side, effect, amount, currency } = v;
-  invariant(typeof account === 'string', `${where}: posting account`);
-  invariant(side === 'debit' || side === 'credit', `${where}: posting side`);
-  invariant(effect === 'post' || effect === 'hold' || effect === 'release', `${where}: posting effect`);
-  invariant(typeof amount === 'number', `${where}: posting amount`);
-  invariant(typeof currency === 'string', `${where}: posting currency`);
+  if (typeof account !== 'string') malformed(event, 'posting account');
+  if (side !== 'debit' && side !== 'credit') malformed(event, 'posting side');
+  if (effect !== 'post' && effect !== 'hold' && effect !== 'release') malformed(event, 'posting effect');
+  if (typeof amount !== 'number') malformed(event, 'posting amount');
+  if (typeof currency !== 'string') malformed(event, 'posting currency');
   return { account, side, effect, amount, currency };
 }
 
@@ -45,17 +53,17 @@ function readPosting(v: JsonValue, where: string): Posting {
 export function entryOf(event: RecordedEvent): JournalEntry | null {
   const raw = event.data.entry;
   if (raw === undefined || raw === null) return null;
-  const where = `event ${event.id} (${event.type}) at ${event.position}`;
-  invariant(isRecord(raw), `${where}: data.entry is not an object`);
+  if (!isRecord(raw)) malformed(event, 'data.entry is not an object');
   const { entryId, holdId, description, postings } = raw;
-  invariant(typeof entryId === 'string' && entryId.length > 0, `${where}: entry.entryId`);
-  invariant(holdId === undefined || holdId === null || typeof holdId === 'string', `${where}: entry.holdId`);
-  invariant(typeof description === 'string', `${where}: entry.description`);
-  invariant(Array.isArray(postings), `${where}: entry.postings`);
+  if (typeof entryId !== 'string' || entryId.length === 0) malformed(event, 'entry.entryId');
+  if (!(holdId === undefined || holdId === null || typeof holdId === 'string'))
+    malformed(event, 'entry.holdId');
+  if (typeof description !== 'string') malformed(event, 'entry.description');
+  if (!Array.isArray(postings)) malformed(event, 'entry.postings');
   const entry: JournalEntry = {
     entryId,
     description,
-    postings: postings.map((p) => readPosting(p, where)),
+    postings: postings.map((p) => readPosting(p, event)),
     ...(typeof holdId === 'string' ? { holdId } : {}),
   };
   assertBalanced(entry);
@@ -68,9 +76,10 @@ export function tenantOf(
   stream: StreamParts = parseStreamName(event.streamName),
 ): string {
   const fromStream = stream.tenantId;
-  invariant(
-    event.metadata.tenantId === fromStream,
-    () => `event ${event.id}: metadata tenant ${event.metadata.tenantId} != stream tenant ${fromStream}`,
-  );
+  if (event.metadata.tenantId !== fromStream) {
+    throw new InvariantViolation(
+      `event ${event.id}: metadata tenant ${event.metadata.tenantId} != stream tenant ${fromStream}`,
+    );
+  }
   return fromStream;
 }

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { invariant } from '../domain/errors.js';
+import { InvariantViolation, invariant } from '../domain/errors.js';
 import type { Side } from '../domain/journal.js';
 import type { RecordedEvent } from '../eventstore/port.js';
 import {
@@ -199,10 +199,9 @@ export async function advanceCheckpoint(
 export function projectEvents(events: readonly RecordedEvent[], expected: bigint): ProjectedEvent[] {
   let previous = expected;
   return events.map((event) => {
-    invariant(
-      event.position > previous,
-      () => `event positions must increase: ${event.position} after ${previous}`,
-    );
+    if (event.position <= previous) {
+      throw new InvariantViolation(`event positions must increase: ${event.position} after ${previous}`);
+    }
     previous = event.position;
     const stream = parseStreamName(event.streamName);
     return { event, entry: entryOf(event), tenantId: tenantOf(event, stream), stream };
