@@ -347,15 +347,15 @@ export async function run(): Promise<BenchSection> {
     console.log('append ceiling', ceiling);
     const ratio = reads.rps / hello.rps;
     const us = (v: number | null) => (v === null ? 'n/a' : `${Math.round(v)}`);
+    const cpuTotal = (c: CpuSplit) => c.server + (c.loadgen ?? 0) + (c.postgres ?? 0) + (c.redis ?? 0);
     const cpuRow = (name: string, c: CpuSplit) => {
-      const total = c.server + (c.loadgen ?? 0) + (c.postgres ?? 0) + (c.redis ?? 0);
+      const total = cpuTotal(c);
       const loadgen = c.loadgen === null ? 'in server' : us(c.loadgen);
       return `| ${name} | ${us(c.server)} | ${loadgen} | ${us(c.postgres)} | ${us(c.redis)} | ${us(total)} |`;
     };
     const cores = os.cpus().length;
     // What the machine could do if the whole request took only the CPU it took here, all cores busy.
-    const cpuCeiling = (c: CpuSplit) =>
-      (cores * 1_000_000) / (c.server + (c.loadgen ?? 0) + (c.postgres ?? 0) + (c.redis ?? 0));
+    const cpuCeiling = (c: CpuSplit) => (cores * 1_000_000) / cpuTotal(c);
     const row = (name: string, m: Measured) =>
       `| ${name} | ${formatRate(m.rps)}/s | ${m.p50} ms | ${m.p99} ms | ${m.total} | ${m.non2xx} | ${m.errors} |`;
     const markdown = [
@@ -389,7 +389,11 @@ export async function run(): Promise<BenchSection> {
       cpuRow('booking holds', holdsCpu),
       '',
       `At that CPU cost ${cores} fully busy cores allow about ${formatRate(cpuCeiling(readsCpu))} wallet reads/s and ` +
-        `${formatRate(cpuCeiling(holdsCpu))} booking holds/s (load generator included, as in the measurement).`,
+        `${formatRate(cpuCeiling(holdsCpu))} booking holds/s (load generator included, as in the measurement). ` +
+        `A wallet read costs ${(cpuTotal(readsCpu) / Math.max(1, cpuTotal(helloCpu))).toFixed(1)}x the CPU of a ` +
+        'hello-world request (JWT, rate limit in Redis, a Postgres round trip, serialization), so on CPU-bound ' +
+        `cores reads can reach about ${((100 * cpuTotal(helloCpu)) / Math.max(1, cpuTotal(readsCpu))).toFixed(0)}% ` +
+        'of hello-world at most.',
       '',
       `Append path alone, same run: ${CONNECTIONS} concurrent appenders of one event each to new streams, ` +
         `${ceiling.seconds} s, through the same store (group commit): ${formatRate(ceiling.appendsPerSecond)} appends/s ` +
