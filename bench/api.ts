@@ -110,7 +110,15 @@ async function withCpu(run: () => Promise<Measured>): Promise<{ m: Measured; cpu
 type LoadSpec =
   | { kind: 'hello'; url: string }
   | { kind: 'walletReads'; url: string; token: string; students: number }
-  | { kind: 'holds'; url: string; token: string; students: number; scheduledAt: string };
+  | {
+      kind: 'holds';
+      url: string;
+      token: string;
+      students: number;
+      scheduledAt: string;
+      /** Distinguishes the keys (and so the bookings) of separate hold measurements. */
+      run: string;
+    };
 
 function requestsOf(spec: LoadSpec): autocannon.Options['requests'] {
   switch (spec.kind) {
@@ -139,7 +147,7 @@ function requestsOf(spec: LoadSpec): autocannon.Options['requests'] {
               headers: {
                 authorization: `Bearer ${spec.token}`,
                 'content-type': 'application/json',
-                'idempotency-key': `bench-${n}`,
+                'idempotency-key': `bench-${spec.run}-${n}`,
               },
               body: JSON.stringify({
                 studentId: `s${n % spec.students}`,
@@ -320,7 +328,7 @@ export async function run(): Promise<BenchSection> {
 
     const scheduledAt = new Date(Date.now() + 30 * 86_400_000).toISOString();
     const { m: holds, cpu: holdsCpu } = await withCpu(() =>
-      load({ kind: 'holds', url, token: service_, students: STUDENTS, scheduledAt }),
+      load({ kind: 'holds', url, token: service_, students: STUDENTS, scheduledAt, run: 'a' }),
     );
     console.log('booking holds', holds);
 
@@ -345,6 +353,13 @@ export async function run(): Promise<BenchSection> {
     const directHoldMs = (performance.now() - t0) / 50;
     const ceiling = await appendCeiling(store);
     console.log('append ceiling', ceiling);
+    // Attribution only: the same holds with the projection runner stopped (the runner shares this
+    // process and the Postgres server; a deployment may run it elsewhere).
+    await runner.stop();
+    const { m: holdsNoRunner, cpu: holdsNoRunnerCpu } = await withCpu(() =>
+      load({ kind: 'holds', url, token: service_, students: STUDENTS, scheduledAt, run: 'b' }),
+    );
+    console.log('booking holds without the projection runner', holdsNoRunner);
     const ratio = reads.rps / hello.rps;
     const us = (v: number | null) => (v === null ? 'n/a' : `${Math.round(v)}`);
     const cpuTotal = (c: CpuSplit) => c.server + (c.loadgen ?? 0) + (c.postgres ?? 0) + (c.redis ?? 0);
@@ -387,6 +402,7 @@ export async function run(): Promise<BenchSection> {
       cpuRow('hello-world', helloCpu),
       cpuRow('wallet reads', readsCpu),
       cpuRow('booking holds', holdsCpu),
+      cpuRow('booking holds, projection runner stopped', holdsNoRunnerCpu),
       '',
       `At that CPU cost ${cores} fully busy cores allow about ${formatRate(cpuCeiling(readsCpu))} wallet reads/s and ` +
         `${formatRate(cpuCeiling(holdsCpu))} booking holds/s (load generator included, as in the measurement). ` +
@@ -394,6 +410,10 @@ export async function run(): Promise<BenchSection> {
         'hello-world request (JWT, rate limit in Redis, a Postgres round trip, serialization), so on CPU-bound ' +
         `cores reads can reach about ${((100 * cpuTotal(helloCpu)) / Math.max(1, cpuTotal(readsCpu))).toFixed(0)}% ` +
         'of hello-world at most.',
+      '',
+      `Attribution: with the projection runner stopped (it shares this process and Postgres), the same holds ` +
+        `run at ${formatRate(holdsNoRunner.rps)}/s (p50 ${holdsNoRunner.p50} ms, p99 ${holdsNoRunner.p99} ms, ` +
+        `${holdsNoRunner.non2xx} non-2xx): projecting two events per hold is that much of the cost.`,
       '',
       `Append path alone, same run: ${CONNECTIONS} concurrent appenders of one event each to new streams, ` +
         `${ceiling.seconds} s, through the same store (group commit): ${formatRate(ceiling.appendsPerSecond)} appends/s ` +
