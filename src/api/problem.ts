@@ -8,6 +8,7 @@ import {
   InvalidAppendError,
   WrongExpectedRevisionError,
 } from '../eventstore/port.js';
+import { ReadQueueFullError } from '../projections/readTransaction.js';
 
 /**
  * RFC 9457 problem details with a stable machine-readable `code`. Clients act on `code`; `title` and
@@ -181,6 +182,9 @@ export function toApiError(error: unknown): ApiError | null {
   if (error instanceof IdempotencyViolationError)
     return new ApiError('idempotency_key_reused', error.message);
   if (error instanceof InvalidAppendError) return new ApiError('validation_failed', error.message);
+  if (error instanceof ReadQueueFullError) {
+    return new ApiError('unavailable', 'too many reads waiting; retry shortly', { retryAfterSeconds: 1 });
+  }
   if (error instanceof EventStoreUnavailableError || error instanceof EventStoreDeadlineError) {
     return new ApiError('unavailable', 'event store unavailable', { retryAfterSeconds: 1 });
   }

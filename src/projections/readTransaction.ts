@@ -111,6 +111,15 @@ export async function queryManyAsTenants(db: Database, reads: readonly TenantRea
   return out;
 }
 
+/** Too many reads are already waiting for Postgres in this process: shed load (the API answers 503). */
+export class ReadQueueFullError extends Error {
+  readonly code = 'read_queue_full';
+  constructor(readonly queued: number) {
+    super(`read queue full (${queued} reads waiting)`);
+    this.name = 'ReadQueueFullError';
+  }
+}
+
 export interface TenantReadBatcherOptions {
   /** Messages in flight at once (each holds one pooled connection while it runs). */
   maxConcurrentMessages?: number;
@@ -167,7 +176,7 @@ export class TenantReadBatcher {
       return Promise.reject(error);
     }
     if (this.queue.length >= this.settings.maxQueuedReads) {
-      return Promise.reject(new Error(`read queue full (${this.settings.maxQueuedReads} reads waiting)`));
+      return Promise.reject(new ReadQueueFullError(this.queue.length));
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ tenantId, statements, resolve, reject });

@@ -1,10 +1,16 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toApiError } from '../../src/api/problem.js';
 import type { Database } from '../../src/db/database.js';
 import { MemoryEventStore } from '../../src/eventstore/memory.js';
 import { applyBatch } from '../../src/projections/ledgerProjection.js';
 import { PostgresLedgerQueries } from '../../src/projections/postgresLedgerQueries.js';
-import { inlineBindings, queryAsTenant, TenantReadBatcher } from '../../src/projections/readTransaction.js';
+import {
+  inlineBindings,
+  queryAsTenant,
+  ReadQueueFullError,
+  TenantReadBatcher,
+} from '../../src/projections/readTransaction.js';
 import { LIVE_SCHEMA } from '../../src/projections/schema.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { appendAll, buildEvents, opArb } from './fixtures.js';
@@ -202,7 +208,10 @@ describe('queryAsTenant: one message, same isolation as a read transaction', () 
     const settled = await Promise.allSettled(reads);
     // One went out at once, nine queued, the eleventh was refused; the nine went in messages of <= 4.
     expect(settled.filter((r) => r.status === 'rejected')).toHaveLength(1);
-    expect(String((settled[10] as PromiseRejectedResult).reason)).toMatch(/queue full/);
+    const refused = (settled[10] as PromiseRejectedResult).reason;
+    expect(refused).toBeInstanceOf(ReadQueueFullError);
+    // The API sheds it as 503 with Retry-After, not as a 500.
+    expect(toApiError(refused)).toMatchObject({ status: 503, code: 'unavailable' });
     expect(messages()).toBe(1 + 3);
   });
 });
