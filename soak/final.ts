@@ -31,8 +31,9 @@ export class FinalChecks {
   private auditor = 0;
 
   /**
-   * A finance-admin token; the verification pass rotates over several auditors because rate limits are
-   * per caller and it reads every entity once, which is not the workload being measured.
+   * A finance-admin token, a different auditor for every read: rate limits are per caller and the
+   * verification pass reads every entity (more than one caller's limit per minute once reads are fast),
+   * which is not the workload being measured.
    */
   private finance(tenant: TenantModel): Promise<string> {
     this.auditor = (this.auditor + 1) % AUDITORS;
@@ -201,7 +202,6 @@ export class FinalChecks {
    */
   async check(tenant: TenantModel, credited: Set<string>): Promise<Record<string, unknown>> {
     const t = tenant.tenantId;
-    const fin = await this.finance(tenant);
     const snapshot: Record<string, unknown> = {};
     const v = (category: Parameters<Recorder['violation']>[0], detail: string) =>
       this.recorder.violation(category, `${t}: ${detail}`);
@@ -285,11 +285,15 @@ export class FinalChecks {
     }
 
     for (const b of tenant.bookings.values()) {
-      const r = await this.get(`/v1/bookings/${b.bookingId}`, fin, (s) => s === 200 || s === 404);
+      const r = await this.get(
+        `/v1/bookings/${b.bookingId}`,
+        await this.finance(tenant),
+        (s) => s === 200 || s === 404,
+      );
       const view = r.status === 200 ? asObject(r.json) : null;
       snapshot[`booking ${b.bookingId}`] = view;
       if (!view) {
-        v('missing_event', `acknowledged booking ${b.bookingId} not found`);
+        v('missing_event', `acknowledged booking ${b.bookingId} not found (last answer ${r.status})`);
         continue;
       }
       const price = asObject(view.price).amount;
@@ -331,15 +335,19 @@ export class FinalChecks {
     for (const p of tenant.payouts.values()) {
       if (!tutorHolds.has(p.payoutId))
         v('missing_event', `acknowledged payout ${p.payoutId}: no TutorPayoutHoldPlaced`);
-      const r = await this.get(`/v1/payouts/${p.payoutId}`, fin, (s) => s === 200 || s === 404);
+      const r = await this.get(
+        `/v1/payouts/${p.payoutId}`,
+        await this.finance(tenant),
+        (s) => s === 200 || s === 404,
+      );
       const view = r.status === 200 ? asObject(r.json) : null;
       snapshot[`payout ${p.payoutId}`] = view;
-      if (!view) v('missing_event', `acknowledged payout ${p.payoutId} not found`);
+      if (!view) v('missing_event', `acknowledged payout ${p.payoutId} not found (last answer ${r.status})`);
       else if (asObject(view.amount).amount !== p.amount)
         v('balance_mismatch', `payout ${p.payoutId}: amount ${JSON.stringify(view.amount)} vs ${p.amount}`);
     }
 
-    const tb = await this.get('/v1/ledger/trial-balance', fin);
+    const tb = await this.get('/v1/ledger/trial-balance', await this.finance(tenant));
     const trial = asObject(tb.json);
     snapshot['trial balance'] = trial;
     if (tb.status !== 200 || trial.balanced !== true)
@@ -350,7 +358,6 @@ export class FinalChecks {
   /** The same reads as `check`'s snapshot, for comparison after a rebuild. */
   async snapshot(tenant: TenantModel): Promise<Record<string, unknown>> {
     const t = tenant.tenantId;
-    const fin = await this.finance(tenant);
     const out: Record<string, unknown> = {};
     const read = async (path: string, token: string) => {
       const r = await this.get(path, token, (s) => s === 200 || s === 404);
@@ -359,15 +366,15 @@ export class FinalChecks {
     for (const sid of tenant.studentIds)
       out[`wallet ${sid}`] = await read(`/v1/wallets/${sid}`, await this.tokens.token(t, sid, 'student'));
     for (const b of tenant.bookings.values())
-      out[`booking ${b.bookingId}`] = await read(`/v1/bookings/${b.bookingId}`, fin);
+      out[`booking ${b.bookingId}`] = await read(`/v1/bookings/${b.bookingId}`, await this.finance(tenant));
     for (const tid of tenant.tutorIds)
       out[`earnings ${tid}`] = await read(
         `/v1/tutors/${tid}/earnings`,
         await this.tokens.token(t, tid, 'tutor'),
       );
     for (const p of tenant.payouts.values())
-      out[`payout ${p.payoutId}`] = await read(`/v1/payouts/${p.payoutId}`, fin);
-    out['trial balance'] = await read('/v1/ledger/trial-balance', fin);
+      out[`payout ${p.payoutId}`] = await read(`/v1/payouts/${p.payoutId}`, await this.finance(tenant));
+    out['trial balance'] = await read('/v1/ledger/trial-balance', await this.finance(tenant));
     return out;
   }
 }
