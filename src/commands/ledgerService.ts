@@ -130,45 +130,42 @@ export class LedgerService implements LedgerCommands {
         });
       } catch (error) {
         if (!(error instanceof GatewayError) || !PERMANENT_GATEWAY_CODES.has(error.code)) throw error;
-        const failed = await this.unlessTopUpMovedOn(stream, () =>
-          this.handler.handle(
-            topUpDecider,
-            stream,
-            {
-              type: 'FailTopUp',
-              paymentIntentId: null,
-              reason: `${error.code}: ${error.message}`,
-              failedAt: this.now(),
-            },
-            ctx,
-            { commandType: 'FailTopUp', payloadHash: stableHash({ op: 'failTopUp', code: error.code }) },
-          ),
+        // Stripe answers every retry of a key with the key's first response and the key is the
+        // top-up's, so once intent creation is refused no intent of this top-up can succeed: the webhook
+        // can only have failed it, which the decider takes as a no-op. A refusal meeting a succeeded
+        // top-up (possible only after Stripe forgets a key, 24 h on) contradicts the record, so it is
+        // answered invalid_state rather than reported as a success this request did not see.
+        const failed = await this.handler.handle(
+          topUpDecider,
+          stream,
+          {
+            type: 'FailTopUp',
+            paymentIntentId: null,
+            reason: `${error.code}: ${error.message}`,
+            failedAt: this.now(),
+          },
+          ctx,
+          { commandType: 'FailTopUp', payloadHash: stableHash({ op: 'failTopUp', code: error.code }) },
         );
-        if (failed) return { position: failed.position, topUp: topUpView(failed.state) };
-        const latest = await this.handler.load(topUpDecider, stream);
-        return { position: await this.lastPosition(stream), topUp: topUpView(latest.state) };
+        return { position: failed.position, topUp: topUpView(failed.state) };
       }
       if (intent.clientSecret) {
-        const recorded = await this.unlessTopUpMovedOn(stream, () =>
-          this.handler.handle(
-            topUpDecider,
-            stream,
-            {
-              type: 'RecordTopUpPaymentIntent',
-              paymentIntentId: intent.paymentIntentId,
-              clientSecret: intent.clientSecret!,
-            },
-            ctx,
-            {
-              commandType: 'RecordTopUpPaymentIntent',
-              payloadHash: stableHash({ op: 'recordPaymentIntent', id: intent.paymentIntentId }),
-            },
-          ),
+        // The webhook may have settled the top-up with this intent already: the decider then appends nothing.
+        result = await this.handler.handle(
+          topUpDecider,
+          stream,
+          {
+            type: 'RecordTopUpPaymentIntent',
+            paymentIntentId: intent.paymentIntentId,
+            clientSecret: intent.clientSecret,
+          },
+          ctx,
+          {
+            commandType: 'RecordTopUpPaymentIntent',
+            payloadHash: stableHash({ op: 'recordPaymentIntent', id: intent.paymentIntentId }),
+          },
         );
-        if (recorded) {
-          result = recorded;
-          position = recorded.position;
-        }
+        position = result.position;
       }
       const derived = (what: string): CommandContext => ({
         ...ctx,
@@ -199,24 +196,6 @@ export class LedgerService implements LedgerCommands {
       result = { ...result, state: (await this.handler.load(topUpDecider, stream)).state };
     }
     return { position, topUp: topUpView(result.state) };
-  }
-
-  /**
-   * Stripe's webhook for the same PaymentIntent can settle a top-up (succeeded or failed) while the
-   * request that created the intent is still running; the request's own later step is then refused
-   * with invalid_state. That refusal is not the client's error: the money movement it describes already
-   * happened (or was already refused) exactly once, so the step is skipped and the caller reports the
-   * top-up as it now stands. Returns undefined when skipped.
-   */
-  private async unlessTopUpMovedOn<T>(stream: string, step: () => Promise<T>): Promise<T | undefined> {
-    try {
-      return await step();
-    } catch (error) {
-      if (!(error instanceof DomainError) || error.code !== 'invalid_state') throw error;
-      const { state } = await this.handler.load(topUpDecider, stream);
-      if (state.status === 'initiated' && state.paymentIntentId === null) throw error;
-      return undefined;
-    }
   }
 
   async succeedTopUp(

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandContext } from '../../src/commands/context.js';
 import { createLedgerService, type LedgerService } from '../../src/commands/ledgerService.js';
 import { MemoryEventStore } from '../../src/eventstore/memory.js';
-import type { PaymentsGateway } from '../../src/stripe/gateway.js';
+import { GatewayError, type PaymentsGateway } from '../../src/stripe/gateway.js';
 import { LedgerFold } from '../property/ledgerFold.js';
 import { startFakeStripe } from '../stripe/support.js';
 
@@ -110,5 +110,32 @@ describe('top-up settled by the webhook before the request records its PaymentIn
     const events = await store.readAll({ maxCount: 1_000 });
     expect(events.filter((e) => e.type === 'WalletToppedUp')).toHaveLength(0);
     expect(events.filter((e) => e.type === 'TopUpFailed')).toHaveLength(1);
+  });
+
+  it('a refusal meeting a top-up the webhook already succeeded is invalid_state, credited once', async () => {
+    // Only possible once Stripe has forgotten the top-up's idempotency key (a retry creates a second
+    // intent): the refusal contradicts the recorded success, so the request must not claim either.
+    const store = new MemoryEventStore();
+    let service: LedgerService | undefined;
+    const webhook = webhookFirst(() => service!);
+    const gateway: PaymentsGateway = {
+      ...webhook,
+      async createPaymentIntent(input) {
+        await webhook.createPaymentIntent(input);
+        throw new GatewayError('card_declined', 'a second intent was declined');
+      },
+    };
+    service = createLedgerService({ store, clock: () => new Date(), gateway });
+    await expect(
+      service.initiateTopUp(ctx('k-late-refusal'), {
+        topUpId: 'tu3',
+        studentId: 's1',
+        amount: { amount: 2_500, currency: 'usd' },
+        paymentMethod: 'pm_card_visa',
+      }),
+    ).rejects.toMatchObject({ code: 'invalid_state' });
+    const events = await store.readAll({ maxCount: 1_000 });
+    expect(events.filter((e) => e.type === 'WalletToppedUp')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'TopUpFailed')).toHaveLength(0);
   });
 });
