@@ -1,4 +1,5 @@
 import { type BookingState, bookingDecider } from '../domain/booking.js';
+import type { Decider } from '../domain/decider.js';
 import { DomainError } from '../domain/errors.js';
 import { type PayoutState, payoutDecider } from '../domain/payout.js';
 import {
@@ -13,7 +14,8 @@ import { walletDecider } from '../domain/wallet.js';
 import type { EventStore, JsonObject, RecordedEvent } from '../eventstore/port.js';
 import { StreamNotFoundError } from '../eventstore/port.js';
 import { CoalescedStreamReads } from './coalescedReads.js';
-import type { CommandHandler, HandleResult } from './commandHandler.js';
+import type { CommandHandler, DomainEventLike, HandleResult } from './commandHandler.js';
+import type { CommandContext } from './context.js';
 import { entryIdFor, stepContext, stepPayloadHash, type Trigger, triggerOf } from './flowContext.js';
 import {
   bookingStream,
@@ -76,12 +78,14 @@ export class FlowSteps {
     const d = trigger.data;
     const t = trigger.metadata.tenantId;
     const bookingId = str(d, 'bookingId');
-    const ctx = stepContext(trigger, 'place-booking');
     try {
-      return await this.handler.handle(
+      const policy = await this.policyAsOf(t, trigger.position);
+      return await this.runStep(
+        trigger,
+        'place-booking',
         bookingDecider,
         bookingStream(t, bookingId),
-        {
+        () => ({
           type: 'PlaceBooking',
           bookingId,
           studentId: str(d, 'studentId'),
@@ -90,40 +94,30 @@ export class FlowSteps {
           currency: str(d, 'currency'),
           scheduledAt: str(d, 'scheduledAt'),
           holdId: str(d, 'holdId'),
-          policy: await this.policyAsOf(t, trigger.position),
+          policy,
           placedAt: trigger.metadata.occurredAt,
-        },
-        ctx,
-        { commandType: 'PlaceBooking', payloadHash: stepPayloadHash(trigger, 'place-booking') },
+        }),
       );
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       // The booking can never be placed (e.g. its id is taken): give the student the money back.
-      const release = stepContext(trigger, 'release-unplaced-hold');
-      await this.handler
-        .handle(
-          walletDecider,
-          walletStream(t, str(d, 'studentId')),
-          {
-            type: 'ReleaseWalletHold',
-            studentId: str(d, 'studentId'),
-            holdId: str(d, 'holdId'),
-            reason: 'cancelled',
-            fee: 0,
-            tutorShare: 0,
-            commission: 0,
-            entryId: entryIdFor(release, 'ReleaseWalletHold'),
-          },
-          release,
-          {
-            commandType: 'ReleaseWalletHold',
-            payloadHash: stepPayloadHash(trigger, 'release-unplaced-hold'),
-          },
-        )
-        .catch((releaseError: unknown) => {
-          // Already released (a retry): the original rejection is what matters.
-          if (!(releaseError instanceof DomainError)) throw releaseError;
-        });
+      const studentId = str(d, 'studentId');
+      await this.runStep(
+        trigger,
+        'release-unplaced-hold',
+        walletDecider,
+        walletStream(t, studentId),
+        (ctx) => ({
+          type: 'ReleaseWalletHold',
+          studentId,
+          holdId: str(d, 'holdId'),
+          reason: 'cancelled',
+          fee: 0,
+          tutorShare: 0,
+          commission: 0,
+          entryId: entryIdFor(ctx, 'ReleaseWalletHold'),
+        }),
+      ).catch(ignoreRefusal);
       throw error;
     }
   }
@@ -131,46 +125,36 @@ export class FlowSteps {
   /** BookingCompleted -> WalletHoldCaptured. */
   async captureAfterCompletion(trigger: Trigger): Promise<Trigger> {
     const d = trigger.data;
-    const ctx = stepContext(trigger, 'capture-hold');
-    const result = await this.handler.handle(
-      walletDecider,
-      walletStream(ctx.tenantId, str(d, 'studentId')),
-      {
-        type: 'CaptureWalletHold',
-        studentId: str(d, 'studentId'),
-        holdId: str(d, 'holdId'),
-        captured: num(d, 'captured'),
-        tutorShare: num(d, 'tutorShare'),
-        commission: num(d, 'commission'),
-        entryId: entryIdFor(ctx, 'CaptureWalletHold'),
-      },
-      ctx,
-      { commandType: 'CaptureWalletHold', payloadHash: stepPayloadHash(trigger, 'capture-hold') },
-    );
+    const studentId = str(d, 'studentId');
+    const stream = walletStream(trigger.metadata.tenantId, studentId);
+    const result = await this.runStep(trigger, 'capture-hold', walletDecider, stream, (ctx) => ({
+      type: 'CaptureWalletHold',
+      studentId,
+      holdId: str(d, 'holdId'),
+      captured: num(d, 'captured'),
+      tutorShare: num(d, 'tutorShare'),
+      commission: num(d, 'commission'),
+      entryId: entryIdFor(ctx, 'CaptureWalletHold'),
+    }));
     return triggerOf(result, 'WalletHoldCaptured');
   }
 
   /** BookingCancelled / BookingExpired -> WalletHoldReleased (with the late fee, if any). */
   async releaseAfterBookingEnded(trigger: Trigger): Promise<Trigger> {
     const d = trigger.data;
-    const ctx = stepContext(trigger, 'release-hold');
     const cancelled = trigger.type === 'BookingCancelled';
-    const result = await this.handler.handle(
-      walletDecider,
-      walletStream(ctx.tenantId, str(d, 'studentId')),
-      {
-        type: 'ReleaseWalletHold',
-        studentId: str(d, 'studentId'),
-        holdId: str(d, 'holdId'),
-        reason: cancelled ? 'cancelled' : 'expired',
-        fee: cancelled ? num(d, 'fee') : 0,
-        tutorShare: cancelled ? num(d, 'tutorShare') : 0,
-        commission: cancelled ? num(d, 'commission') : 0,
-        entryId: entryIdFor(ctx, 'ReleaseWalletHold'),
-      },
-      ctx,
-      { commandType: 'ReleaseWalletHold', payloadHash: stepPayloadHash(trigger, 'release-hold') },
-    );
+    const studentId = str(d, 'studentId');
+    const stream = walletStream(trigger.metadata.tenantId, studentId);
+    const result = await this.runStep(trigger, 'release-hold', walletDecider, stream, (ctx) => ({
+      type: 'ReleaseWalletHold',
+      studentId,
+      holdId: str(d, 'holdId'),
+      reason: cancelled ? 'cancelled' : 'expired',
+      fee: cancelled ? num(d, 'fee') : 0,
+      tutorShare: cancelled ? num(d, 'tutorShare') : 0,
+      commission: cancelled ? num(d, 'commission') : 0,
+      entryId: entryIdFor(ctx, 'ReleaseWalletHold'),
+    }));
     return triggerOf(result, 'WalletHoldReleased');
   }
 
@@ -195,22 +179,22 @@ export class FlowSteps {
         `booking ${bookingId}: ${source.type} has no earningsClearableAt for a fee of ${amount}`,
       );
     }
-    const ctx = stepContext(trigger, 'record-earnings');
-    const result = await this.handler.handle(
+    const tutorId = str(d, 'tutorId');
+    const result = await this.runStep(
+      trigger,
+      'record-earnings',
       tutorDecider,
-      tutorStream(t, str(d, 'tutorId')),
-      {
+      tutorStream(t, tutorId),
+      () => ({
         type: 'RecordEarnings',
-        tutorId: str(d, 'tutorId'),
+        tutorId,
         bookingId,
         amount,
         currency: str(d, 'currency'),
         source: completion ? 'completion' : 'cancellation_fee',
         earnedAt: str(source.data, completion ? 'completedAt' : 'cancelledAt'),
         clearableAt,
-      },
-      ctx,
-      { commandType: 'RecordEarnings', payloadHash: stepPayloadHash(trigger, 'record-earnings') },
+      }),
     );
     return triggerOf(result, 'TutorEarningsRecorded');
   }
@@ -218,24 +202,19 @@ export class FlowSteps {
   /** BookingRefunded -> WalletRefunded (Dr refund clearing + commission, Cr wallet). */
   async refundWalletAfterBookingRefund(trigger: Trigger): Promise<Trigger> {
     const d = trigger.data;
-    const ctx = stepContext(trigger, 'refund-wallet');
-    const result = await this.handler.handle(
-      walletDecider,
-      walletStream(ctx.tenantId, str(d, 'studentId')),
-      {
-        type: 'RefundToWallet',
-        studentId: str(d, 'studentId'),
-        refundId: str(d, 'refundId'),
-        bookingId: str(d, 'bookingId'),
-        amount: num(d, 'amount'),
-        tutorPart: num(d, 'tutorPart'),
-        commissionPart: num(d, 'commissionPart'),
-        currency: str(d, 'currency'),
-        entryId: entryIdFor(ctx, 'RefundToWallet'),
-      },
-      ctx,
-      { commandType: 'RefundToWallet', payloadHash: stepPayloadHash(trigger, 'refund-wallet') },
-    );
+    const studentId = str(d, 'studentId');
+    const stream = walletStream(trigger.metadata.tenantId, studentId);
+    const result = await this.runStep(trigger, 'refund-wallet', walletDecider, stream, (ctx) => ({
+      type: 'RefundToWallet',
+      studentId,
+      refundId: str(d, 'refundId'),
+      bookingId: str(d, 'bookingId'),
+      amount: num(d, 'amount'),
+      tutorPart: num(d, 'tutorPart'),
+      commissionPart: num(d, 'commissionPart'),
+      currency: str(d, 'currency'),
+      entryId: entryIdFor(ctx, 'RefundToWallet'),
+    }));
     return triggerOf(result, 'WalletRefunded');
   }
 
@@ -244,64 +223,48 @@ export class FlowSteps {
     const d = trigger.data;
     const amount = num(d, 'tutorPart');
     if (amount === 0) return null;
-    const ctx = stepContext(trigger, 'reverse-earnings');
-    const result = await this.handler.handle(
-      tutorDecider,
-      tutorStream(ctx.tenantId, str(d, 'tutorId')),
-      {
-        type: 'ReverseEarnings',
-        tutorId: str(d, 'tutorId'),
-        bookingId: str(d, 'bookingId'),
-        refundId: str(d, 'refundId'),
-        amount,
-        currency: str(d, 'currency'),
-        entryId: entryIdFor(ctx, 'ReverseEarnings'),
-      },
-      ctx,
-      { commandType: 'ReverseEarnings', payloadHash: stepPayloadHash(trigger, 'reverse-earnings') },
-    );
+    const tutorId = str(d, 'tutorId');
+    const stream = tutorStream(trigger.metadata.tenantId, tutorId);
+    const result = await this.runStep(trigger, 'reverse-earnings', tutorDecider, stream, (ctx) => ({
+      type: 'ReverseEarnings',
+      tutorId,
+      bookingId: str(d, 'bookingId'),
+      refundId: str(d, 'refundId'),
+      amount,
+      currency: str(d, 'currency'),
+      entryId: entryIdFor(ctx, 'ReverseEarnings'),
+    }));
     return triggerOf(result, 'TutorEarningsReversed');
   }
 
   /** TopUpSucceeded -> WalletToppedUp (Dr stripe:balance, Cr wallet). */
   async creditWalletAfterTopUp(trigger: Trigger): Promise<Trigger> {
     const d = trigger.data;
-    const ctx = stepContext(trigger, 'credit-wallet');
-    const result = await this.handler.handle(
-      walletDecider,
-      walletStream(ctx.tenantId, str(d, 'studentId')),
-      {
-        type: 'CreditTopUp',
-        studentId: str(d, 'studentId'),
-        topUpId: str(d, 'topUpId'),
-        paymentIntentId: str(d, 'paymentIntentId'),
-        amount: num(d, 'amount'),
-        currency: str(d, 'currency'),
-        entryId: entryIdFor(ctx, 'CreditTopUp'),
-      },
-      ctx,
-      { commandType: 'CreditTopUp', payloadHash: stepPayloadHash(trigger, 'credit-wallet') },
-    );
+    const studentId = str(d, 'studentId');
+    const stream = walletStream(trigger.metadata.tenantId, studentId);
+    const result = await this.runStep(trigger, 'credit-wallet', walletDecider, stream, (ctx) => ({
+      type: 'CreditTopUp',
+      studentId,
+      topUpId: str(d, 'topUpId'),
+      paymentIntentId: str(d, 'paymentIntentId'),
+      amount: num(d, 'amount'),
+      currency: str(d, 'currency'),
+      entryId: entryIdFor(ctx, 'CreditTopUp'),
+    }));
     return triggerOf(result, 'WalletToppedUp');
   }
 
   /** WalletRefundedToCard -> TopUpRefundedToCard (the top-up's record of the card refund). */
   async recordCardRefundAfterWalletRefund(trigger: Trigger): Promise<void> {
     const d = trigger.data;
-    const ctx = stepContext(trigger, 'record-card-refund');
-    await this.handler.handle(
-      topUpDecider,
-      topUpStream(ctx.tenantId, str(d, 'topUpId')),
-      {
-        type: 'RecordTopUpRefundToCard',
-        stripeRefundId: str(d, 'stripeRefundId'),
-        amount: num(d, 'amount'),
-        currency: str(d, 'currency'),
-        refundedAt: trigger.metadata.occurredAt,
-      },
-      ctx,
-      { commandType: 'RecordTopUpRefundToCard', payloadHash: stepPayloadHash(trigger, 'record-card-refund') },
-    );
+    const stream = topUpStream(trigger.metadata.tenantId, str(d, 'topUpId'));
+    await this.runStep(trigger, 'record-card-refund', topUpDecider, stream, () => ({
+      type: 'RecordTopUpRefundToCard',
+      stripeRefundId: str(d, 'stripeRefundId'),
+      amount: num(d, 'amount'),
+      currency: str(d, 'currency'),
+      refundedAt: trigger.metadata.occurredAt,
+    }));
   }
 
   /** TutorPayoutHoldPlaced -> PayoutRequested. If the payout cannot be requested, the hold is released. */
@@ -309,46 +272,33 @@ export class FlowSteps {
     const d = trigger.data;
     const t = trigger.metadata.tenantId;
     const payoutId = str(d, 'payoutId');
-    const ctx = stepContext(trigger, 'request-payout');
+    const tutorId = str(d, 'tutorId');
     try {
-      return await this.handler.handle(
-        payoutDecider,
-        payoutStream(t, payoutId),
-        {
-          type: 'RequestPayout',
-          payoutId,
-          tutorId: str(d, 'tutorId'),
-          amount: num(d, 'amount'),
-          currency: str(d, 'currency'),
-          holdId: str(d, 'holdId'),
-          requestedAt: trigger.metadata.occurredAt,
-        },
-        ctx,
-        { commandType: 'RequestPayout', payloadHash: stepPayloadHash(trigger, 'request-payout') },
-      );
+      return await this.runStep(trigger, 'request-payout', payoutDecider, payoutStream(t, payoutId), () => ({
+        type: 'RequestPayout',
+        payoutId,
+        tutorId,
+        amount: num(d, 'amount'),
+        currency: str(d, 'currency'),
+        holdId: str(d, 'holdId'),
+        requestedAt: trigger.metadata.occurredAt,
+      }));
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
-      const release = stepContext(trigger, 'release-unrequested-payout');
-      await this.handler
-        .handle(
-          tutorDecider,
-          tutorStream(t, str(d, 'tutorId')),
-          {
-            type: 'ReleasePayoutHold',
-            tutorId: str(d, 'tutorId'),
-            payoutId,
-            reason: `payout could not be requested: ${error.code}`,
-            entryId: entryIdFor(release, 'ReleasePayoutHold'),
-          },
-          release,
-          {
-            commandType: 'ReleasePayoutHold',
-            payloadHash: stepPayloadHash(trigger, 'release-unrequested-payout'),
-          },
-        )
-        .catch((releaseError: unknown) => {
-          if (!(releaseError instanceof DomainError)) throw releaseError;
-        });
+      // The payout can never be requested: give the tutor the money back.
+      await this.runStep(
+        trigger,
+        'release-unrequested-payout',
+        tutorDecider,
+        tutorStream(t, tutorId),
+        (ctx) => ({
+          type: 'ReleasePayoutHold',
+          tutorId,
+          payoutId,
+          reason: `payout could not be requested: ${error.code}`,
+          entryId: entryIdFor(ctx, 'ReleasePayoutHold'),
+        }),
+      ).catch(ignoreRefusal);
       throw error;
     }
   }
@@ -366,32 +316,38 @@ export class FlowSteps {
     const stream = payoutStream(t, str(d, 'payoutId'));
     const paid = trigger.type === 'TutorPayoutHoldPosted';
     const step = paid ? 'payout-paid' : 'payout-failed';
-    const ctx = stepContext(trigger, step);
     const current = await this.handler.load(payoutDecider, stream);
     const open = current.state.status === 'requested' || current.state.status === 'submitted';
-    if (!open) {
-      // Already closed by this very step (a repeat) or never opened: the handler replays or we skip.
-      const done = await this.handler
-        .handle(payoutDecider, stream, paid ? markPaid({}, trigger) : markFailed(trigger), ctx, {
-          commandType: paid ? 'MarkPayoutPaid' : 'MarkPayoutFailed',
-          payloadHash: stepPayloadHash(trigger, step),
-        })
-        .catch((error: unknown) => {
-          if (error instanceof DomainError) return null;
-          throw error;
-        });
-      return done;
-    }
-    return this.handler.handle(
-      payoutDecider,
-      stream,
-      paid ? markPaid(stripeIds, trigger) : markFailed(trigger),
-      ctx,
-      {
-        commandType: paid ? 'MarkPayoutPaid' : 'MarkPayoutFailed',
-        payloadHash: stepPayloadHash(trigger, step),
-      },
-    );
+    const close = () =>
+      this.runStep(trigger, step, payoutDecider, stream, () =>
+        paid ? markPaid(open ? stripeIds : {}, trigger) : markFailed(trigger),
+      );
+    if (open) return close();
+    // Already closed by this very step (a repeat) or never opened: the handler replays or we skip.
+    return close().catch((error: unknown) => {
+      if (error instanceof DomainError) return null;
+      throw error;
+    });
+  }
+
+  /**
+   * One step of a flow: the command `build` makes, on `streamName`, under the step's context (its
+   * idempotency key, and so its event and entry ids, derive from the trigger's id). `const` keeps the
+   * built command's literal `type`, so the decider's command union checks it as the handler would.
+   */
+  private async runStep<const C extends { type: string }, E extends DomainEventLike, S>(
+    trigger: Trigger,
+    step: string,
+    decider: Decider<C, E, S>,
+    streamName: string,
+    build: (ctx: CommandContext) => C,
+  ): Promise<HandleResult<S>> {
+    const ctx = stepContext(trigger, step);
+    const command = build(ctx);
+    return this.handler.handle(decider, streamName, command, ctx, {
+      commandType: command.type,
+      payloadHash: stepPayloadHash(trigger, step),
+    });
   }
 
   /** The first event of `type` in a short stream (a booking's lifecycle event). */
@@ -409,6 +365,11 @@ export class FlowSteps {
       throw error;
     }
   }
+}
+
+/** A compensating step refused because it already ran (a retry): the original rejection is what matters. */
+function ignoreRefusal(error: unknown): void {
+  if (!(error instanceof DomainError)) throw error;
 }
 
 function markPaid(
