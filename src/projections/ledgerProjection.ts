@@ -131,12 +131,6 @@ export interface LedgerRows {
   postings: RowBuffer;
 }
 
-/** A folded batch: its rows, and the balance keys it changed (their new values are in the balance map). */
-export interface FoldedBatch {
-  rows: LedgerRows;
-  touched: Set<string>;
-}
-
 /**
  * Applies `events` (consecutive in the store's order, all after `expected`) to the read models of
  * `schema` inside `trx`, and advances the checkpoint in the same transaction: either the whole batch and
@@ -159,9 +153,10 @@ export async function applyBatch(
 
   // Loaded inside the transaction, after the checkpoint lock: the fold starts from committed balances.
   const balances = await loadBalances(trx, schema, [...balanceKeysOf(projected).values()]);
-  const { rows, touched } = foldBatch(projected, balances, options.bulkLoad ?? 'insert');
+  const rows = foldBatch(projected, balances, options.bulkLoad ?? 'insert');
   await writeLedgerRows(trx, schema, rows);
-  await upsertBalances(trx, schema, balanceRowsOf(balances, touched));
+  // Every balance in the map was loaded for this batch or created by it: all of them changed.
+  await upsertBalances(trx, schema, balanceRowsOf(balances.values()));
   await applyEntityViews(trx, schema, projected);
   const position = projected[projected.length - 1]!.event.position;
   await advanceCheckpoint(trx, schema, position, events.length);
@@ -223,21 +218,19 @@ export function balanceKeysOf(projected: readonly ProjectedEvent[]): Map<string,
 /**
  * Folds a batch on top of `balances`, which must hold every touched account that has a balance (an
  * absent key is a new account); updates the rows of `balances` in place (the caller owns them and
- * drops them if the batch fails) and returns the rows to append. No I/O.
+ * drops them if the batch fails; a changed row's lastPosition is the batch's) and returns the rows to
+ * append. No I/O.
  */
 export function foldBatch(
   projected: readonly ProjectedEvent[],
   balances: Map<string, BalanceRow>,
   method: BulkLoadMethod,
-): FoldedBatch {
+): LedgerRows {
   const rows: LedgerRows = {
     audit: rowBuffer(method, AUDIT_COLUMNS),
     entries: rowBuffer(method, ENTRY_COLUMNS),
     postings: rowBuffer(method, POSTING_COLUMNS),
   };
-  const touched = new Set<string>();
-  // An account's version rises by one per entry, however many of the entry's lines touch it.
-  const bumped = new Set<string>();
   for (const { event, entry, tenantId, stream } of projected) {
     const position = int8(event.position);
     const occurredAt = event.metadata.occurredAt;
@@ -258,7 +251,6 @@ export function foldBatch(
     ]);
     if (!entry) continue;
     rows.entries.add([tenantId, entry.entryId, position, entry.description, entry.holdId ?? null]);
-    bumped.clear();
     const postings = entry.postings;
     for (let line = 0; line < postings.length; line++) {
       const p = postings[line]!;
@@ -279,14 +271,13 @@ export function foldBatch(
         balances.set(key, b);
       }
       applyPostingInPlace(b, p);
-      if (!bumped.has(key)) {
-        b.version++;
-        bumped.add(key);
-      }
+      // An account's version rises by one per entry, however many of the entry's lines touch it; one
+      // event carries one entry and positions increase, so "already touched by this entry" is
+      // "last changed at this position".
+      if (b.lastPosition !== event.position) b.version++;
       b.lastPosition = event.position;
       b.lastOccurredAt = occurredAt;
       b.available = availableOf(b, b.normalSide);
-      touched.add(key);
       rows.postings.add([
         tenantId,
         position,
@@ -307,18 +298,13 @@ export function foldBatch(
       ]);
     }
   }
-  return { rows, touched };
+  return rows;
 }
 
-/** Balance rows (BALANCE_COLUMNS order) of `keys`, from `balances`. */
-export function balanceRowsOf(
-  balances: ReadonlyMap<string, BalanceRow>,
-  keys: Iterable<string>,
-): CellValue[][] {
+/** Balance rows in BALANCE_COLUMNS order. */
+export function balanceRowsOf(balances: Iterable<BalanceRow>): CellValue[][] {
   const out: CellValue[][] = [];
-  for (const key of keys) {
-    const b = balances.get(key);
-    invariant(b, () => `no balance for ${key}`);
+  for (const b of balances) {
     out.push([
       b.tenantId,
       b.account,

@@ -91,6 +91,7 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
     bulkLoadMethodOf(db),
     options.balanceCacheRows ?? 1_000_000,
     !resumed,
+    position,
   );
   const commit = async (batch: PreparedBatch): Promise<void> => {
     await db.knex.transaction(async (trx) => {
@@ -137,7 +138,7 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
       if (writing) await writing;
       head = await store.headPosition();
     }
-    await db.knex.transaction((trx) => replay.flush(trx));
+    await db.knex.transaction((trx) => replay.flush(trx, position));
     return head;
   };
 

@@ -48,7 +48,11 @@ export interface PreparedBatch {
  */
 export class ShadowReplay {
   private readonly balances = new Map<string, BalanceRow>();
-  private readonly dirty = new Set<string>();
+  /**
+   * The balances table holds every balance as of this position: a carried row changed after it (its
+   * lastPosition is greater) is not written yet.
+   */
+  private writtenThrough: bigint;
 
   /**
    * @param complete the balances table is empty and stays in step with the carry (a fresh shadow), so
@@ -60,8 +64,10 @@ export class ShadowReplay {
     private readonly bulkLoad: BulkLoadMethod,
     private readonly maxRows: number,
     private complete: boolean,
+    position: bigint,
   ) {
     invariant(Number.isInteger(maxRows) && maxRows >= 1, 'maxRows must be a positive integer');
+    this.writtenThrough = position;
   }
 
   /**
@@ -78,18 +84,18 @@ export class ShadowReplay {
       for (const [key, row] of await loadBalances(this.knex, this.schema, missing))
         this.balances.set(key, row);
     }
-    const { rows, touched } = foldBatch(projected, this.balances, this.bulkLoad);
-    for (const key of touched) this.dirty.add(key);
+    const rows = foldBatch(projected, this.balances, this.bulkLoad);
+    const position = events[events.length - 1]!.position;
     let balanceRows: CellValue[][] = [];
     // The carry may exceed its bound by one batch's accounts before it is written out and dropped.
     if (this.balances.size > this.maxRows) {
-      balanceRows = this.takeDirty();
+      balanceRows = this.takeUnwritten(position);
       this.balances.clear();
       this.complete = false;
     }
     return {
       expected,
-      position: events[events.length - 1]!.position,
+      position,
       applied: events.length,
       viewEvents: projected.filter(movesAView),
       rows,
@@ -106,15 +112,20 @@ export class ShadowReplay {
     await advanceCheckpoint(trx, this.schema, batch.position, batch.applied);
   }
 
-  /** Writes every balance changed since the last flush, so the table matches the checkpoint again. */
-  async flush(trx: Knex.Transaction): Promise<void> {
-    await upsertBalances(trx, this.schema, this.takeDirty());
+  /**
+   * Writes every balance changed since the last write, so the table matches `position`, the last
+   * prepared batch's (every prepared batch must have committed).
+   */
+  async flush(trx: Knex.Transaction, position: bigint): Promise<void> {
+    await upsertBalances(trx, this.schema, this.takeUnwritten(position));
   }
 
-  private takeDirty(): CellValue[][] {
-    const rows = balanceRowsOf(this.balances, this.dirty);
-    this.dirty.clear();
-    return rows;
+  /** Rows of the carried balances changed since the last write; the table will hold them as of `position`. */
+  private takeUnwritten(position: bigint): CellValue[][] {
+    const unwritten: BalanceRow[] = [];
+    for (const b of this.balances.values()) if (b.lastPosition > this.writtenThrough) unwritten.push(b);
+    this.writtenThrough = position;
+    return balanceRowsOf(unwritten);
   }
 }
 
