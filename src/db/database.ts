@@ -24,12 +24,37 @@ export interface Database {
    * end with it. One round trip instead of BEGIN + statements + COMMIT through knex.
    */
   simpleQuery(sql: string): Promise<SqlRow[][]>;
+  /** Runs one statement on a pooled connection: `withSession` for a single statement. */
+  query<R = SqlRow>(statement: SqlStatement): Promise<R[]>;
+  /**
+   * Runs `fn` holding one connection of knex's pool (the same bound as every other query), without
+   * knex's query builder. Statements are prepared by name on real Postgres (each connection plans a
+   * name once and keeps it); PGlite's driver has no named statements and prepares each one unnamed.
+   * A transaction is `BEGIN` ... `COMMIT` through the session; on PGlite nobody else can run a query
+   * while the session holds its one connection.
+   */
+  withSession<T>(fn: (session: SqlSession) => Promise<T>): Promise<T>;
   /** Subscribes to a NOTIFY channel; returns an unsubscribe function. */
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
 export type SqlRow = Record<string, unknown>;
+
+/**
+ * One statement with `$1..$n` placeholders. `name` must always come with the same `text` (a connection
+ * refuses a known name with other text), so every distinct text gets its own name.
+ */
+export interface SqlStatement {
+  /** Omitted for rare statements (BEGIN, COMMIT): they go unprepared, keeping no plan. */
+  name?: string;
+  text: string;
+  values: unknown[];
+}
+
+export interface SqlSession {
+  query<R = SqlRow>(statement: SqlStatement): Promise<R[]>;
+}
 
 export type DatabaseTarget =
   | { kind: 'postgres'; url: string; poolMax?: number }
@@ -74,6 +99,21 @@ async function withPooledConnection<C, T>(knex: Knex, fn: (connection: C) => Pro
   } finally {
     await pool.releaseConnection(connection);
   }
+}
+
+/** Both kinds of Database build their session members from how one connection runs a statement. */
+function sessionMembers<C>(
+  knex: Knex,
+  run: (connection: C, statement: SqlStatement) => Promise<SqlRow[]>,
+): Pick<Database, 'query' | 'withSession'> {
+  const withSession = <T>(fn: (session: SqlSession) => Promise<T>): Promise<T> =>
+    withPooledConnection<C, T>(knex, (connection) =>
+      fn({ query: <R = SqlRow>(s: SqlStatement) => run(connection, s) as Promise<R[]> }),
+    );
+  return {
+    withSession,
+    query: <R = SqlRow>(statement: SqlStatement) => withSession((s) => s.query<R>(statement)),
+  };
 }
 
 export async function openDatabase(target: DatabaseTarget): Promise<Database> {
@@ -129,6 +169,7 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
           | Array<pg.QueryResult<SqlRow>>;
         return (Array.isArray(result) ? result : [result]).map((r) => r.rows);
       }),
+    ...sessionMembers<pg.Client>(knex, async (connection, s) => (await connection.query<SqlRow>(s)).rows),
     async listen(channel, onNotify) {
       if (!CHANNEL.test(channel)) throw new Error(`invalid NOTIFY channel ${channel}`);
       let set = listeners.get(channel);
@@ -169,6 +210,10 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
         const results = await connection.exec(sql);
         return results.map((r) => r.rows as SqlRow[]);
       }),
+    ...sessionMembers<PGlite>(
+      knex,
+      async (connection, s) => (await connection.query<SqlRow>(s.text, s.values)).rows,
+    ),
     async listen(channel, onNotify) {
       if (!CHANNEL.test(channel)) throw new Error(`invalid NOTIFY channel ${channel}`);
       const unsubscribe = await pglite.listen(channel, onNotify);

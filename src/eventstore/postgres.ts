@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Database } from '../db/database.js';
+import type { Database, SqlSession, SqlStatement } from '../db/database.js';
 import { InvariantViolation, invariant } from '../domain/errors.js';
 import { decideAppend, type StoredEventRef } from './appendRules.js';
 import {
@@ -104,10 +104,10 @@ const STATE_SQL = `SELECT 'head' AS kind, NULL::text AS stream_name, NULL::bigin
   UNION ALL
   SELECT 'stream' AS kind, stream_name, revision, NULL::text AS id, NULL::bigint AS position,
          NULL::text AS type, NULL::jsonb AS data
-  FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text(?::jsonb))
+  FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text($1::jsonb))
   UNION ALL
   SELECT 'event', stream_name, revision, id::text, position, type, data
-  FROM events WHERE id IN (SELECT jsonb_array_elements_text(?::jsonb)::uuid)`;
+  FROM events WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid)`;
 
 interface StateRow {
   kind: 'head' | 'stream' | 'event';
@@ -119,6 +119,83 @@ interface StateRow {
   position: number | null;
   type: string | null;
   data: JsonObject | null;
+}
+
+/**
+ * The write of a planned group, one statement: lock the head row, and only if it still is the plan's
+ * head (position $2 and the event id $3 there) and none of the ids ($4) or streams ($5) the plan
+ * assumed new exist, insert the events ($6), set the stream revisions ($7) and move the head to $8;
+ * $1 is the lock_timeout. Returns the new head's row when it wrote, no row otherwise.
+ */
+const WRITE_PLAN_SQL = `WITH locked AS (
+    SELECT position, set_config('lock_timeout', $1, true) AS lock_timeout
+    FROM event_store_head WHERE id = 1 FOR UPDATE
+  ), go AS (
+    SELECT 1 FROM locked WHERE position = $2
+      AND (SELECT e.id FROM events e WHERE e.position = locked.position) IS NOT DISTINCT FROM $3::uuid
+      AND NOT EXISTS (SELECT 1 FROM events WHERE id IN (SELECT jsonb_array_elements_text($4::jsonb)::uuid))
+      AND NOT EXISTS (
+        SELECT 1 FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text($5::jsonb))
+      )
+  ), inserted AS (
+    INSERT INTO events (position, stream_name, revision, id, type, data, metadata)
+    SELECT x.position, x.stream_name, x.revision, x.id, x.type, x.data, x.metadata
+    FROM jsonb_to_recordset($6::jsonb)
+      AS x(position bigint, stream_name text, revision bigint, id uuid, type text, data jsonb, metadata jsonb)
+    WHERE EXISTS (SELECT 1 FROM go)
+  ), streams AS (
+    INSERT INTO event_streams (stream_name, revision)
+    SELECT s.stream_name, s.revision FROM jsonb_to_recordset($7::jsonb) AS s(stream_name text, revision bigint)
+    WHERE EXISTS (SELECT 1 FROM go)
+    ON CONFLICT (stream_name) DO UPDATE SET revision = excluded.revision
+  ), moved AS (
+    UPDATE event_store_head SET position = $8::bigint WHERE id = 1 AND EXISTS (SELECT 1 FROM go) RETURNING position
+  )
+  SELECT position, pg_notify('${EVENTS_CHANNEL}', position::text) FROM moved`;
+
+const BEGIN: SqlStatement = { text: 'BEGIN ISOLATION LEVEL READ COMMITTED', values: [] };
+const COMMIT: SqlStatement = { text: 'COMMIT', values: [] };
+const ROLLBACK: SqlStatement = { text: 'ROLLBACK', values: [] };
+
+type ReadStreamRow = EventRow & { stream_exists: boolean };
+
+/**
+ * The stream read's four texts (direction, with or without a start revision), each its own prepared
+ * statement; bindings: stream name, max count, then the start revision. The existence check rides
+ * along in the same statement so an empty page can tell "no stream" apart.
+ */
+const READ_STREAM_STATEMENTS = (() => {
+  const text = (backwards: boolean, from: boolean): string =>
+    `SELECT e.*, true AS stream_exists FROM (
+       SELECT ${EVENT_COLUMNS} FROM events WHERE stream_name = $1${from ? (backwards ? ' AND revision <= $3' : ' AND revision >= $3') : ''}
+       ORDER BY revision ${backwards ? 'DESC' : 'ASC'} LIMIT $2
+     ) e
+     UNION ALL
+     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, EXISTS (SELECT 1 FROM event_streams WHERE stream_name = $1)`;
+  const statement = (backwards: boolean, from: boolean) => ({
+    name: `event_store_read_stream_${backwards ? 'backwards' : 'forwards'}_${from ? 'from' : 'all'}`,
+    text: text(backwards, from),
+  });
+  return {
+    forwards: { all: statement(false, false), from: statement(false, true) },
+    backwards: { all: statement(true, false), from: statement(true, true) },
+  };
+})();
+
+/**
+ * A missing stream is an ordinary answer on the hold path (a new booking's stream is read before its
+ * first append), and the port reports it by rejection. The error is built without capturing a stack:
+ * its meaning is its type and stream name, nothing reads its stack, and capturing one was measured at 1-2%
+ * of a hold's CPU. The limit is restored before anything else can run (this is synchronous).
+ */
+function streamNotFound(streamName: string): StreamNotFoundError {
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new StreamNotFoundError(streamName);
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
 }
 
 const DEFAULTS = {
@@ -133,7 +210,9 @@ const DEFAULTS = {
 };
 
 /**
- * Event store on Postgres (or PGlite) through knex.
+ * Event store on Postgres (or PGlite). The hot statements (stream read, group state, group write, the
+ * locked path's transaction) skip knex's query builder and go through Database.query/withSession:
+ * prepared once per connection on Postgres, on the same bounded pool; the rest goes through knex.
  *
  * Positions are dense and assigned in commit order: every write locks the one-row `event_store_head`
  * (SELECT ... FOR UPDATE), takes positions head+1.., writes the events, moves the head and commits; the
@@ -280,10 +359,10 @@ export class PostgresEventStore implements EventStore {
     const cached = await this.tryCachedWrite(group);
     if (cached) return cached;
     for (let attempt = 0; attempt < this.settings.optimisticAttempts; attempt++) {
-      const state = await this.knex.raw<{ rows: StateRow[] }>(STATE_SQL, stateBindings(group));
-      const head = headOf(state.rows);
-      this.absorbState(state.rows, head);
-      const plan = planGroup(group, ...stateMaps(state.rows), head);
+      const state = await this.db.query<StateRow>(stateStatement(group));
+      const head = headOf(state);
+      this.absorbState(state, head);
+      const plan = planGroup(group, ...stateMaps(state), head);
       if (plan.rows.length === 0) return plan.outcomes;
       if (await this.write(plan, NO_CHECKS)) {
         this.rememberCommit(plan);
@@ -291,9 +370,7 @@ export class PostgresEventStore implements EventStore {
       }
       this.counters.stateRereads++;
     }
-    const plan = await this.knex.transaction((trx) => this.commitGroupLocked(trx, group), {
-      isolationLevel: 'read committed',
-    });
+    const plan = await this.transaction((session) => this.commitGroupLocked(session, group));
     if (plan.rows.length > 0) this.rememberCommit(plan);
     return plan.outcomes;
   }
@@ -339,33 +416,51 @@ export class PostgresEventStore implements EventStore {
   /** Runs writePlan, inside a transaction held open for the beforeCommit test hook when there is one. */
   private async write(plan: GroupPlan, checks: WriteChecks): Promise<boolean> {
     const beforeCommit = this.options.beforeCommit;
-    if (!beforeCommit) return this.writePlan(this.knex, plan, checks);
-    return this.knex.transaction(
-      async (trx) => {
-        const ok = await this.writePlan(trx, plan, checks);
-        if (ok) for (const p of plan.written) await beforeCommit(p.streamName, p.events);
-        return ok;
-      },
-      { isolationLevel: 'read committed' },
-    );
+    if (!beforeCommit) return this.db.withSession((session) => this.writePlan(session, plan, checks));
+    return this.transaction(async (session) => {
+      const ok = await this.writePlan(session, plan, checks);
+      if (ok) for (const p of plan.written) await beforeCommit(p.streamName, p.events);
+      return ok;
+    });
+  }
+
+  /**
+   * `fn` inside one read-committed transaction on one pooled connection: committed if it returns,
+   * rolled back if it throws. A failed ROLLBACK means the connection is gone (which ends the
+   * transaction too), so the original error is the one reported.
+   */
+  private transaction<T>(fn: (session: SqlSession) => Promise<T>): Promise<T> {
+    return this.db.withSession(async (session) => {
+      await session.query(BEGIN);
+      let result: T;
+      try {
+        result = await fn(session);
+      } catch (error) {
+        await session.query(ROLLBACK).catch(() => undefined);
+        throw error;
+      }
+      await session.query(COMMIT);
+      return result;
+    });
   }
 
   /**
    * Pessimistic path: lock the head row, then read the state in a new statement, whose snapshot includes
    * every commit made before we got the lock.
    */
-  private async commitGroupLocked(trx: Knex.Transaction, group: PendingAppend[]): Promise<GroupPlan> {
-    await trx.raw(
-      `SELECT position, set_config('lock_timeout', ?, true) AS lock_timeout
+  private async commitGroupLocked(session: SqlSession, group: PendingAppend[]): Promise<GroupPlan> {
+    await session.query({
+      name: 'event_store_lock_head',
+      text: `SELECT position, set_config('lock_timeout', $1, true) AS lock_timeout
        FROM event_store_head WHERE id = 1 FOR UPDATE`,
-      [`${this.settings.lockTimeoutMs}ms`],
-    );
-    const state = await trx.raw<{ rows: StateRow[] }>(STATE_SQL, stateBindings(group));
-    const head = headOf(state.rows);
-    this.absorbState(state.rows, head);
-    const plan = planGroup(group, ...stateMaps(state.rows), head);
+      values: [`${this.settings.lockTimeoutMs}ms`],
+    });
+    const state = await session.query<StateRow>(stateStatement(group));
+    const head = headOf(state);
+    this.absorbState(state, head);
+    const plan = planGroup(group, ...stateMaps(state), head);
     if (plan.rows.length === 0) return plan;
-    if (!(await this.writePlan(trx, plan, NO_CHECKS))) {
+    if (!(await this.writePlan(session, plan, NO_CHECKS))) {
       throw new Error('event_store_head moved while this transaction held its lock; invariant broken');
     }
     if (this.options.beforeCommit) {
@@ -383,38 +478,11 @@ export class PostgresEventStore implements EventStore {
    * Returns false (nothing written) when another writer committed since the plan's snapshot, or when
    * an event id or stream that `checks` says the plan assumed new exists.
    */
-  private async writePlan(
-    k: Knex | Knex.Transaction,
-    plan: GroupPlan,
-    checks: WriteChecks,
-  ): Promise<boolean> {
-    const result = await k.raw<{ rows: Array<{ position: number }> }>(
-      `WITH locked AS (
-         SELECT position, set_config('lock_timeout', ?, true) AS lock_timeout
-         FROM event_store_head WHERE id = 1 FOR UPDATE
-       ), go AS (
-         SELECT 1 FROM locked WHERE position = ?
-           AND (SELECT e.id FROM events e WHERE e.position = locked.position) IS NOT DISTINCT FROM ?::uuid
-           AND NOT EXISTS (SELECT 1 FROM events WHERE id IN (SELECT jsonb_array_elements_text(?::jsonb)::uuid))
-           AND NOT EXISTS (
-             SELECT 1 FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text(?::jsonb))
-           )
-       ), inserted AS (
-         INSERT INTO events (position, stream_name, revision, id, type, data, metadata)
-         SELECT x.position, x.stream_name, x.revision, x.id, x.type, x.data, x.metadata
-         FROM jsonb_to_recordset(?::jsonb)
-           AS x(position bigint, stream_name text, revision bigint, id uuid, type text, data jsonb, metadata jsonb)
-         WHERE EXISTS (SELECT 1 FROM go)
-       ), streams AS (
-         INSERT INTO event_streams (stream_name, revision)
-         SELECT s.stream_name, s.revision FROM jsonb_to_recordset(?::jsonb) AS s(stream_name text, revision bigint)
-         WHERE EXISTS (SELECT 1 FROM go)
-         ON CONFLICT (stream_name) DO UPDATE SET revision = excluded.revision
-       ), moved AS (
-         UPDATE event_store_head SET position = ? WHERE id = 1 AND EXISTS (SELECT 1 FROM go) RETURNING position
-       )
-       SELECT position, pg_notify('${EVENTS_CHANNEL}', position::text) FROM moved`,
-      [
+  private async writePlan(session: SqlSession, plan: GroupPlan, checks: WriteChecks): Promise<boolean> {
+    const moved = await session.query({
+      name: 'event_store_write_plan',
+      text: WRITE_PLAN_SQL,
+      values: [
         `${this.settings.lockTimeoutMs}ms`,
         plan.head.position,
         plan.head.eventId,
@@ -424,8 +492,8 @@ export class PostgresEventStore implements EventStore {
         JSON.stringify(plan.touched),
         plan.rows[plan.rows.length - 1]!.position,
       ],
-    );
-    if (result.rows.length === 0) return false;
+    });
+    if (moved.length === 0) return false;
     this.counters.appendsWritten += plan.written.length;
     this.counters.eventsWritten += plan.rows.length;
     return true;
@@ -436,28 +504,19 @@ export class PostgresEventStore implements EventStore {
     assertValidMaxCount(options.maxCount);
     const backwards = options.direction === 'backwards';
     const from = options.fromRevision;
-    const bindings: Knex.RawBinding[] = [streamName];
-    let range = '';
-    if (from !== undefined) {
-      range = backwards ? ' AND revision <= ?' : ' AND revision >= ?';
-      bindings.push(toSafeNumber(from, 'fromRevision'));
+    const statement =
+      READ_STREAM_STATEMENTS[backwards ? 'backwards' : 'forwards'][from === undefined ? 'all' : 'from'];
+    const values: unknown[] = [streamName, options.maxCount];
+    if (from !== undefined) values.push(toSafeNumber(from, 'fromRevision'));
+    let rows: ReadStreamRow[];
+    try {
+      rows = await this.db.query<ReadStreamRow>({ ...statement, values });
+    } catch (error) {
+      throw mapDatabaseError(error);
     }
-    bindings.push(options.maxCount, streamName);
-    // The existence check rides along in the same statement so an empty page can tell "no stream" apart.
-    const result = await this.run((k) =>
-      k.raw<{ rows: Array<EventRow & { stream_exists: boolean }> }>(
-        `SELECT e.*, true AS stream_exists FROM (
-           SELECT ${EVENT_COLUMNS} FROM events WHERE stream_name = ?${range}
-           ORDER BY revision ${backwards ? 'DESC' : 'ASC'} LIMIT ?
-         ) e
-         UNION ALL
-         SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, EXISTS (SELECT 1 FROM event_streams WHERE stream_name = ?)`,
-        bindings,
-      ),
-    );
-    const events = result.rows.filter((r) => r.position !== null);
-    const marker = result.rows.find((r) => r.position === null);
-    if (events.length === 0 && !marker?.stream_exists) throw new StreamNotFoundError(streamName);
+    const events = rows.filter((r) => r.position !== null);
+    const marker = rows.find((r) => r.position === null);
+    if (events.length === 0 && !marker?.stream_exists) throw streamNotFound(streamName);
     events.sort((a, b) => (Number(a.revision) - Number(b.revision)) * (backwards ? -1 : 1));
     return events.map(toRecordedEvent);
   }
@@ -647,10 +706,14 @@ interface GroupPlan {
   touched: Array<{ stream_name: string; revision: number }>;
 }
 
-function stateBindings(group: PendingAppend[]): string[] {
+function stateStatement(group: PendingAppend[]): SqlStatement {
   const streamNames = [...new Set(group.map((p) => p.streamName))];
   const ids = group.flatMap((p) => p.events.map((e) => e.id));
-  return [JSON.stringify(streamNames), JSON.stringify(ids)];
+  return {
+    name: 'event_store_group_state',
+    text: STATE_SQL,
+    values: [JSON.stringify(streamNames), JSON.stringify(ids)],
+  };
 }
 
 function headOf(rows: StateRow[]): HeadVersion {
