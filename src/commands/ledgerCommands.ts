@@ -65,6 +65,14 @@ export interface TenantSettings {
   allowedCurrencies: string[];
 }
 
+/** A Stripe fee or dispute step, keyed by the Stripe object it belongs to. */
+export interface StripeChargeInput {
+  kind: 'fee' | 'dispute_opened' | 'dispute_won' | 'dispute_lost';
+  stripeObjectId: string;
+  amount: Money;
+  description: string;
+}
+
 export interface LedgerCommands {
   // Top-ups (money in through Stripe).
   initiateTopUp(
@@ -124,12 +132,7 @@ export interface LedgerCommands {
   /** Stripe fees and disputes (Dr expense, Cr stripe:balance and reversals), keyed by the Stripe object id. */
   recordStripeCharge(
     ctx: CommandContext,
-    input: {
-      kind: 'fee' | 'dispute_opened' | 'dispute_won' | 'dispute_lost';
-      stripeObjectId: string;
-      amount: Money;
-      description: string;
-    },
+    input: StripeChargeInput,
   ): Promise<CommandResult & { entryId: string }>;
 
   // Tenant settings (tenant admin): a change is an event and applies from its position on.

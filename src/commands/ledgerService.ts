@@ -1,6 +1,7 @@
 import { PLATFORM_ADJUSTMENTS, requireAccount } from '../domain/accounts.js';
 import { adjustmentDecider } from '../domain/adjustment.js';
 import { bookingDecider } from '../domain/booking.js';
+import type { Decider } from '../domain/decider.js';
 import { DomainError } from '../domain/errors.js';
 import { bookingHoldId, deterministicId, payoutHoldId } from '../domain/ids.js';
 import { parseMoney } from '../domain/money.js';
@@ -13,7 +14,12 @@ import { requireEntityId, requireText } from '../domain/validate.js';
 import { walletDecider } from '../domain/wallet.js';
 import { type EventStore, StreamNotFoundError } from '../eventstore/port.js';
 import { GatewayError, type PaymentsGateway } from '../stripe/gateway.js';
-import { CommandHandler, type CommandHandlerOptions, type HandleResult } from './commandHandler.js';
+import {
+  CommandHandler,
+  type CommandHandlerOptions,
+  type DomainEventLike,
+  type HandleResult,
+} from './commandHandler.js';
 import type { CommandContext, CommandResult } from './context.js';
 import { entryIdFor, type Trigger, triggerOf } from './flowContext.js';
 import { FlowSteps } from './flowSteps.js';
@@ -22,6 +28,7 @@ import type {
   LedgerCommands,
   Money,
   PayoutView,
+  StripeChargeInput,
   TenantSettings,
   TopUpView,
 } from './ledgerCommands.js';
@@ -98,7 +105,8 @@ export class LedgerService implements LedgerCommands {
     const settings = await this.steps.settingsAsOf(ctx.tenantId);
     const amount = parseMoney(input.amount, { allowedCurrencies: settings.allowedCurrencies });
     const stream = topUpStream(ctx.tenantId, topUpId);
-    let result: HandleResult<ReturnType<typeof topUpDecider.initialState>> = await this.handler.handle(
+    let result: HandleResult<ReturnType<typeof topUpDecider.initialState>> = await this.runCommand(
+      ctx,
       topUpDecider,
       stream,
       {
@@ -114,8 +122,7 @@ export class LedgerService implements LedgerCommands {
         },
         initiatedAt: this.now(),
       },
-      ctx,
-      { commandType: 'InitiateTopUp', payloadHash: stableHash({ op: 'initiateTopUp', input }) },
+      { op: 'initiateTopUp', input },
     );
     let position = result.position;
     if (this.gateway && result.state.status === 'initiated' && result.state.paymentIntentId === null) {
@@ -135,7 +142,8 @@ export class LedgerService implements LedgerCommands {
         // can only have failed it, which the decider takes as a no-op. A refusal meeting a succeeded
         // top-up (possible only after Stripe forgets a key, 24 h on) contradicts the record, so it is
         // answered invalid_state rather than reported as a success this request did not see.
-        const failed = await this.handler.handle(
+        const failed = await this.runCommand(
+          ctx,
           topUpDecider,
           stream,
           {
@@ -144,14 +152,14 @@ export class LedgerService implements LedgerCommands {
             reason: `${error.code}: ${error.message}`,
             failedAt: this.now(),
           },
-          ctx,
-          { commandType: 'FailTopUp', payloadHash: stableHash({ op: 'failTopUp', code: error.code }) },
+          { op: 'failTopUp', code: error.code },
         );
         return { position: failed.position, topUp: topUpView(failed.state) };
       }
       if (intent.clientSecret) {
         // The webhook may have settled the top-up with this intent already: the decider then appends nothing.
-        result = await this.handler.handle(
+        result = await this.runCommand(
+          ctx,
           topUpDecider,
           stream,
           {
@@ -159,11 +167,7 @@ export class LedgerService implements LedgerCommands {
             paymentIntentId: intent.paymentIntentId,
             clientSecret: intent.clientSecret,
           },
-          ctx,
-          {
-            commandType: 'RecordTopUpPaymentIntent',
-            payloadHash: stableHash({ op: 'recordPaymentIntent', id: intent.paymentIntentId }),
-          },
+          { op: 'recordPaymentIntent', id: intent.paymentIntentId },
         );
         position = result.position;
       }
@@ -212,7 +216,8 @@ export class LedgerService implements LedgerCommands {
       const succeeded = await this.steps.findEvent(stream, 'TopUpSucceeded');
       return { position: (await this.steps.creditWalletAfterTopUp(succeeded)).position };
     }
-    const result = await this.handler.handle(
+    const result = await this.runCommand(
+      ctx,
       topUpDecider,
       stream,
       {
@@ -222,8 +227,7 @@ export class LedgerService implements LedgerCommands {
         currency: input.currency,
         succeededAt: this.now(),
       },
-      ctx,
-      { commandType: 'SucceedTopUp', payloadHash: stableHash({ op: 'succeedTopUp', input }) },
+      { op: 'succeedTopUp', input },
     );
     const credited = await this.steps.creditWalletAfterTopUp(triggerOf(result, 'TopUpSucceeded'));
     return { position: credited.position };
@@ -238,7 +242,8 @@ export class LedgerService implements LedgerCommands {
     const stream = topUpStream(ctx.tenantId, topUpId);
     const current = await this.handler.load(topUpDecider, stream);
     if (current.state.status === 'failed') return { position: await this.lastPosition(stream) };
-    const result = await this.handler.handle(
+    const result = await this.runCommand(
+      ctx,
       topUpDecider,
       stream,
       {
@@ -247,8 +252,7 @@ export class LedgerService implements LedgerCommands {
         reason: input.reason,
         failedAt: this.now(),
       },
-      ctx,
-      { commandType: 'FailTopUp', payloadHash: stableHash({ op: 'failTopUp', input }) },
+      { op: 'failTopUp', input },
     );
     return { position: result.position };
   }
@@ -266,7 +270,8 @@ export class LedgerService implements LedgerCommands {
       });
     }
     const studentId = topUp.state.studentId;
-    const result = await this.handler.handle(
+    const result = await this.runCommand(
+      ctx,
       walletDecider,
       walletStream(ctx.tenantId, studentId),
       {
@@ -278,8 +283,7 @@ export class LedgerService implements LedgerCommands {
         currency: input.currency,
         entryId: entryIdFor(ctx, 'RefundWalletToCard'),
       },
-      ctx,
-      { commandType: 'RefundWalletToCard', payloadHash: stableHash({ op: 'refundTopUpToCard', input }) },
+      { op: 'refundTopUpToCard', input },
     );
     const trigger = triggerOf(result, 'WalletRefundedToCard');
     await this.steps.recordCardRefundAfterWalletRefund(trigger);
@@ -325,7 +329,8 @@ export class LedgerService implements LedgerCommands {
     } else if (existing.state.studentId !== studentId || existing.state.tutorId !== tutorId) {
       throw new DomainError('invalid_state', `booking ${bookingId} already exists`, { bookingId });
     }
-    const hold = await this.handler.handle(
+    const hold = await this.runCommand(
+      ctx,
       walletDecider,
       walletStream(t, studentId),
       {
@@ -339,8 +344,7 @@ export class LedgerService implements LedgerCommands {
         scheduledAt: input.scheduledAt,
         entryId: entryIdFor(ctx, 'PlaceWalletHold'),
       },
-      ctx,
-      { commandType: 'PlaceWalletHold', payloadHash: stableHash({ op: 'placeBooking', input }) },
+      { op: 'placeBooking', input },
     );
     const placed = await this.steps.placeBookingAfterHold(triggerOf(hold, 'WalletHoldPlaced'));
     return { position: placed.position, booking: bookingView(placed.state) };
@@ -352,12 +356,12 @@ export class LedgerService implements LedgerCommands {
   ): Promise<CommandResult & { booking: BookingView }> {
     checkContext(ctx);
     const bookingId = requireEntityId(input.bookingId, 'bookingId');
-    const result = await this.handler.handle(
+    const result = await this.runCommand(
+      ctx,
       bookingDecider,
       bookingStream(ctx.tenantId, bookingId),
       { type: 'CompleteBooking', completedAt: this.now() },
-      ctx,
-      { commandType: 'CompleteBooking', payloadHash: stableHash({ op: 'completeBooking', input }) },
+      { op: 'completeBooking', input },
     );
     const captured = await this.steps.captureAfterCompletion(triggerOf(result, 'BookingCompleted'));
     const recorded = await this.steps.recordEarningsAfterResolution(captured);
@@ -370,12 +374,12 @@ export class LedgerService implements LedgerCommands {
   ): Promise<CommandResult & { booking: BookingView }> {
     checkContext(ctx);
     const bookingId = requireEntityId(input.bookingId, 'bookingId');
-    const result = await this.handler.handle(
+    const result = await this.runCommand(
+      ctx,
       bookingDecider,
       bookingStream(ctx.tenantId, bookingId),
       { type: 'CancelBooking', reason: input.reason, cancelledAt: this.now() },
-      ctx,
-      { commandType: 'CancelBooking', payloadHash: stableHash({ op: 'cancelBooking', input }) },
+      { op: 'cancelBooking', input },
     );
     const released = await this.steps.releaseAfterBookingEnded(triggerOf(result, 'BookingCancelled'));
     const recorded = await this.steps.recordEarningsAfterResolution(released);
@@ -389,7 +393,8 @@ export class LedgerService implements LedgerCommands {
     checkContext(ctx);
     const bookingId = requireEntityId(input.bookingId, 'bookingId');
     const refundId = deterministicId('refund', ctx.tenantId, bookingId, ctx.idempotencyKey);
-    const result = await this.handler.handle(
+    const result = await this.runCommand(
+      ctx,
       bookingDecider,
       bookingStream(ctx.tenantId, bookingId),
       {
@@ -399,8 +404,7 @@ export class LedgerService implements LedgerCommands {
         reason: input.reason,
         refundedAt: this.now(),
       },
-      ctx,
-      { commandType: 'RefundBooking', payloadHash: stableHash({ op: 'refundBooking', input }) },
+      { op: 'refundBooking', input },
     );
     const refunded = await this.steps.refundWalletAfterBookingRefund(triggerOf(result, 'BookingRefunded'));
     const reversed = await this.steps.reverseEarningsAfterWalletRefund(refunded);
@@ -424,7 +428,8 @@ export class LedgerService implements LedgerCommands {
     if (existing.state.status !== 'none' && existing.state.tutorId !== tutorId) {
       throw new DomainError('invalid_state', `payout ${payoutId} already exists`, { payoutId });
     }
-    const hold = await this.handler.handle(
+    const hold = await this.runCommand(
+      ctx,
       tutorDecider,
       tutorStream(t, tutorId),
       {
@@ -437,8 +442,7 @@ export class LedgerService implements LedgerCommands {
         payoutMin: settings.payoutMin,
         entryId: entryIdFor(ctx, 'PlacePayoutHold'),
       },
-      ctx,
-      { commandType: 'PlacePayoutHold', payloadHash: stableHash({ op: 'requestPayout', input }) },
+      { op: 'requestPayout', input },
     );
     const requested = await this.steps.requestPayoutAfterHold(triggerOf(hold, 'TutorPayoutHoldPlaced'));
     return { position: requested.position, payout: payoutView(requested.state) };
@@ -452,7 +456,8 @@ export class LedgerService implements LedgerCommands {
     const payoutId = requireEntityId(input.payoutId, 'payoutId');
     const payout = await this.requireOpenOrClosedPayout(ctx.tenantId, payoutId, 'paid');
     if (payout === 'done') return { position: await this.lastPosition(payoutStream(ctx.tenantId, payoutId)) };
-    const result = await this.handler.handle(
+    const result = await this.runCommand(
+      ctx,
       tutorDecider,
       tutorStream(ctx.tenantId, payout.tutorId),
       {
@@ -461,8 +466,7 @@ export class LedgerService implements LedgerCommands {
         payoutId,
         entryId: entryIdFor(ctx, 'PostPayoutHold'),
       },
-      ctx,
-      { commandType: 'PostPayoutHold', payloadHash: stableHash({ op: 'markPayoutPaid', input }) },
+      { op: 'markPayoutPaid', input },
     );
     const closed = await this.steps.closePayoutAfterHoldResolved(triggerOf(result, 'TutorPayoutHoldPosted'), {
       stripeTransferId: input.stripeTransferId ?? null,
@@ -480,7 +484,8 @@ export class LedgerService implements LedgerCommands {
     const reason = requireText(input.reason, 'reason');
     const payout = await this.requireOpenOrClosedPayout(ctx.tenantId, payoutId, 'failed');
     if (payout === 'done') return { position: await this.lastPosition(payoutStream(ctx.tenantId, payoutId)) };
-    const result = await this.handler.handle(
+    const result = await this.runCommand(
+      ctx,
       tutorDecider,
       tutorStream(ctx.tenantId, payout.tutorId),
       {
@@ -490,8 +495,7 @@ export class LedgerService implements LedgerCommands {
         reason,
         entryId: entryIdFor(ctx, 'ReleasePayoutHold'),
       },
-      ctx,
-      { commandType: 'ReleasePayoutHold', payloadHash: stableHash({ op: 'markPayoutFailed', input }) },
+      { op: 'markPayoutFailed', input },
     );
     const closed = await this.steps.closePayoutAfterHoldResolved(
       triggerOf(result, 'TutorPayoutHoldReleased'),
@@ -601,11 +605,11 @@ export class LedgerService implements LedgerCommands {
     const settings = await this.steps.settingsAsOf(t);
     const amount = parseMoney(input.amount, { allowedCurrencies: settings.allowedCurrencies });
     const adjustmentId = deterministicId('adjustment', t, ctx.idempotencyKey);
-    const payloadHash = stableHash({ op: 'adjust', input });
     const actor = { id: ctx.actor.id, role: ctx.actor.role };
     if (ref.kind === 'student_wallet') {
       const entryId = entryIdFor(ctx, 'AdjustWallet');
-      const result = await this.handler.handle(
+      const result = await this.runCommand(
+        ctx,
         walletDecider,
         walletStream(t, ref.studentId),
         {
@@ -619,14 +623,14 @@ export class LedgerService implements LedgerCommands {
           actor,
           entryId,
         },
-        ctx,
-        { commandType: 'AdjustWallet', payloadHash },
+        { op: 'adjust', input },
       );
       return { position: result.position, entryId };
     }
     if (ref.kind === 'tutor_earnings_available' || ref.kind === 'tutor_receivable') {
       const entryId = entryIdFor(ctx, 'AdjustTutor');
-      const result = await this.handler.handle(
+      const result = await this.runCommand(
+        ctx,
         tutorDecider,
         tutorStream(t, ref.tutorId),
         {
@@ -641,8 +645,7 @@ export class LedgerService implements LedgerCommands {
           actor,
           entryId,
         },
-        ctx,
-        { commandType: 'AdjustTutor', payloadHash },
+        { op: 'adjust', input },
       );
       return { position: result.position, entryId };
     }
@@ -656,7 +659,8 @@ export class LedgerService implements LedgerCommands {
       );
     }
     const entryId = entryIdFor(ctx, 'AdjustLedger');
-    const result = await this.handler.handle(
+    const result = await this.runCommand(
+      ctx,
       adjustmentDecider,
       adjustmentStream(t, adjustmentId),
       {
@@ -672,25 +676,18 @@ export class LedgerService implements LedgerCommands {
         adjustedAt: this.now(),
         allowedCurrencies: settings.allowedCurrencies,
       },
-      ctx,
-      { commandType: 'AdjustLedger', payloadHash },
+      { op: 'adjust', input },
     );
     return { position: result.position, entryId };
   }
 
   async recordStripeCharge(
     ctx: CommandContext,
-    input: {
-      kind: 'fee' | 'dispute_opened' | 'dispute_won' | 'dispute_lost';
-      stripeObjectId: string;
-      amount: Money;
-      description: string;
-    },
+    input: StripeChargeInput,
   ): Promise<CommandResult & { entryId: string }> {
     checkContext(ctx);
     const stripeObjectId = requireEntityId(input.stripeObjectId, 'stripeObjectId');
     const stream = stripeStream(ctx.tenantId, stripeObjectId);
-    const payloadHash = stableHash({ op: 'recordStripeCharge', input });
     const now = this.now();
     const commandType =
       input.kind === 'fee'
@@ -728,9 +725,9 @@ export class LedgerService implements LedgerCommands {
               entryId,
               closedAt: now,
             };
-    const result = await this.handler.handle(stripeChargeDecider, stream, command, ctx, {
-      commandType,
-      payloadHash,
+    const result = await this.runCommand(ctx, stripeChargeDecider, stream, command, {
+      op: 'recordStripeCharge',
+      input,
     });
     return { position: result.position, entryId };
   }
@@ -749,12 +746,12 @@ export class LedgerService implements LedgerCommands {
   ): Promise<CommandResult & { settings: TenantSettings }> {
     checkContext(ctx);
     const stream = settingsStream(ctx.tenantId);
-    const result = await this.handler.handle(
+    const result = await this.runCommand(
+      ctx,
       tenantSettingsDecider,
       stream,
       { type: 'UpdateTenantSettings', patch, updatedAt: this.now() },
-      ctx,
-      { commandType: 'UpdateTenantSettings', payloadHash: stableHash({ op: 'updateSettings', patch }) },
+      { op: 'updateSettings', patch },
     );
     return { position: result.position, settings: result.state.settings };
   }
@@ -766,6 +763,24 @@ export class LedgerService implements LedgerCommands {
     if (!isValidTenantId(tenantId))
       return Promise.reject(new DomainError('validation_failed', 'invalid tenant id'));
     return this.dueTasks.run(tenantId, now);
+  }
+
+  /**
+   * A request's own command, under the caller's idempotency key. `payload` is what identifies the
+   * request for key-reuse detection (hashed with stableHash); `const` keeps the command's literal type,
+   * so the decider's command union checks it.
+   */
+  private runCommand<const C extends { type: string }, E extends DomainEventLike, S>(
+    ctx: CommandContext,
+    decider: Decider<C, E, S>,
+    streamName: string,
+    command: C,
+    payload: unknown,
+  ): Promise<HandleResult<S>> {
+    return this.handler.handle(decider, streamName, command, ctx, {
+      commandType: command.type,
+      payloadHash: stableHash(payload),
+    });
   }
 
   /** Position of a stream's last event, or `fallback` (-1n) when it has none. */
