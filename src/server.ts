@@ -1,6 +1,5 @@
 import type { Redis } from 'ioredis';
 import { buildApp, type ReadinessCheck } from './api/app.js';
-import { createAuthenticator } from './api/auth.js';
 import { type IdempotencyStore, PostgresIdempotencyStore } from './api/idempotency.js';
 import { createMetrics, withAppendMetrics } from './api/metrics.js';
 import { MemoryRateLimiter, type RateLimiter } from './api/rateLimit.js';
@@ -171,6 +170,20 @@ async function start(
     ...(redis ? [redisReadiness(redis)] : []),
   ];
 
+  const reconciliationReadModel = new PostgresReconciliationReadModel(db);
+  const reconciliation = reconciliationRoutes({
+    reconciler: new Reconciler({
+      stripe,
+      ledger: () => eventStoreFactSource(rawStore),
+      store,
+      readModel: reconciliationReadModel,
+      commands: service,
+      clock,
+    }),
+    store,
+    readModel: reconciliationReadModel,
+  });
+
   const app = buildApp({
     commands: service,
     queries,
@@ -188,24 +201,8 @@ async function start(
       dedupe: new PostgresWebhookDedupeStore(db),
       logger,
     }),
+    v1Plugins: [reconciliation],
   });
-  const reconciliationReadModel = new PostgresReconciliationReadModel(db);
-  app.register(
-    reconciliationRoutes({
-      reconciler: new Reconciler({
-        stripe,
-        ledger: () => eventStoreFactSource(rawStore),
-        store,
-        readModel: reconciliationReadModel,
-        commands: service,
-        clock,
-      }),
-      store,
-      readModel: reconciliationReadModel,
-      authenticator: createAuthenticator({ jwtSecret: config.jwtSecret }),
-    }),
-    { prefix: '/v1' },
-  );
   let appClosed = false;
   cleanups.push(async () => {
     if (!appClosed) await app.close();

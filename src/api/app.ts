@@ -31,6 +31,12 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   stripeWebhook?: FastifyPluginAsync;
+  /**
+   * More route plugins inside the /v1 scope (e.g. reconciliation): they share its authenticator, the
+   * route policy hook (every route needs `config.policy`; roles, ownership, rate limits, idempotency
+   * for `config.money` routes), problem+json errors and the OpenAPI document.
+   */
+  v1Plugins?: FastifyPluginAsync[];
   bodyLimitBytes?: number;
   rateLimits?: RateLimitPolicy;
   /** Longest a GET waits for `consistentWith` (default and maximum 5 s). */
@@ -204,6 +210,7 @@ export function buildApp(deps: AppDeps) {
     rateLimits: deps.rateLimits ?? DEFAULT_RATE_LIMITS,
     metrics: deps.metrics,
     consistencyWaitMs,
+    plugins: deps.v1Plugins ?? [],
   });
 
   return app;

@@ -56,9 +56,10 @@ const RunQuery = Type.Object(
 type Body = { from: string; to: string } | { payout: string; connectedAccountId?: string };
 
 /**
- * `POST /reconciliation/runs` (finance admin) and `GET /reconciliation/runs/{id}`; register with
- * `{ prefix: '/v1' }` (or inside the /v1 plugin). An Idempotency-Key makes the run id deterministic, so
- * a retried POST returns the same run instead of starting another.
+ * `POST /reconciliation/runs` (finance admin) and `GET /reconciliation/runs/{id}`; pass to buildApp's
+ * `v1Plugins` (the /v1 hooks authenticate and check the policy), or register standalone with
+ * `{ prefix: '/v1' }` and an authenticator. An Idempotency-Key makes the run id deterministic, so a
+ * retried POST returns the same run instead of starting another.
  */
 export function reconciliationRoutes(options: ReconciliationRoutesOptions): FastifyPluginAsync {
   const syncWaitMs = options.syncWaitMs ?? 10_000;

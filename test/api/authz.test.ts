@@ -156,6 +156,19 @@ const ROUTES: RouteCase[] = [
     allowed: ['tenant_admin'],
   },
   { name: 'due tasks', method: 'POST', url: '/v1/jobs/due-tasks', body: {}, allowed: ['service'] },
+  {
+    name: 'reconciliation run',
+    method: 'POST',
+    url: '/v1/reconciliation/runs',
+    body: { from: '2030-01-01T00:00:00Z', to: '2030-01-02T00:00:00Z' },
+    allowed: ['finance_admin'],
+  },
+  {
+    name: 'reconciliation report',
+    method: 'GET',
+    url: '/v1/reconciliation/runs/run_a?format=csv',
+    allowed: ['finance_admin'],
+  },
 ];
 
 async function seed(h: ShellHarness, tenant: string): Promise<void> {
@@ -238,6 +251,25 @@ describe('authorization matrix: every role x every route', () => {
       });
     }
   }
+
+  it('the reconciliation routes sit behind the /v1 hooks: one authenticator, rate limits, problems', async () => {
+    for (const url of ['/v1/reconciliation/runs', '/v1/reconciliation/runs/run_a']) {
+      const method = url.endsWith('runs') ? 'POST' : 'GET';
+      const anonymous = await h.app.inject({ method, url, payload: method === 'POST' ? {} : undefined });
+      expect(anonymous.statusCode, url).toBe(401);
+      expect(anonymous.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(anonymous.json()).toMatchObject({ code: 'unauthenticated' });
+    }
+    const run = await h.app.inject({
+      method: 'POST',
+      url: '/v1/reconciliation/runs',
+      headers: { authorization: `Bearer ${tokens.get('finance_admin')}` },
+      payload: { from: '2030-01-01T00:00:00Z', to: '2030-01-02T00:00:00Z' },
+    });
+    expect(run.statusCode, run.body).toBe(201);
+    expect(run.headers['ratelimit-limit']).toBeDefined();
+    expect(run.json()).toMatchObject({ tenantId: T, status: 'completed' });
+  });
 
   it('a student may not touch another student, a tutor not another tutor', async () => {
     const otherStudent = await token(T, 'stu_b', 'student');

@@ -75,6 +75,8 @@ describe('HTTP shell', () => {
       '/v1/ledger/trial-balance',
       '/v1/adjustments',
       '/v1/tenant/settings',
+      '/v1/reconciliation/runs',
+      '/v1/reconciliation/runs/{id}',
     ]) {
       expect(doc.paths[path], path).toBeDefined();
     }

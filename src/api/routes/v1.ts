@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { CommandContext } from '../../commands/context.js';
 import type { LedgerCommands } from '../../commands/ledgerCommands.js';
 import { deterministicId } from '../../domain/ids.js';
@@ -52,6 +52,8 @@ export interface V1Options {
   rateLimits: RateLimitPolicy;
   metrics: Metrics;
   consistencyWaitMs: number;
+  /** Further route plugins, registered after the built-in ones under the same hooks. */
+  plugins: FastifyPluginAsync[];
 }
 
 /** What route modules get: the dependencies and helpers that build command contexts from requests. */
@@ -234,6 +236,7 @@ export const v1Routes: FastifyPluginAsyncTypebox<V1Options> = async (app, option
 
   await app.register(moneyRoutes, { kit });
   await app.register(ledgerRoutes, { kit });
+  for (const plugin of options.plugins) await app.register(plugin);
 };
 
 function replay(

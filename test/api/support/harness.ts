@@ -6,6 +6,10 @@ import { createMetrics } from '../../../src/api/metrics.js';
 import { MemoryRateLimiter, type RateLimiter, type RateLimitPolicy } from '../../../src/api/rateLimit.js';
 import { MemoryEventStore } from '../../../src/eventstore/memory.js';
 import type { EventStore } from '../../../src/eventstore/port.js';
+import { eventStoreFactSource } from '../../../src/reconciliation/ledgerFacts.js';
+import { Reconciler } from '../../../src/reconciliation/reconciler.js';
+import { reconciliationRoutes } from '../../../src/reconciliation/routes.js';
+import type { StripeBalanceSource } from '../../../src/stripe/gateway.js';
 import { FakeLedger } from './fakeLedger.js';
 import { MemoryIdempotencyStore } from './memoryIdempotencyStore.js';
 
@@ -40,9 +44,18 @@ export interface ShellHarness {
   close(): Promise<void>;
 }
 
+/** A Stripe account with no balance transactions: reconciliation runs complete with nothing to match. */
+const EMPTY_STRIPE: StripeBalanceSource = {
+  listBalanceTransactions: () => ({
+    [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true as const, value: undefined }) }),
+  }),
+  retrieveBalance: async () => ({ available: [], pending: [] }),
+};
+
 /**
- * The API over the fake ledger and a memory event store; the idempotency store is the given one or an
- * in-memory double (no database: PGlite start-up is the slowest part of a test file).
+ * The API over the fake ledger and a memory event store, with the reconciliation routes in /v1 as the
+ * server wires them; the idempotency store is the given one or an in-memory double (no database:
+ * PGlite start-up is the slowest part of a test file).
  */
 export async function shellHarness(overrides: Partial<AppDeps> = {}): Promise<ShellHarness> {
   const fake = new FakeLedger();
@@ -76,6 +89,17 @@ export async function shellHarness(overrides: Partial<AppDeps> = {}): Promise<Sh
     metrics: createMetrics(),
     rateLimits: LOOSE_LIMITS,
     docsUi: false,
+    v1Plugins: [
+      reconciliationRoutes({
+        reconciler: new Reconciler({
+          stripe: EMPTY_STRIPE,
+          ledger: () => eventStoreFactSource(store),
+          store,
+          clock: () => new Date(),
+        }),
+        store,
+      }),
+    ],
     ...overrides,
   });
   await app.ready();
