@@ -125,17 +125,21 @@ export class FlowSteps {
   /** BookingCompleted -> WalletHoldCaptured. */
   async captureAfterCompletion(trigger: Trigger): Promise<Trigger> {
     const d = trigger.data;
-    const studentId = str(d, 'studentId');
-    const stream = walletStream(trigger.metadata.tenantId, studentId);
-    const result = await this.runStep(trigger, 'capture-hold', walletDecider, stream, (ctx) => ({
-      type: 'CaptureWalletHold',
-      studentId,
-      holdId: str(d, 'holdId'),
-      captured: num(d, 'captured'),
-      tutorShare: num(d, 'tutorShare'),
-      commission: num(d, 'commission'),
-      entryId: entryIdFor(ctx, 'CaptureWalletHold'),
-    }));
+    const result = await this.runStep(
+      trigger,
+      'capture-hold',
+      walletDecider,
+      studentWallet(trigger),
+      (ctx) => ({
+        type: 'CaptureWalletHold',
+        studentId: str(d, 'studentId'),
+        holdId: str(d, 'holdId'),
+        captured: num(d, 'captured'),
+        tutorShare: num(d, 'tutorShare'),
+        commission: num(d, 'commission'),
+        entryId: entryIdFor(ctx, 'CaptureWalletHold'),
+      }),
+    );
     return triggerOf(result, 'WalletHoldCaptured');
   }
 
@@ -143,18 +147,22 @@ export class FlowSteps {
   async releaseAfterBookingEnded(trigger: Trigger): Promise<Trigger> {
     const d = trigger.data;
     const cancelled = trigger.type === 'BookingCancelled';
-    const studentId = str(d, 'studentId');
-    const stream = walletStream(trigger.metadata.tenantId, studentId);
-    const result = await this.runStep(trigger, 'release-hold', walletDecider, stream, (ctx) => ({
-      type: 'ReleaseWalletHold',
-      studentId,
-      holdId: str(d, 'holdId'),
-      reason: cancelled ? 'cancelled' : 'expired',
-      fee: cancelled ? num(d, 'fee') : 0,
-      tutorShare: cancelled ? num(d, 'tutorShare') : 0,
-      commission: cancelled ? num(d, 'commission') : 0,
-      entryId: entryIdFor(ctx, 'ReleaseWalletHold'),
-    }));
+    const result = await this.runStep(
+      trigger,
+      'release-hold',
+      walletDecider,
+      studentWallet(trigger),
+      (ctx) => ({
+        type: 'ReleaseWalletHold',
+        studentId: str(d, 'studentId'),
+        holdId: str(d, 'holdId'),
+        reason: cancelled ? 'cancelled' : 'expired',
+        fee: cancelled ? num(d, 'fee') : 0,
+        tutorShare: cancelled ? num(d, 'tutorShare') : 0,
+        commission: cancelled ? num(d, 'commission') : 0,
+        entryId: entryIdFor(ctx, 'ReleaseWalletHold'),
+      }),
+    );
     return triggerOf(result, 'WalletHoldReleased');
   }
 
@@ -202,19 +210,23 @@ export class FlowSteps {
   /** BookingRefunded -> WalletRefunded (Dr refund clearing + commission, Cr wallet). */
   async refundWalletAfterBookingRefund(trigger: Trigger): Promise<Trigger> {
     const d = trigger.data;
-    const studentId = str(d, 'studentId');
-    const stream = walletStream(trigger.metadata.tenantId, studentId);
-    const result = await this.runStep(trigger, 'refund-wallet', walletDecider, stream, (ctx) => ({
-      type: 'RefundToWallet',
-      studentId,
-      refundId: str(d, 'refundId'),
-      bookingId: str(d, 'bookingId'),
-      amount: num(d, 'amount'),
-      tutorPart: num(d, 'tutorPart'),
-      commissionPart: num(d, 'commissionPart'),
-      currency: str(d, 'currency'),
-      entryId: entryIdFor(ctx, 'RefundToWallet'),
-    }));
+    const result = await this.runStep(
+      trigger,
+      'refund-wallet',
+      walletDecider,
+      studentWallet(trigger),
+      (ctx) => ({
+        type: 'RefundToWallet',
+        studentId: str(d, 'studentId'),
+        refundId: str(d, 'refundId'),
+        bookingId: str(d, 'bookingId'),
+        amount: num(d, 'amount'),
+        tutorPart: num(d, 'tutorPart'),
+        commissionPart: num(d, 'commissionPart'),
+        currency: str(d, 'currency'),
+        entryId: entryIdFor(ctx, 'RefundToWallet'),
+      }),
+    );
     return triggerOf(result, 'WalletRefunded');
   }
 
@@ -240,17 +252,21 @@ export class FlowSteps {
   /** TopUpSucceeded -> WalletToppedUp (Dr stripe:balance, Cr wallet). */
   async creditWalletAfterTopUp(trigger: Trigger): Promise<Trigger> {
     const d = trigger.data;
-    const studentId = str(d, 'studentId');
-    const stream = walletStream(trigger.metadata.tenantId, studentId);
-    const result = await this.runStep(trigger, 'credit-wallet', walletDecider, stream, (ctx) => ({
-      type: 'CreditTopUp',
-      studentId,
-      topUpId: str(d, 'topUpId'),
-      paymentIntentId: str(d, 'paymentIntentId'),
-      amount: num(d, 'amount'),
-      currency: str(d, 'currency'),
-      entryId: entryIdFor(ctx, 'CreditTopUp'),
-    }));
+    const result = await this.runStep(
+      trigger,
+      'credit-wallet',
+      walletDecider,
+      studentWallet(trigger),
+      (ctx) => ({
+        type: 'CreditTopUp',
+        studentId: str(d, 'studentId'),
+        topUpId: str(d, 'topUpId'),
+        paymentIntentId: str(d, 'paymentIntentId'),
+        amount: num(d, 'amount'),
+        currency: str(d, 'currency'),
+        entryId: entryIdFor(ctx, 'CreditTopUp'),
+      }),
+    );
     return triggerOf(result, 'WalletToppedUp');
   }
 
@@ -366,6 +382,10 @@ export class FlowSteps {
     }
   }
 }
+
+/** The wallet stream of the trigger's student. */
+const studentWallet = (trigger: Trigger) =>
+  walletStream(trigger.metadata.tenantId, str(trigger.data, 'studentId'));
 
 /** A compensating step refused because it already ran (a retry): the original rejection is what matters. */
 function ignoreRefusal(error: unknown): void {

@@ -113,29 +113,23 @@ for (const fixture of fixtures) {
       price: { amount, currency: 'usd' },
       scheduledAt: '2030-01-01T10:00:00Z',
     });
+    const topUp = { amount: 1000, currency: 'usd' };
+    /** A student's headers for a money request under `key`. */
+    const student = async (sub: string, key: string) => ({
+      authorization: `Bearer ${await token('acme', sub, 'student')}`,
+      'idempotency-key': key,
+    });
+    const post = (url: string, headers: Record<string, string>, payload: object) =>
+      h.app.inject({ method: 'POST', url, headers, payload });
 
     it('replays the first response for the same key and body, with Idempotent-Replayed', async () => {
-      const auth = {
-        authorization: `Bearer ${await token('acme', 'stu_1', 'student')}`,
-        'idempotency-key': 'k-a',
-      };
-      const first = await h.app.inject({
-        method: 'POST',
-        url: '/v1/bookings',
-        headers: auth,
-        payload: booking('b1'),
-      });
+      const auth = await student('stu_1', 'k-a');
+      const first = await post('/v1/bookings', auth, booking('b1'));
       expect(first.statusCode).toBe(201);
       expect(first.headers['idempotent-replayed']).toBeUndefined();
       // Key order in the body does not matter.
       const { scheduledAt, ...rest } = booking('b1');
-      const reordered = { scheduledAt, ...rest };
-      const second = await h.app.inject({
-        method: 'POST',
-        url: '/v1/bookings',
-        headers: auth,
-        payload: reordered,
-      });
+      const second = await post('/v1/bookings', auth, { scheduledAt, ...rest });
       expect(second.statusCode).toBe(201);
       expect(second.body).toBe(first.body);
       expect(second.headers['idempotent-replayed']).toBe('true');
@@ -143,60 +137,31 @@ for (const fixture of fixtures) {
     });
 
     it('rejects the same key with a different body: 422 idempotency_key_reused, nothing executed', async () => {
-      const auth = {
-        authorization: `Bearer ${await token('acme', 'stu_1', 'student')}`,
-        'idempotency-key': 'k-b',
-      };
-      const first = await h.app.inject({
-        method: 'POST',
-        url: '/v1/bookings',
-        headers: auth,
-        payload: booking('b2'),
-      });
-      expect(first.statusCode).toBe(201);
+      const auth = await student('stu_1', 'k-b');
+      expect((await post('/v1/bookings', auth, booking('b2'))).statusCode).toBe(201);
       const executions = h.fake.executions.get('placeBooking');
       const changes = h.fake.changes.length;
-      const other = await h.app.inject({
-        method: 'POST',
-        url: '/v1/bookings',
-        headers: auth,
-        payload: booking('b2', 2000),
-      });
+      const other = await post('/v1/bookings', auth, booking('b2', 2000));
       expect(other.statusCode).toBe(422);
       expect(other.json()).toMatchObject({ code: 'idempotency_key_reused' });
       // The same key on another route is another request too.
-      const elsewhere = await h.app.inject({
-        method: 'POST',
-        url: '/v1/wallets/stu_1/top-ups',
-        headers: auth,
-        payload: { amount: 1000, currency: 'usd' },
-      });
+      const elsewhere = await post('/v1/wallets/stu_1/top-ups', auth, topUp);
       expect(elsewhere.statusCode).toBe(422);
       expect(h.fake.executions.get('placeBooking')).toBe(executions);
       expect(h.fake.changes.length).toBe(changes);
     });
 
     it('concurrent requests with one key: exactly one runs, the others get 409 idempotency_key_in_use', async () => {
-      const auth = {
-        authorization: `Bearer ${await token('acme', 'stu_1', 'student')}`,
-        'idempotency-key': 'k-c',
-      };
+      const auth = await student('stu_1', 'k-c');
       let open!: () => void;
       h.fake.gate = new Promise<void>((resolve) => {
         open = resolve;
       });
       const before = h.fake.executions.get('placeBooking') ?? 0;
-      const first = h.app.inject({
-        method: 'POST',
-        url: '/v1/bookings',
-        headers: auth,
-        payload: booking('b3'),
-      });
+      const first = post('/v1/bookings', auth, booking('b3'));
       while (h.fake.waiting === 0) await new Promise((r) => setTimeout(r, 2));
       const others = await Promise.all(
-        Array.from({ length: 5 }, () =>
-          h.app.inject({ method: 'POST', url: '/v1/bookings', headers: auth, payload: booking('b3') }),
-        ),
+        Array.from({ length: 5 }, () => post('/v1/bookings', auth, booking('b3'))),
       );
       for (const res of others) {
         expect(res.statusCode).toBe(409);
@@ -206,54 +171,23 @@ for (const fixture of fixtures) {
       h.fake.gate = null;
       open();
       expect((await first).statusCode).toBe(201);
-      const after = await h.app.inject({
-        method: 'POST',
-        url: '/v1/bookings',
-        headers: auth,
-        payload: booking('b3'),
-      });
+      const after = await post('/v1/bookings', auth, booking('b3'));
       expect(after.statusCode).toBe(201);
       expect(after.headers['idempotent-replayed']).toBe('true');
       expect(h.fake.executions.get('placeBooking')).toBe(before + 1);
     });
 
     it('keys are scoped to the caller, and rejections are replayed too', async () => {
-      const s1 = {
-        authorization: `Bearer ${await token('acme', 'stu_1', 'student')}`,
-        'idempotency-key': 'shared',
-      };
-      const s2 = {
-        authorization: `Bearer ${await token('acme', 'stu_2', 'student')}`,
-        'idempotency-key': 'shared',
-      };
-      const a = await h.app.inject({
-        method: 'POST',
-        url: '/v1/wallets/stu_1/top-ups',
-        headers: s1,
-        payload: { amount: 1000, currency: 'usd' },
-      });
-      const b = await h.app.inject({
-        method: 'POST',
-        url: '/v1/wallets/stu_2/top-ups',
-        headers: s2,
-        payload: { amount: 1000, currency: 'usd' },
-      });
+      const a = await post('/v1/wallets/stu_1/top-ups', await student('stu_1', 'shared'), topUp);
+      const b = await post('/v1/wallets/stu_2/top-ups', await student('stu_2', 'shared'), topUp);
       expect(a.statusCode).toBe(201);
       expect(b.statusCode).toBe(201);
       expect(a.json().topUpId).not.toBe(b.json().topUpId);
-      const poor = {
-        authorization: `Bearer ${await token('acme', 'stu_poor', 'student')}`,
-        'idempotency-key': 'p',
-      };
+      const poor = await student('stu_poor', 'p');
       const body = { ...booking('b4'), studentId: 'stu_poor' };
-      const rejected = await h.app.inject({
-        method: 'POST',
-        url: '/v1/bookings',
-        headers: poor,
-        payload: body,
-      });
+      const rejected = await post('/v1/bookings', poor, body);
       expect(rejected.statusCode).toBe(422);
-      const again = await h.app.inject({ method: 'POST', url: '/v1/bookings', headers: poor, payload: body });
+      const again = await post('/v1/bookings', poor, body);
       expect(again.statusCode).toBe(422);
       expect(again.headers['idempotent-replayed']).toBe('true');
       expect(again.body).toBe(rejected.body);

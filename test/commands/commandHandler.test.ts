@@ -13,7 +13,7 @@ import type {
   ReadStreamOptions,
   RecordedEvent,
 } from '../../src/eventstore/port.js';
-import { jarDecider } from './jarDecider.js';
+import { type JarCommand, jarDecider } from './jarDecider.js';
 
 const clock = () => new Date('2026-01-01T00:00:00.000Z');
 const ctx = (key: string): CommandContext => ({
@@ -23,8 +23,15 @@ const ctx = (key: string): CommandContext => ({
   correlationId: `corr-${key}`,
   causationId: `cause-${key}`,
 });
-const opts = (type: string) => ({ commandType: type });
 const STREAM = 'jar-t1.j1';
+/** The jar command `type` of `amount` under idempotency key `key`, on `stream`. */
+const jar = (
+  handler: CommandHandler,
+  type: JarCommand['type'],
+  amount: number,
+  key: string,
+  stream = STREAM,
+) => handler.handle(jarDecider, stream, { type, amount }, ctx(key), { commandType: type });
 
 /** Wraps a real store: before some appends, another "process" writes to the same stream first. */
 class InterferingStore implements EventStore {
@@ -68,20 +75,8 @@ describe('CommandHandler', () => {
   it('appends decided events with deterministic ids, full metadata and the exact expected revision', async () => {
     const store = new MemoryEventStore();
     const handler = new CommandHandler({ store, clock });
-    const first = await handler.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Deposit', amount: 10 },
-      ctx('k1'),
-      opts('Deposit'),
-    );
-    const second = await handler.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Withdraw', amount: 4 },
-      ctx('k2'),
-      opts('Withdraw'),
-    );
+    const first = await jar(handler, 'Deposit', 10, 'k1');
+    const second = await jar(handler, 'Withdraw', 4, 'k2');
     expect(first.position).toBe(0n);
     expect(second.position).toBe(1n);
     expect(second.state).toEqual({ balance: 6, events: 2 });
@@ -106,34 +101,16 @@ describe('CommandHandler', () => {
   it('replays the same key and payload without deciding again, returning the original position', async () => {
     const store = new MemoryEventStore();
     const handler = new CommandHandler({ store, clock });
-    const a = await handler.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Deposit', amount: 10 },
-      ctx('k1'),
-      opts('Deposit'),
-    );
-    await handler.handle(jarDecider, STREAM, { type: 'Withdraw', amount: 10 }, ctx('k2'), opts('Withdraw'));
+    const a = await jar(handler, 'Deposit', 10, 'k1');
+    await jar(handler, 'Withdraw', 10, 'k2');
     // Balance is now 0: deciding the withdrawal again would be rejected, a replay is not.
-    const again = await handler.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Withdraw', amount: 10 },
-      ctx('k2'),
-      opts('Withdraw'),
-    );
+    const again = await jar(handler, 'Withdraw', 10, 'k2');
     expect(again.replayed).toBe(true);
     expect(again.position).toBe(1n);
     expect(again.events.map((e) => e.type)).toEqual(['Withdrawn']);
     // A fresh handler (another process, empty cache) replays too.
     const other = new CommandHandler({ store, clock });
-    const b = await other.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Deposit', amount: 10 },
-      ctx('k1'),
-      opts('Deposit'),
-    );
+    const b = await jar(other, 'Deposit', 10, 'k1');
     expect(b).toMatchObject({ replayed: true, position: a.position });
     expect(await streamEvents(store)).toHaveLength(2);
   });
@@ -141,28 +118,20 @@ describe('CommandHandler', () => {
   it('rejects the same key with a different payload and appends nothing', async () => {
     const store = new MemoryEventStore();
     const handler = new CommandHandler({ store, clock });
-    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 10 }, ctx('k1'), opts('Deposit'));
-    await expect(
-      handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 11 }, ctx('k1'), opts('Deposit')),
-    ).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    await jar(handler, 'Deposit', 10, 'k1');
+    await expect(jar(handler, 'Deposit', 11, 'k1')).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
     // Same key on another stream: the store sees our ids elsewhere and the handler reports key reuse.
-    await expect(
-      handler.handle(jarDecider, 'jar-t1.j2', { type: 'Deposit', amount: 10 }, ctx('k1'), opts('Deposit')),
-    ).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    await expect(jar(handler, 'Deposit', 10, 'k1', 'jar-t1.j2')).rejects.toBeInstanceOf(
+      IdempotencyKeyReusedError,
+    );
     expect(await store.headPosition()).toBe(0n);
   });
 
   it('appends nothing when the decider rejects', async () => {
     const store = new MemoryEventStore();
     const handler = new CommandHandler({ store, clock });
-    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 3 }, ctx('k1'), opts('Deposit'));
-    const rejected = handler.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Withdraw', amount: 4 },
-      ctx('k2'),
-      opts('Withdraw'),
-    );
+    await jar(handler, 'Deposit', 3, 'k1');
+    const rejected = jar(handler, 'Withdraw', 4, 'k2');
     await expect(rejected).rejects.toBeInstanceOf(DomainError);
     await expect(rejected).rejects.toMatchObject({ code: 'insufficient_funds' });
     expect(await store.headPosition()).toBe(0n);
@@ -172,14 +141,8 @@ describe('CommandHandler', () => {
     const inner = new MemoryEventStore();
     const store = new InterferingStore(inner, (n) => n === 1 || n === 2);
     const handler = new CommandHandler({ store, clock, backoff: { baseDelayMs: 1, maxDelayMs: 2 } });
-    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 5 }, ctx('k1'), opts('Deposit'));
-    const result = await handler.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Withdraw', amount: 5 },
-      ctx('k2'),
-      opts('Withdraw'),
-    );
+    await jar(handler, 'Deposit', 5, 'k1');
+    const result = await jar(handler, 'Withdraw', 5, 'k2');
     // Two interfering deposits of 1 landed first; the withdrawal was re-decided on the state that has them.
     expect(store.interferences).toBe(2);
     expect(result.state).toEqual({ balance: 2, events: 4 });
@@ -201,13 +164,7 @@ describe('CommandHandler', () => {
       maxAttempts: 4,
       backoff: { baseDelayMs: 1, maxDelayMs: 2 },
     });
-    const result = handler.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Deposit', amount: 5 },
-      ctx('k1'),
-      opts('Deposit'),
-    );
+    const result = jar(handler, 'Deposit', 5, 'k1');
     await expect(result).rejects.toBeInstanceOf(ConcurrencyConflictError);
     await expect(result).rejects.toMatchObject({ code: 'concurrency_conflict', attempts: 4 });
     const events = await streamEvents(inner);
@@ -219,8 +176,8 @@ describe('CommandHandler', () => {
     const store = new InterferingStore(inner, () => false);
     const handler = new CommandHandler({ store, clock });
     const other = new CommandHandler({ store: inner, clock });
-    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 5 }, ctx('k1'), opts('Deposit'));
-    await other.handle(jarDecider, STREAM, { type: 'Deposit', amount: 6 }, ctx('k2'), opts('Deposit'));
+    await jar(handler, 'Deposit', 5, 'k1');
+    await jar(other, 'Deposit', 6, 'k2');
     store.streamReads.length = 0;
     const loaded = await handler.load(jarDecider, STREAM);
     expect(loaded).toEqual({ state: { balance: 11, events: 2 }, revision: 1n });
@@ -233,21 +190,15 @@ describe('CommandHandler', () => {
     const store = new InterferingStore(inner, () => false);
     const handler = new CommandHandler({ store, clock, backoff: { baseDelayMs: 1, maxDelayMs: 2 } });
     const other = new CommandHandler({ store: inner, clock });
-    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 5 }, ctx('k1'), opts('Deposit'));
+    await jar(handler, 'Deposit', 5, 'k1');
     store.streamReads.length = 0;
-    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 1 }, ctx('k2'), opts('Deposit'));
+    await jar(handler, 'Deposit', 1, 'k2');
     expect(store.streamReads).toEqual([]);
     expect(handler.stats().unreadDecisions).toBe(1);
     // Another process withdraws everything; our cache still says 6. Withdrawing 6 on the cached state
     // is decided, but its append conflicts, and the fresh state refuses it: nothing is appended.
-    await other.handle(jarDecider, STREAM, { type: 'Withdraw', amount: 6 }, ctx('k3'), opts('Withdraw'));
-    const stale = handler.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Withdraw', amount: 6 },
-      ctx('k4'),
-      opts('Withdraw'),
-    );
+    await jar(other, 'Withdraw', 6, 'k3');
+    const stale = jar(handler, 'Withdraw', 6, 'k4');
     await expect(stale).rejects.toMatchObject({ code: 'insufficient_funds' });
     expect(handler.stats().conflicts).toBe(1);
     expect((await streamEvents(inner)).map((e) => e.type)).toEqual(['Deposited', 'Deposited', 'Withdrawn']);
@@ -258,28 +209,16 @@ describe('CommandHandler', () => {
     const store = new InterferingStore(inner, () => false);
     const handler = new CommandHandler({ store, clock });
     const other = new CommandHandler({ store: inner, clock });
-    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 1 }, ctx('k1'), opts('Deposit'));
+    await jar(handler, 'Deposit', 1, 'k1');
     // Another process deposits; our cache still says 1, which would refuse a withdrawal of 5.
-    await other.handle(jarDecider, STREAM, { type: 'Deposit', amount: 9 }, ctx('k2'), opts('Deposit'));
+    await jar(other, 'Deposit', 9, 'k2');
     store.streamReads.length = 0;
-    const result = await handler.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Withdraw', amount: 5 },
-      ctx('k3'),
-      opts('Withdraw'),
-    );
+    const result = await jar(handler, 'Withdraw', 5, 'k3');
     expect(result.state).toEqual({ balance: 5, events: 3 });
     expect(store.streamReads).toEqual([1n]);
     expect(handler.stats()).toMatchObject({ recheckedDecisions: 1, conflicts: 0 });
     // A refusal that the fresh state confirms is answered after exactly one re-check.
-    const refused = handler.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Withdraw', amount: 50 },
-      ctx('k4'),
-      opts('Withdraw'),
-    );
+    const refused = jar(handler, 'Withdraw', 50, 'k4');
     await expect(refused).rejects.toMatchObject({ code: 'insufficient_funds' });
     expect(handler.stats().recheckedDecisions).toBe(2);
     expect(await streamEvents(inner)).toHaveLength(3);
@@ -289,31 +228,17 @@ describe('CommandHandler', () => {
     const inner = new MemoryEventStore();
     const handler = new CommandHandler({ store: inner, clock });
     const other = new CommandHandler({ store: inner, clock });
-    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 5 }, ctx('k1'), opts('Deposit'));
-    const first = await other.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Deposit', amount: 2 },
-      ctx('k2'),
-      opts('Deposit'),
-    );
+    await jar(handler, 'Deposit', 5, 'k1');
+    const first = await jar(other, 'Deposit', 2, 'k2');
     // Same key, same payload: the store recognises the deterministic ids and answers the original append.
-    const again = await handler.handle(
-      jarDecider,
-      STREAM,
-      { type: 'Deposit', amount: 2 },
-      ctx('k2'),
-      opts('Deposit'),
-    );
+    const again = await jar(handler, 'Deposit', 2, 'k2');
     expect(again.position).toBe(first.position);
     expect(again.state).toEqual({ balance: 7, events: 2 });
     // Same key, another payload: still refused as key reuse, nothing appended.
     const stale = new CommandHandler({ store: inner, clock });
     await stale.load(jarDecider, STREAM);
-    await other.handle(jarDecider, STREAM, { type: 'Deposit', amount: 4 }, ctx('k3'), opts('Deposit'));
-    await expect(
-      stale.handle(jarDecider, STREAM, { type: 'Deposit', amount: 9 }, ctx('k3'), opts('Deposit')),
-    ).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
+    await jar(other, 'Deposit', 4, 'k3');
+    await expect(jar(stale, 'Deposit', 9, 'k3')).rejects.toBeInstanceOf(IdempotencyKeyReusedError);
     expect(await streamEvents(inner)).toHaveLength(3);
   });
 
@@ -321,13 +246,7 @@ describe('CommandHandler', () => {
     const store = new MemoryEventStore();
     const handler = new CommandHandler({ store, clock, cacheMaxStreams: 2 });
     for (const j of ['a', 'b', 'c']) {
-      await handler.handle(
-        jarDecider,
-        `jar-t1.${j}`,
-        { type: 'Deposit', amount: 1 },
-        ctx(`k-${j}`),
-        opts('Deposit'),
-      );
+      await jar(handler, 'Deposit', 1, `k-${j}`, `jar-t1.${j}`);
     }
     expect(handler.stats().cachedStreams).toBe(2);
     const misses = handler.stats().cacheMisses;
@@ -340,14 +259,10 @@ describe('CommandHandler', () => {
   it('queues concurrent commands on one stream: duplicates append once, the rest decide in order', async () => {
     const store = new MemoryEventStore();
     const handler = new CommandHandler({ store, clock });
-    await handler.handle(jarDecider, STREAM, { type: 'Deposit', amount: 5 }, ctx('seed'), opts('Deposit'));
+    await jar(handler, 'Deposit', 5, 'seed');
     const results = await Promise.allSettled([
-      ...Array.from({ length: 10 }, (_, i) =>
-        handler.handle(jarDecider, STREAM, { type: 'Withdraw', amount: 1 }, ctx(`w${i}`), opts('Withdraw')),
-      ),
-      ...Array.from({ length: 5 }, () =>
-        handler.handle(jarDecider, STREAM, { type: 'Withdraw', amount: 1 }, ctx('w0'), opts('Withdraw')),
-      ),
+      ...Array.from({ length: 10 }, (_, i) => jar(handler, 'Withdraw', 1, `w${i}`)),
+      ...Array.from({ length: 5 }, () => jar(handler, 'Withdraw', 1, 'w0')),
     ]);
     const ok = results.filter((r) => r.status === 'fulfilled');
     expect(ok).toHaveLength(10);
@@ -369,17 +284,7 @@ describe('CommandHandler', () => {
       maxAttempts: 50,
       backoff: { baseDelayMs: 1, maxDelayMs: 5 },
     });
-    await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        (i % 2 ? a : b).handle(
-          jarDecider,
-          STREAM,
-          { type: 'Deposit', amount: 1 },
-          ctx(`d${i}`),
-          opts('Deposit'),
-        ),
-      ),
-    );
+    await Promise.all(Array.from({ length: 20 }, (_, i) => jar(i % 2 ? a : b, 'Deposit', 1, `d${i}`)));
     expect((await a.load(jarDecider, STREAM)).state.balance).toBe(20);
     expect(await streamEvents(store)).toHaveLength(20);
   });

@@ -21,6 +21,18 @@ const ctx = (key: string, role = 'student'): CommandContext => ({
   causationId: key,
 });
 
+/** A top-up of 25.00 usd for student s1, paid with `paymentMethod`. */
+const topUp = (service: LedgerService, key: string, topUpId: string, paymentMethod: string) =>
+  service.initiateTopUp(ctx(key), {
+    topUpId,
+    studentId: 's1',
+    amount: { amount: 2_500, currency: 'usd' },
+    paymentMethod,
+  });
+
+const eventsOf = async (store: MemoryEventStore, type: string) =>
+  (await store.readAll({ maxCount: 1_000 })).filter((e) => e.type === type);
+
 describe('top-up settled by the webhook before the request records its PaymentIntent', () => {
   let stripe: Awaited<ReturnType<typeof startFakeStripe>>;
   beforeAll(async () => {
@@ -71,45 +83,27 @@ describe('top-up settled by the webhook before the request records its PaymentIn
     const store = new MemoryEventStore();
     let service: LedgerService | undefined;
     service = createLedgerService({ store, clock: () => new Date(), gateway: webhookFirst(() => service!) });
-    const out = await service.initiateTopUp(ctx('k-ok'), {
-      topUpId: 'tu1',
-      studentId: 's1',
-      amount: { amount: 2_500, currency: 'usd' },
-      paymentMethod: 'pm_card_visa',
-    });
+    const out = await topUp(service, 'k-ok', 'tu1', 'pm_card_visa');
     expect(out.topUp.status).toBe('succeeded');
     const fold = new LedgerFold();
     await fold.catchUp(store);
-    const credits = (await store.readAll({ maxCount: 1_000 })).filter((e) => e.type === 'WalletToppedUp');
+    const credits = await eventsOf(store, 'WalletToppedUp');
     expect(credits).toHaveLength(1);
     expect(out.position).toBeGreaterThanOrEqual(credits[0]!.position);
     // The same request retried changes nothing.
-    const again = await service.initiateTopUp(ctx('k-ok'), {
-      topUpId: 'tu1',
-      studentId: 's1',
-      amount: { amount: 2_500, currency: 'usd' },
-      paymentMethod: 'pm_card_visa',
-    });
+    const again = await topUp(service, 'k-ok', 'tu1', 'pm_card_visa');
     expect(again.topUp.status).toBe('succeeded');
-    expect(
-      (await store.readAll({ maxCount: 1_000 })).filter((e) => e.type === 'WalletToppedUp'),
-    ).toHaveLength(1);
+    expect(await eventsOf(store, 'WalletToppedUp')).toHaveLength(1);
   });
 
   it('a declined card: the request answers failed instead of invalid_state, nothing is credited', async () => {
     const store = new MemoryEventStore();
     let service: LedgerService | undefined;
     service = createLedgerService({ store, clock: () => new Date(), gateway: webhookFirst(() => service!) });
-    const out = await service.initiateTopUp(ctx('k-declined'), {
-      topUpId: 'tu2',
-      studentId: 's1',
-      amount: { amount: 2_500, currency: 'usd' },
-      paymentMethod: 'pm_card_chargeDeclined',
-    });
+    const out = await topUp(service, 'k-declined', 'tu2', 'pm_card_chargeDeclined');
     expect(out.topUp.status).toBe('failed');
-    const events = await store.readAll({ maxCount: 1_000 });
-    expect(events.filter((e) => e.type === 'WalletToppedUp')).toHaveLength(0);
-    expect(events.filter((e) => e.type === 'TopUpFailed')).toHaveLength(1);
+    expect(await eventsOf(store, 'WalletToppedUp')).toHaveLength(0);
+    expect(await eventsOf(store, 'TopUpFailed')).toHaveLength(1);
   });
 
   it('a refusal meeting a top-up the webhook already succeeded is invalid_state, credited once', async () => {
@@ -126,16 +120,10 @@ describe('top-up settled by the webhook before the request records its PaymentIn
       },
     };
     service = createLedgerService({ store, clock: () => new Date(), gateway });
-    await expect(
-      service.initiateTopUp(ctx('k-late-refusal'), {
-        topUpId: 'tu3',
-        studentId: 's1',
-        amount: { amount: 2_500, currency: 'usd' },
-        paymentMethod: 'pm_card_visa',
-      }),
-    ).rejects.toMatchObject({ code: 'invalid_state' });
-    const events = await store.readAll({ maxCount: 1_000 });
-    expect(events.filter((e) => e.type === 'WalletToppedUp')).toHaveLength(1);
-    expect(events.filter((e) => e.type === 'TopUpFailed')).toHaveLength(0);
+    await expect(topUp(service, 'k-late-refusal', 'tu3', 'pm_card_visa')).rejects.toMatchObject({
+      code: 'invalid_state',
+    });
+    expect(await eventsOf(store, 'WalletToppedUp')).toHaveLength(1);
+    expect(await eventsOf(store, 'TopUpFailed')).toHaveLength(0);
   });
 });

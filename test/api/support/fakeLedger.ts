@@ -115,6 +115,23 @@ export class FakeLedger {
   }
 
   /** Seeds money without going through HTTP (as a succeeded top-up would). */
+  /** The booking, which must exist and be `status`. */
+  private bookingIn(t: TenantState, bookingId: string, status: BookingView['status']): BookingView {
+    const b = t.bookings.get(bookingId);
+    if (!b) throw new DomainError('not_found', 'no such booking');
+    if (b.status !== status) throw new DomainError('invalid_state', `booking is ${b.status}`);
+    return b;
+  }
+
+  /** The booking's hold leaves pending: captured (it leaves the wallet) or released (available again). */
+  private resolveHold(t: TenantState, b: BookingView, outcome: 'captured' | 'released'): void {
+    const w = this.wallet(t, b.studentId, b.price.currency);
+    w.pending -= b.price.amount;
+    if (outcome === 'captured') w.posted -= b.price.amount;
+    else w.available += b.price.amount;
+    w.version += 1;
+  }
+
   credit(tenantId: string, studentId: string, amount: number, currency = 'usd'): void {
     const w = this.wallet(this.tenant(tenantId), studentId, currency);
     w.available += amount;
@@ -195,13 +212,8 @@ export class FakeLedger {
     completeBooking: (ctx, input) =>
       this.idempotent('completeBooking', ctx, input, () => {
         const t = this.tenant(ctx.tenantId);
-        const b = t.bookings.get(input.bookingId);
-        if (!b) throw new DomainError('not_found', 'no such booking');
-        if (b.status !== 'held') throw new DomainError('invalid_state', `booking is ${b.status}`);
-        const w = this.wallet(t, b.studentId, b.price.currency);
-        w.pending -= b.price.amount;
-        w.posted -= b.price.amount;
-        w.version += 1;
+        const b = this.bookingIn(t, input.bookingId, 'held');
+        this.resolveHold(t, b, 'captured');
         b.status = 'completed';
         b.captured = b.price.amount;
         b.commission = Math.floor((b.price.amount * t.settings.commissionRateBps) / 10_000);
@@ -212,22 +224,14 @@ export class FakeLedger {
     cancelBooking: (ctx, input) =>
       this.idempotent('cancelBooking', ctx, input, () => {
         const t = this.tenant(ctx.tenantId);
-        const b = t.bookings.get(input.bookingId);
-        if (!b) throw new DomainError('not_found', 'no such booking');
-        if (b.status !== 'held') throw new DomainError('invalid_state', `booking is ${b.status}`);
-        const w = this.wallet(t, b.studentId, b.price.currency);
-        w.pending -= b.price.amount;
-        w.available += b.price.amount;
-        w.version += 1;
+        const b = this.bookingIn(t, input.bookingId, 'held');
+        this.resolveHold(t, b, 'released');
         b.status = 'cancelled';
         return { position: this.change(`cancel ${b.bookingId}`), booking: { ...b } };
       }),
     refundBooking: (ctx, input) =>
       this.idempotent('refundBooking', ctx, input, () => {
-        const t = this.tenant(ctx.tenantId);
-        const b = t.bookings.get(input.bookingId);
-        if (!b) throw new DomainError('not_found', 'no such booking');
-        if (b.status !== 'completed') throw new DomainError('invalid_state', `booking is ${b.status}`);
+        const b = this.bookingIn(this.tenant(ctx.tenantId), input.bookingId, 'completed');
         const amount = input.amount ?? b.captured - b.refunded;
         if (amount <= 0 || b.refunded + amount > b.captured) {
           throw new DomainError('validation_failed', 'refund exceeds captured');
