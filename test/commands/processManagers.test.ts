@@ -72,6 +72,17 @@ async function countOf(store: EventStore, type: string, field?: [string, string]
   return events.filter((e) => !field || e.data[field[0]] === field[1]).length;
 }
 
+/** A top-up for student s1, settled the way Stripe's webhook settles it. */
+async function topUp(service: LedgerService, topUpId: string, amount: number, paymentIntentId: string) {
+  await service.initiateTopUp(ctx(), { topUpId, studentId: 's1', amount: { amount, currency: 'usd' } });
+  return service.succeedTopUp(ctx('service'), {
+    topUpId,
+    paymentIntentId,
+    amountReceived: amount,
+    currency: 'usd',
+  });
+}
+
 async function book(service: LedgerService, bookingId: string, tutorId = 'u1') {
   return service.placeBooking(ctx(), {
     bookingId,
@@ -119,17 +130,7 @@ function describeCrashRestart(name: string, makeCheckpoints: () => Promise<Check
     const expectDied = (p: Promise<unknown>) => expect(p).rejects.toBeInstanceOf(EventStoreUnavailableError);
 
     await healthy.updateSettings(ctx('tenant_admin'), { earningsHoldPeriodDays: 0 });
-    await healthy.initiateTopUp(ctx(), {
-      topUpId: 'tu1',
-      studentId: 's1',
-      amount: { amount: 20_000, currency: 'usd' },
-    });
-    await healthy.succeedTopUp(ctx('service'), {
-      topUpId: 'tu1',
-      paymentIntentId: 'pi_1',
-      amountReceived: 20_000,
-      currency: 'usd',
-    });
+    await topUp(healthy, 'tu1', 20_000, 'pi_1');
     // Earnings for a payout: book, complete, clear (hold period 0).
     await book(healthy, 'b5', 'u2');
     await healthy.completeBooking(ctx(), { bookingId: 'b5' });
@@ -269,17 +270,7 @@ describe('process managers', () => {
       checkpoints: new MemoryCheckpointStore(),
     });
     try {
-      await api.initiateTopUp(ctx(), {
-        topUpId: 'race',
-        studentId: 's1',
-        amount: { amount: 50_000, currency: 'usd' },
-      });
-      await api.succeedTopUp(ctx('service'), {
-        topUpId: 'race',
-        paymentIntentId: 'pi_race',
-        amountReceived: 50_000,
-        currency: 'usd',
-      });
+      await topUp(api, 'race', 50_000, 'pi_race');
       const ids = Array.from({ length: 12 }, (_, i) => `r${i}`);
       await Promise.all(ids.map((id) => book(api, id)));
       await Promise.all(
@@ -355,17 +346,7 @@ describe('process managers', () => {
       registry,
       logger: { info: () => undefined, warn: () => undefined, error: (_o, msg) => errors.push(msg ?? '') },
     });
-    await service.initiateTopUp(ctx(), {
-      topUpId: 'after',
-      studentId: 's1',
-      amount: { amount: 1_000, currency: 'usd' },
-    });
-    const done = await service.succeedTopUp(ctx('service'), {
-      topUpId: 'after',
-      paymentIntentId: 'pi_after',
-      amountReceived: 1_000,
-      currency: 'usd',
-    });
+    const done = await topUp(service, 'after', 1_000, 'pi_after');
     await runner.waitForPosition(done.position, 10_000);
     await runner.stop();
     expect(runner.stats().poison).toBe(1);
