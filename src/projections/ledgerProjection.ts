@@ -153,7 +153,8 @@ export async function applyBatch(
 
   // Loaded inside the transaction, after the checkpoint lock: the fold starts from committed balances.
   const balances = await loadBalances(trx, schema, [...balanceKeysOf(projected).values()]);
-  const rows = foldBatch(projected, balances, options.bulkLoad ?? 'insert');
+  const rows = ledgerRowBuffers(options.bulkLoad ?? 'insert');
+  foldBatch(projected, balances, rows);
   await writeLedgerRows(trx, schema, rows);
   // Every balance in the map was loaded for this batch or created by it: all of them changed.
   await upsertBalances(trx, schema, balanceRowsOf(balances.values()));
@@ -218,19 +219,22 @@ export function balanceKeysOf(projected: readonly ProjectedEvent[]): Map<string,
 /**
  * Folds a batch on top of `balances`, which must hold every touched account that has a balance (an
  * absent key is a new account); updates the rows of `balances` in place (the caller owns them and
- * drops them if the batch fails; a changed row's lastPosition is the batch's) and returns the rows to
- * append. No I/O.
+ * drops them if the batch fails; a changed row's lastPosition is the batch's) and adds the rows to
+ * append to `rows`. No I/O.
  */
-export function foldBatch(
-  projected: readonly ProjectedEvent[],
-  balances: Map<string, BalanceRow>,
-  method: BulkLoadMethod,
-): LedgerRows {
-  const rows: LedgerRows = {
+export function ledgerRowBuffers(method: BulkLoadMethod): LedgerRows {
+  return {
     audit: rowBuffer(method, AUDIT_COLUMNS),
     entries: rowBuffer(method, ENTRY_COLUMNS),
     postings: rowBuffer(method, POSTING_COLUMNS),
   };
+}
+
+export function foldBatch(
+  projected: readonly ProjectedEvent[],
+  balances: Map<string, BalanceRow>,
+  rows: LedgerRows,
+): void {
   for (const { event, entry, tenantId, stream } of projected) {
     const position = int8(event.position);
     const occurredAt = event.metadata.occurredAt;
@@ -298,7 +302,6 @@ export function foldBatch(
       ]);
     }
   }
-  return rows;
 }
 
 /** Balance rows in BALANCE_COLUMNS order. */

@@ -30,8 +30,10 @@ export interface RebuildProgress {
 export interface RebuildOptions {
   db: Database;
   store: EventStore;
-  /** Events per read and per transaction while replaying (≤ 10 000, the store's read bound). */
+  /** Events per transaction while replaying (≤ 10 000). */
   batchSize?: number;
+  /** Events per store read while replaying (default READ_EVENTS; a batch may span several reads). */
+  readEvents?: number;
   onProgress?: (progress: RebuildProgress) => void;
   /** Bound on swap attempts while a live runner keeps moving ahead of the shadow. */
   maxSwapAttempts?: number;
@@ -47,6 +49,12 @@ export interface RebuildResult {
   resumed: boolean;
   durationMs: number;
 }
+
+/**
+ * Events per store read while replaying. Smaller than a transaction's batch: each read is folded (and
+ * its events dropped) before the next, so few events are alive when the garbage collector runs.
+ */
+const READ_EVENTS = 1_000;
 
 /** Projection names the CLI accepts: one projection maintains every read model (see schema.ts). */
 export const PROJECTION_NAMES = ['ledger'] as const;
@@ -104,33 +112,38 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
     eventsApplied += batch.applied;
     await options.afterBatch?.(position);
   };
+  const readEvents = Math.min(batchSize, options.readEvents ?? READ_EVENTS);
+  invariant(Number.isInteger(readEvents) && readEvents >= 1, 'readEvents must be a positive integer');
   const read = (after: bigint): Promise<RecordedEvent[]> =>
-    quiet(store.readAll({ ...(after >= 0n ? { after } : {}), maxCount: batchSize }));
+    quiet(store.readAll({ ...(after >= 0n ? { after } : {}), maxCount: readEvents }));
 
   /**
-   * Replays up to the store's head, pipelined: while batch N is written, batch N+1 is read from the store
-   * and folded (the fold needs only the carried balances). At most one batch is written at a time, in
-   * order, each checking the checkpoint its predecessor committed. Ends with the balances flushed.
+   * Replays up to the store's head, pipelined: while batch N is written, the events of batch N+1 are read
+   * from the store and folded (the fold needs only the carried balances), read by read. At most one batch
+   * is written at a time, in order, each checking the checkpoint its predecessor committed. Ends with
+   * the balances flushed.
    */
   const catchUp = async (): Promise<bigint> => {
     let head = await store.headPosition();
     while (position < head) {
-      let planned = position;
-      let reading: Promise<RecordedEvent[]> | null = read(planned);
+      let reading: Promise<RecordedEvent[]> | null = read(position);
       let writing: Promise<void> | null = null;
+      const send = async (batch: PreparedBatch): Promise<void> => {
+        if (writing) await writing;
+        writing = quiet(commit(batch).then(() => progress('replaying', position, head)));
+        // The next fold may read balances this batch writes: let it commit first.
+        if (batch.balanceRows.length > 0) await writing;
+      };
       try {
         while (reading) {
           const events: RecordedEvent[] = await reading;
           if (events.length === 0) break;
           const last: bigint = events[events.length - 1]!.position;
           reading = last < head ? read(last) : null;
-          const batch = await replay.prepare(events, planned);
-          planned = batch.position;
-          if (writing) await writing;
-          writing = quiet(commit(batch).then(() => progress('replaying', position, head)));
-          // The next prepare may read balances this batch writes: let it commit first.
-          if (batch.balanceRows.length > 0) await writing;
+          await replay.fold(events);
+          if (replay.openEvents >= batchSize || replay.overflowing) await send(replay.seal());
         }
+        if (replay.openEvents > 0) await send(replay.seal());
       } finally {
         // On an error, still wait for the batch in flight (its outcome no longer matters: the run fails).
         await Promise.allSettled([writing, reading]);

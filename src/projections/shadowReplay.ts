@@ -10,6 +10,7 @@ import {
   balanceRowsOf,
   foldBatch,
   type LedgerRows,
+  ledgerRowBuffers,
   loadBalances,
   lockCheckpoint,
   projectEvents,
@@ -37,6 +38,9 @@ export interface PreparedBatch {
 /**
  * The rebuild's writer for the shadow schema: folds each batch in memory ahead of its transaction, so a
  * batch can be folded while the previous one is still being written, and defers the balances table.
+ * A batch is folded read by read (`fold`) and closed with `seal`: reads smaller than the transaction
+ * let each read's events die young instead of being copied by the garbage collector while a whole
+ * transaction's worth waits.
  *
  * Deferred balances: every balance is carried in memory (bounded by `maxRows`) and written only when the
  * carry would overflow (inside the batch that overflows it) and once at the end (`flush`). Between
@@ -53,6 +57,9 @@ export class ShadowReplay {
    * lastPosition is greater) is not written yet.
    */
   private writtenThrough: bigint;
+  /** Position of the last event folded. */
+  private folded: bigint;
+  private open: PreparedBatch | undefined;
 
   /**
    * @param complete the balances table is empty and stays in step with the carry (a fresh shadow), so
@@ -68,39 +75,61 @@ export class ShadowReplay {
   ) {
     invariant(Number.isInteger(maxRows) && maxRows >= 1, 'maxRows must be a positive integer');
     this.writtenThrough = position;
+    this.folded = position;
   }
 
   /**
-   * Folds `events` (following `expected`) on top of the carried balances. Reads the balances table only
-   * for accounts not carried once the carry has overflowed; the caller must not have a balance-writing
-   * batch in flight then (`batch.balanceRows.length > 0` means: await its write before the next prepare).
+   * Folds `events` (the next ones after everything folded so far) into the open batch, starting one if
+   * none is open. Reads the balances table only for accounts not carried once the carry has overflowed;
+   * the caller must not have a balance-writing batch in flight then (`batch.balanceRows.length > 0`
+   * means: await its write before folding more).
    */
-  async prepare(events: readonly RecordedEvent[], expected: bigint): Promise<PreparedBatch> {
-    invariant(events.length > 0, 'prepare needs at least one event');
-    const projected = projectEvents(events, expected);
+  async fold(events: readonly RecordedEvent[]): Promise<void> {
+    invariant(events.length > 0, 'fold needs at least one event');
+    const projected = projectEvents(events, this.folded);
     if (!this.complete) {
       const missing: Array<[string, string, string]> = [];
       for (const [key, parts] of balanceKeysOf(projected)) if (!this.balances.has(key)) missing.push(parts);
       for (const [key, row] of await loadBalances(this.knex, this.schema, missing))
         this.balances.set(key, row);
     }
-    const rows = foldBatch(projected, this.balances, this.bulkLoad);
-    const position = events[events.length - 1]!.position;
-    let balanceRows: CellValue[][] = [];
-    // The carry may exceed its bound by one batch's accounts before it is written out and dropped.
-    if (this.balances.size > this.maxRows) {
-      balanceRows = this.takeUnwritten(position);
+    this.open ??= {
+      expected: this.folded,
+      position: this.folded,
+      applied: 0,
+      viewEvents: [],
+      rows: ledgerRowBuffers(this.bulkLoad),
+      balanceRows: [],
+    };
+    foldBatch(projected, this.balances, this.open.rows);
+    for (const p of projected) if (movesAView(p)) this.open.viewEvents.push(p);
+    this.folded = events[events.length - 1]!.position;
+    this.open.position = this.folded;
+    this.open.applied += events.length;
+  }
+
+  /** Events folded into the open batch. */
+  get openEvents(): number {
+    return this.open?.applied ?? 0;
+  }
+
+  /** The carry is over its bound: seal the open batch now, so that it writes the carry out. */
+  get overflowing(): boolean {
+    return this.balances.size > this.maxRows;
+  }
+
+  /** Closes the open batch for writing. If the carry is over its bound, the batch writes it out too. */
+  seal(): PreparedBatch {
+    const batch = this.open;
+    invariant(batch, 'no open batch to seal');
+    this.open = undefined;
+    // The carry may exceed its bound by one read's accounts before it is written out and dropped.
+    if (this.overflowing) {
+      batch.balanceRows = this.takeUnwritten(batch.position);
       this.balances.clear();
       this.complete = false;
     }
-    return {
-      expected,
-      position,
-      applied: events.length,
-      viewEvents: projected.filter(movesAView),
-      rows,
-      balanceRows,
-    };
+    return batch;
   }
 
   /** Applies a prepared batch and advances the shadow checkpoint, in `trx`. */

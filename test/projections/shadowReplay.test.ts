@@ -130,6 +130,7 @@ describe('shadow replay: COPY path and carried balances', () => {
     120_000,
   );
 
+  // Batches span several store reads here (readEvents < batchSize), as they do in a real rebuild.
   it('a rebuild whose balance carry overflows, crashes and resumes equals one clean batch', async () => {
     const store = new MemoryEventStore();
     await appendAll(store, buildEvents(fc.sample(opArb, { numRuns: 300, seed: 21 }), 'carry'));
@@ -146,6 +147,7 @@ describe('shadow replay: COPY path and carried balances', () => {
         db: t.db,
         store,
         batchSize: 7,
+        readEvents: 3,
         balanceCacheRows: 3,
         afterBatch: () => {
           if (++batches === 12) throw new Error('crash during rebuild');
@@ -153,7 +155,13 @@ describe('shadow replay: COPY path and carried balances', () => {
       }),
     ).rejects.toThrow('crash during rebuild');
     // The crash leaves the shadow's deferred balances behind its postings; the resumed run re-derives them.
-    const result = await rebuildReadModels({ db: t.db, store, batchSize: 11, balanceCacheRows: 40 });
+    const result = await rebuildReadModels({
+      db: t.db,
+      store,
+      batchSize: 11,
+      readEvents: 4,
+      balanceCacheRows: 40,
+    });
     expect(result.resumed).toBe(true);
     expect(await dumpSchema(knex, LIVE_SCHEMA)).toEqual(expected);
   });
@@ -173,6 +181,7 @@ describe('shadow replay: COPY path and carried balances', () => {
         db: t.db,
         store,
         batchSize: 25,
+        readEvents: 6,
         afterBatch: () => {
           if (++batches === 5) throw new Error('crash during rebuild');
         },
