@@ -2,7 +2,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { type Database, openDatabase } from '../src/db/database.js';
 import { migrateLatest } from '../src/db/migrate.js';
-import { type EventToAppend, WrongExpectedRevisionError } from '../src/eventstore/port.js';
+import {
+  type EventToAppend,
+  StreamNotFoundError,
+  WrongExpectedRevisionError,
+} from '../src/eventstore/port.js';
 import { PostgresEventStore } from '../src/eventstore/postgres.js';
 import { type BenchSection, benchDatabaseUrl, formatRate, percentile } from './report.js';
 
@@ -59,6 +63,8 @@ interface Phase {
   conflicts?: number;
   /** Hot stream: operations abandoned after HOT_MAX_ATTEMPTS conflicts in a row. */
   gaveUp?: number;
+  /** This process's CPU (user + system) over the phase, µs. */
+  cpuUs?: number;
 }
 
 const perSecond = (count: number, ms: number) => (count * 1000) / ms;
@@ -113,6 +119,46 @@ async function distinctStreams(store: PostgresEventStore, runId: string): Promis
     }),
   );
   return { operations, events: operations, elapsedMs: performance.now() - started, latenciesMs };
+}
+
+/**
+ * Stream reads as the command path makes them: the newest event of an existing stream (the distinct
+ * streams phase's), or a stream that does not exist yet (StreamNotFoundError, as before a first
+ * append); WRITERS readers for half a phase, with this process's CPU per read.
+ */
+async function streamReads(store: PostgresEventStore, runId: string, existing: boolean): Promise<Phase> {
+  const latenciesMs: number[] = [];
+  let operations = 0;
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  const deadline = started + PHASE_MS / 2;
+  await Promise.all(
+    Array.from({ length: WRITERS }, async (_, w) => {
+      while (performance.now() < deadline) {
+        const stream = existing ? `wallet-bench.${runId}-d${w}` : `wallet-bench.${runId}-none${operations}`;
+        const t = performance.now();
+        const found = await store
+          .readStream(stream, { direction: 'backwards', maxCount: 1 })
+          .then(() => true)
+          .catch((error: unknown) => {
+            if (error instanceof StreamNotFoundError) return false;
+            throw error;
+          });
+        latenciesMs.push(performance.now() - t);
+        if (found !== existing)
+          throw new Error(`stream read of ${stream}: found ${found}, expected ${existing}`);
+        operations++;
+      }
+    }),
+  );
+  const cpu = process.cpuUsage(cpuBefore);
+  return {
+    operations,
+    events: existing ? operations : 0,
+    elapsedMs: performance.now() - started,
+    latenciesMs,
+    cpuUs: cpu.user + cpu.system,
+  };
 }
 
 async function hotStream(store: PostgresEventStore, runId: string): Promise<Phase> {
@@ -261,6 +307,10 @@ async function rawRead(url: string, from: bigint, count: number): Promise<Phase>
   return { operations: events, events, elapsedMs, latenciesMs: [] };
 }
 
+function cpuPerOperation(phase: Phase): string {
+  return ((phase.cpuUs ?? 0) / Math.max(1, phase.operations)).toFixed(0);
+}
+
 function latencyCells(phase: Phase): string {
   const sorted = [...phase.latenciesMs].sort((a, b) => a - b);
   return `${percentile(sorted, 50).toFixed(2)} | ${percentile(sorted, 99).toFixed(2)}`;
@@ -287,6 +337,11 @@ export async function run(): Promise<BenchSection> {
     log(`distinct streams: ${WRITERS} writers, ${PHASE_MS} ms`);
     const distinct = await distinctStreams(store, runId);
     const groupStats = store.stats();
+    log(
+      `stream reads: ${WRITERS} readers, newest event of a stream, then a missing stream, ${PHASE_MS / 2} ms each`,
+    );
+    const reads = await streamReads(store, runId, true);
+    const missingReads = await streamReads(store, runId, false);
     log(`hot stream: ${WRITERS} writers on one stream, ${PHASE_MS} ms`);
     const hot = await hotStream(store, runId);
     const head = await store.headPosition();
@@ -316,6 +371,11 @@ export async function run(): Promise<BenchSection> {
       `| Raw ceiling: ${WRITERS} \`pg\` clients, 1 jsonb row insert per transaction | ${formatRate(rawRate)} | ${latencyCells(raw)} | 1.00 |`,
       `| Appends, ${WRITERS} writers on distinct streams (exact expected revision) | ${formatRate(distinctRate)} | ${latencyCells(distinct)} | ${ratio.toFixed(2)} |`,
       `| Appends, ${WRITERS} writers on one hot stream (conflict retries: reload revision, jittered backoff ≤ ${HOT_BACKOFF_MAX_MS} ms) | ${formatRate(hotRate)} | ${latencyCells(hot)} | ${(hotRate / rawRate).toFixed(2)} |`,
+      '',
+      '| Stream reads (readStream, backwards, maxCount 1) | reads/s | p50 ms | p99 ms | app CPU µs/read |',
+      '|---|---:|---:|---:|---:|',
+      `| Newest event of an existing stream, ${WRITERS} readers | ${formatRate(perSecond(reads.operations, reads.elapsedMs))} | ${latencyCells(reads)} | ${cpuPerOperation(reads)} |`,
+      `| Missing stream (StreamNotFoundError), ${WRITERS} readers | ${formatRate(perSecond(missingReads.operations, missingReads.elapsedMs))} | ${latencyCells(missingReads)} | ${cpuPerOperation(missingReads)} |`,
       '',
       `- Distinct streams: ${(groupStats.appendsWritten / Math.max(1, groupStats.groupsCommitted)).toFixed(1)} appends per group commit on average; ${groupStats.cachedWrites} of ${groupStats.groupsCommitted} groups written in one round trip.`,
       `- Hot stream: ${hot.conflicts ?? 0} conflicts retried for ${hot.operations} successful appends (latency includes the retries); ${hot.gaveUp ?? 0} operations abandoned after ${HOT_MAX_ATTEMPTS} conflicts in a row (optimistic retries are not fair to the losers; the app queues commands per stream within a process).`,
