@@ -239,18 +239,26 @@ export class PostgresLedgerQueries implements LedgerQueries {
     const limit = pageLimit(page.limit);
     const after = page.cursor === undefined ? null : decodeCursor(page.cursor);
     // Newest first, in (position, line) order: stable under concurrent appends (new lines sort first).
+    // The postings index leads with (tenant, account, currency), so the page is taken per currency (one
+    // backward index scan each, the cursor as an index condition) and the few per-currency pages are
+    // merged; every posting's (account, currency) has its balances row, written in the same batch.
     const rows = await this.readOne(
       tenantId,
       `SELECT p.*, e.description, a.event_id, a.event_type, a.stream_name, a.correlation_id,
                 a.actor_id, a.actor_role
-           FROM ${S}.postings p
+           FROM ${S}.balances c
+           CROSS JOIN LATERAL (
+             SELECT * FROM ${S}.postings q
+              WHERE q.tenant_id = c.tenant_id AND q.account = c.account AND q.currency = c.currency
+                ${after ? 'AND (q.position, q.line) < (?::int8, ?::int4)' : ''}
+              ORDER BY q.position DESC, q.line DESC
+              LIMIT ?) p
            JOIN ${S}.audit_events a ON a.tenant_id = p.tenant_id AND a.position = p.position
            JOIN ${S}.journal_entries e ON e.tenant_id = p.tenant_id AND e.entry_id = p.entry_id
-          WHERE p.tenant_id = ? AND p.account = ?
-            ${after ? 'AND (p.position, p.line) < (?::int8, ?::int4)' : ''}
+          WHERE c.tenant_id = ? AND c.account = ?
           ORDER BY p.position DESC, p.line DESC
           LIMIT ?`,
-      [tenantId, account, ...(after ? [int8(after.position), after.line] : []), limit + 1],
+      [...(after ? [int8(after.position), after.line] : []), limit + 1, tenantId, account, limit + 1],
     );
     const items = rows.slice(0, limit).map(toStatementLine);
     const last = items[items.length - 1];
