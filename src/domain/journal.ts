@@ -36,22 +36,24 @@ export interface JournalEntry {
   postings: Posting[];
 }
 
+// Messages are built lazily: the projection runs this for every entry it replays.
 export function assertBalanced(entry: JournalEntry): void {
   invariant(
     entry.postings.length >= 2,
-    `entry ${entry.entryId} has ${entry.postings.length} postings, needs >= 2`,
+    () => `entry ${entry.entryId} has ${entry.postings.length} postings, needs >= 2`,
   );
   const sums = new Map<string, number>();
   for (const p of entry.postings) {
     invariant(
       Number.isSafeInteger(p.amount) && p.amount > 0,
-      `entry ${entry.entryId}: posting amount ${p.amount} on ${p.account} is not a positive safe integer`,
+      () =>
+        `entry ${entry.entryId}: posting amount ${p.amount} on ${p.account} is not a positive safe integer`,
     );
-    invariant(/^[a-z]{3}$/.test(p.currency), `entry ${entry.entryId}: bad currency ${p.currency}`);
+    invariant(/^[a-z]{3}$/.test(p.currency), () => `entry ${entry.entryId}: bad currency ${p.currency}`);
     const key = `${p.currency}/${p.effect}`;
     const signed = p.side === 'debit' ? p.amount : -p.amount;
     const next = (sums.get(key) ?? 0) + signed;
-    invariant(Number.isSafeInteger(next), `entry ${entry.entryId}: sum overflow`);
+    invariant(Number.isSafeInteger(next), () => `entry ${entry.entryId}: sum overflow`);
     sums.set(key, next);
   }
   for (const [key, sum] of sums) {
