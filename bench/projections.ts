@@ -344,7 +344,7 @@ export async function run(): Promise<BenchSection> {
   let insertCeiling: Awaited<ReturnType<typeof rawCeiling>>;
   let copyCeiling: Awaited<ReturnType<typeof rawCeiling>>;
   let asOf: Awaited<ReturnType<typeof asOfPhase>>;
-  const method = bulkLoadMethodOf(main.db);
+  const method = await bulkLoadMethodOf(main.db);
   try {
     console.log(`  raw batched-insert ceiling over ${CEILING_EVENTS} events`);
     insertCeiling = await rawCeiling(main.db, 'insert');

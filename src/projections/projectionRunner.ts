@@ -255,10 +255,9 @@ export class ProjectionRunner {
     if (!this.lock.isHeld()) throw new Error('projection lock lost; re-acquiring before applying more');
     const { db, hooks, redis } = this.options;
     const info: BatchInfo = { events: batch, position: batch[batch.length - 1]!.position };
+    const bulkLoad = this.options.bulkLoad ?? (await bulkLoadMethodOf(db));
     const result = await db.knex.transaction(async (trx) => {
-      const r = await applyBatch(trx, LIVE_SCHEMA, batch, expected, {
-        bulkLoad: this.options.bulkLoad ?? bulkLoadMethodOf(db),
-      });
+      const r = await applyBatch(trx, LIVE_SCHEMA, batch, expected, { bulkLoad });
       // Delivered by Postgres only when the transaction commits, so waiters never see uncommitted data.
       await trx.raw('SELECT pg_notify(?, ?)', [PROJECTED_CHANNEL, r.position.toString()]);
       await hooks?.beforeCommit?.(info);

@@ -96,7 +96,7 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
   const replay = new ShadowReplay(
     db.knex,
     SHADOW_SCHEMA,
-    bulkLoadMethodOf(db),
+    await bulkLoadMethodOf(db),
     options.balanceCacheRows ?? 1_000_000,
     !resumed,
     position,

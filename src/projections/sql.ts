@@ -33,15 +33,32 @@ export async function insertRows(
 }
 
 /**
- * How append-only rows reach their table: `COPY … FROM STDIN` (text format) on real Postgres, the
- * multi-row `unnest` INSERT on PGlite, whose COPY FROM STDIN needs a /dev/blob device that knex-pglite
- * does not provide. COPY skips the parameter arrays on both sides: no array literal to escape in
- * Node, none to parse in Postgres. The one place that chooses.
+ * How append-only rows reach their table: `COPY … FROM STDIN` (text format) where it can, the
+ * multi-row `unnest` INSERT otherwise. COPY skips the parameter arrays on both sides: no array literal
+ * to escape in Node, none to parse in Postgres. The one place that chooses:
+ *  - PGlite: INSERT (its COPY FROM STDIN needs a /dev/blob device that knex-pglite does not provide);
+ *  - Postgres, connected as a role that bypasses row-level security (superuser or BYPASSRLS): COPY;
+ *  - Postgres, any other role: INSERT. The read models FORCE row-level security (schema.ts), and
+ *    Postgres refuses COPY FROM into such a table for a role subject to it (SQLSTATE 0A000, "COPY FROM
+ *    not supported with row-level security"), whatever its policies allow.
  */
 export type BulkLoadMethod = 'copy' | 'insert';
 
-export function bulkLoadMethodOf(db: Pick<Database, 'kind'>): BulkLoadMethod {
-  return db.kind === 'postgres' ? 'copy' : 'insert';
+const bypassesRls = new WeakMap<Knex, Promise<boolean>>();
+
+export async function bulkLoadMethodOf(db: Pick<Database, 'kind' | 'knex'>): Promise<BulkLoadMethod> {
+  if (db.kind !== 'postgres') return 'insert';
+  // The connecting role is fixed for the pool's life, so it is asked once per pool.
+  let answer = bypassesRls.get(db.knex);
+  if (!answer) {
+    answer = db.knex
+      .raw('SELECT (rolsuper OR rolbypassrls) AS bypass FROM pg_roles WHERE rolname = current_user')
+      .then((r: { rows: Array<{ bypass: boolean }> }) => r.rows[0]?.bypass === true);
+    bypassesRls.set(db.knex, answer);
+    // A failed lookup is not remembered: the next batch asks again.
+    answer.catch(() => bypassesRls.delete(db.knex));
+  }
+  return (await answer) ? 'copy' : 'insert';
 }
 
 /** Rows per CopyData chunk: bounds each string built in memory (a few hundred KB). */
