@@ -206,13 +206,17 @@ export class TenantReadBatcher {
         batch[0]!.reject(error);
         return;
       }
-      for (const read of batch) {
-        try {
-          read.resolve(await queryAsTenant(this.db, read.tenantId, read.statements));
-        } catch (alone) {
-          read.reject(alone);
-        }
-      }
+      // Concurrently (the pool bounds the connections), so one slow read that failed the message (a
+      // statement timeout, say) does not hold every read that travelled with it for as long again.
+      await Promise.all(
+        batch.map(async (read) => {
+          try {
+            read.resolve(await queryAsTenant(this.db, read.tenantId, read.statements));
+          } catch (alone) {
+            read.reject(alone);
+          }
+        }),
+      );
     }
   }
 }
