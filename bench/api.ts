@@ -5,21 +5,18 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
-import pg from 'pg';
 import pino from 'pino';
 import { buildApp } from '../src/api/app.js';
 import { signToken } from '../src/api/auth.js';
 import { createMetrics, withAppendMetrics } from '../src/api/metrics.js';
 import { createLedgerService } from '../src/commands/ledgerService.js';
-import { type Database, openDatabase } from '../src/db/database.js';
-import { migrateLatest } from '../src/db/migrate.js';
 import { PostgresEventStore } from '../src/eventstore/postgres.js';
 import { PostgresLedgerQueries } from '../src/projections/postgresLedgerQueries.js';
 import { ProjectionRunner } from '../src/projections/projectionRunner.js';
 import { createRedisClient } from '../src/redis/redis.js';
 import { RedisIdempotencyStore } from '../src/redis/redisIdempotencyStore.js';
 import { RedisRateLimiter } from '../src/redis/redisRateLimiter.js';
-import { type BenchSection, benchDatabaseUrl, formatRate } from './report.js';
+import { type BenchSection, formatRate, freshBenchDatabase } from './report.js';
 
 /**
  * `npm run bench -- api`: booking holds/s (POST /v1/bookings, each with its own Idempotency-Key) and
@@ -212,29 +209,6 @@ async function load(spec: LoadSpec): Promise<Measured> {
   return LOADGEN === 'inline' ? { ...(await loadHere(spec)), loadgenCpuMs: null } : loadInChild(spec);
 }
 
-async function freshDatabase(): Promise<{ db: Database; drop(): Promise<void> }> {
-  const base = benchDatabaseUrl();
-  const name = `ledger_bench_api_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  const db = await openDatabase({ kind: 'postgres', url: url.toString(), poolMax: 20 });
-  await migrateLatest(db, { databaseUrl: url.toString() });
-  return {
-    db,
-    async drop() {
-      await db.close();
-      const c = new pg.Client({ connectionString: base });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
-}
-
 async function helloWorld(): Promise<Measured> {
   const hello = Fastify({ logger: false });
   hello.get('/', async () => ({ hello: 'world' }));
@@ -251,7 +225,7 @@ export async function run(): Promise<BenchSection> {
   const { m: hello, cpu: helloCpu } = await withCpu(helloWorld);
   console.log('hello-world', hello);
 
-  const { db, drop } = await freshDatabase();
+  const { db, drop } = await freshBenchDatabase({ prefix: 'ledger_bench_api', poolMax: 20 });
   const redis = createRedisClient({
     url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     keyPrefix: `bench${randomBytes(4).toString('hex')}:`,

@@ -1,14 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { type Database, openDatabase } from '../src/db/database.js';
-import { migrateLatest } from '../src/db/migrate.js';
+import type { Database } from '../src/db/database.js';
 import {
   type EventToAppend,
   StreamNotFoundError,
   WrongExpectedRevisionError,
 } from '../src/eventstore/port.js';
 import { PostgresEventStore } from '../src/eventstore/postgres.js';
-import { type BenchSection, benchDatabaseUrl, formatRate, percentile } from './report.js';
+import { type BenchSection, formatRate, freshBenchDatabase, percentile } from './report.js';
 
 /**
  * `npm run bench -- eventstore`: the Postgres event store against the raw insert ceiling of the same
@@ -317,23 +316,14 @@ function latencyCells(phase: Phase): string {
 }
 
 export async function run(): Promise<BenchSection> {
-  const base = benchDatabaseUrl();
-  const name = `ledger_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base, connectionTimeoutMillis: 5_000 });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  let db: Database | undefined;
+  const { db, url, drop } = await freshBenchDatabase({ prefix: 'ledger_bench', poolMax: 10 });
   try {
-    db = await openDatabase({ kind: 'postgres', url: url.toString(), poolMax: 10 });
-    await migrateLatest(db, { databaseUrl: url.toString() });
     const store = new PostgresEventStore(db);
     const runId = randomBytes(3).toString('hex');
     const log = (s: string) => console.log(`  eventstore: ${s}`);
 
     log(`raw ceiling: ${WRITERS} pg clients, one ~300-byte jsonb insert per transaction, ${PHASE_MS} ms`);
-    const raw = await rawCeiling(url.toString());
+    const raw = await rawCeiling(url);
     log(`distinct streams: ${WRITERS} writers, ${PHASE_MS} ms`);
     const distinct = await distinctStreams(store, runId);
     const groupStats = store.stats();
@@ -350,7 +340,7 @@ export async function run(): Promise<BenchSection> {
     log('catch-up subscription from the start of the fill');
     const caught = await catchUp(db, head);
     log(`raw read ceiling: plain pg client over ${RAW_READ_EVENTS} of those events`);
-    const rawReadPhase = await rawRead(url.toString(), head, RAW_READ_EVENTS);
+    const rawReadPhase = await rawRead(url, head, RAW_READ_EVENTS);
     await store.close();
     if (caught.events !== CATCH_UP_EVENTS) {
       throw new Error(`catch-up delivered ${caught.events} events, expected ${CATCH_UP_EVENTS}`);
@@ -386,8 +376,6 @@ export async function run(): Promise<BenchSection> {
     ].join('\n');
     return { name: 'eventstore', title: 'Event store (Postgres adapter)', markdown };
   } finally {
-    await db?.close();
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
-    await admin.end();
+    await drop();
   }
 }

@@ -1,8 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import pg from 'pg';
-import { type Database, openDatabase } from '../src/db/database.js';
-import { migrateLatest } from '../src/db/migrate.js';
+import type { Database } from '../src/db/database.js';
 import type {
   EventStore,
   EventToAppend,
@@ -17,7 +14,7 @@ import { ProjectionRunner } from '../src/projections/projectionRunner.js';
 import { type RebuildProgress, rebuildReadModels } from '../src/projections/rebuild.js';
 import { LIVE_SCHEMA } from '../src/projections/schema.js';
 import { appendRows, type BulkLoadMethod, bulkLoadMethodOf, rowBuffer } from '../src/projections/sql.js';
-import { type BenchSection, benchDatabaseUrl, formatRate, percentile } from './report.js';
+import { type BenchSection, formatRate, freshBenchDatabase, percentile } from './report.js';
 
 /**
  * `npm run bench -- projections`: rebuild rate over generated money events beside the raw batched-insert
@@ -113,30 +110,6 @@ export class GeneratedEventStore implements EventStore {
   subscribe(): Subscription {
     throw new Error('generated store does not subscribe');
   }
-}
-
-async function freshDatabase(): Promise<{ db: Database; url: string; drop: () => Promise<void> }> {
-  const base = benchDatabaseUrl();
-  const name = `ledger_bench_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  const db = await openDatabase({ kind: 'postgres', url: url.toString(), poolMax: 12 });
-  await migrateLatest(db, { databaseUrl: url.toString() });
-  return {
-    db,
-    url: url.toString(),
-    async drop() {
-      await db.close();
-      const c = new pg.Client({ connectionString: base });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
 }
 
 /**
@@ -339,7 +312,7 @@ async function lagPhase(
 export async function run(): Promise<BenchSection> {
   const fmt = (ms: number) => ms.toFixed(2);
   const loadBefore = os.loadavg()[0]!;
-  const main = await freshDatabase();
+  const main = await freshBenchDatabase({ prefix: 'ledger_bench', poolMax: 12 });
   let rebuild: Awaited<ReturnType<typeof rebuildPhase>>;
   let insertCeiling: Awaited<ReturnType<typeof rawCeiling>>;
   let copyCeiling: Awaited<ReturnType<typeof rawCeiling>>;
@@ -357,7 +330,7 @@ export async function run(): Promise<BenchSection> {
   } finally {
     await main.drop();
   }
-  const lagDb = await freshDatabase();
+  const lagDb = await freshBenchDatabase({ prefix: 'ledger_bench', poolMax: 12 });
   let lag: Awaited<ReturnType<typeof lagPhase>>;
   try {
     console.log(`  projection lag under ${LAG_WRITERS} writers for ${LAG_PHASE_MS} ms`);

@@ -1,7 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import pg from 'pg';
+import { type Database, openDatabase } from '../src/db/database.js';
+import { migrateLatest } from '../src/db/migrate.js';
 
 /**
  * One benchmark suite's result: `bench/<name>.ts` exports `run(): Promise<BenchSection>` and
@@ -17,6 +20,52 @@ export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
 export function benchDatabaseUrl(): string {
   return process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
+}
+
+export interface BenchDatabase {
+  db: Database;
+  /** Connection string of the fresh database. */
+  url: string;
+  /** Closes the handle and drops the database. */
+  drop(): Promise<void>;
+}
+
+/** A fresh, migrated database next to benchDatabaseUrl()'s, so a run never measures leftovers. */
+export async function freshBenchDatabase(options: {
+  prefix: string;
+  poolMax: number;
+}): Promise<BenchDatabase> {
+  const base = benchDatabaseUrl();
+  const name = `${options.prefix}_${randomBytes(5).toString('hex')}`;
+  const admin = (): Promise<pg.Client> => {
+    const c = new pg.Client({ connectionString: base, connectionTimeoutMillis: 5_000 });
+    return c.connect().then(() => c);
+  };
+  const creator = await admin();
+  try {
+    await creator.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await creator.end();
+  }
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  const db = await openDatabase({ kind: 'postgres', url: url.toString(), poolMax: options.poolMax });
+  const drop = async () => {
+    await db.close();
+    const c = await admin();
+    try {
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    } finally {
+      await c.end();
+    }
+  };
+  try {
+    await migrateLatest(db, { databaseUrl: url.toString() });
+  } catch (error) {
+    await drop().catch(() => undefined);
+    throw error;
+  }
+  return { db, url: url.toString(), drop };
 }
 
 export interface Machine {
