@@ -383,21 +383,26 @@ export async function loadBalances(
     [keys.map((k) => k[0]), keys.map((k) => k[1]), keys.map((k) => k[2])],
   )) as { rows: Array<Record<string, string | number | Date>> };
   for (const r of result.rows) {
-    const row: BalanceRow = {
-      tenantId: String(r.tenant_id),
-      account: String(r.account),
-      currency: String(r.currency),
-      debitsPending: Number(r.debits_pending),
-      debitsPosted: Number(r.debits_posted),
-      creditsPending: Number(r.credits_pending),
-      creditsPosted: Number(r.credits_posted),
-      available: Number(r.available),
-      normalSide: normalSideOf(String(r.account)),
-      version: Number(r.version),
-      lastPosition: BigInt(r.last_position as number),
-      lastOccurredAt: (r.last_occurred_at as Date).toISOString(),
-    };
+    const row = balanceRowOf(r);
     out.set(balanceKey(row.tenantId, row.account, row.currency), row);
   }
   return out;
+}
+
+/** A `balances` table row as the driver returns it (int8 as number, timestamptz as Date). */
+export function balanceRowOf(r: Record<string, unknown>): BalanceRow {
+  return {
+    tenantId: String(r.tenant_id),
+    account: String(r.account),
+    currency: String(r.currency),
+    debitsPending: Number(r.debits_pending),
+    debitsPosted: Number(r.debits_posted),
+    creditsPending: Number(r.credits_pending),
+    creditsPosted: Number(r.credits_posted),
+    available: Number(r.available),
+    normalSide: normalSideOf(String(r.account)),
+    version: Number(r.version),
+    lastPosition: BigInt(r.last_position as number),
+    lastOccurredAt: (r.last_occurred_at as Date).toISOString(),
+  };
 }

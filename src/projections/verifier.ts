@@ -12,6 +12,7 @@ import {
   ZERO_TOTALS,
 } from './balances.js';
 import { entryOf, tenantOf } from './eventShape.js';
+import { type BalanceRow, balanceRowOf } from './ledgerProjection.js';
 import { LIVE_SCHEMA } from './schema.js';
 
 export type DifferenceKind =
@@ -60,11 +61,6 @@ interface Folded extends Totals {
   currency: string;
   version: number;
   lastPosition: bigint;
-}
-
-interface ModelRow extends Folded {
-  available: number;
-  lastOccurredAt: Date;
 }
 
 /**
@@ -145,21 +141,9 @@ export async function verifyReadModels(options: VerifyOptions): Promise<VerifyRe
     if (page[page.length - 1]!.position >= snapshot.position) break;
   }
 
-  const model = new Map<string, ModelRow>();
+  const model = new Map<string, BalanceRow>();
   for (const r of snapshot.balances) {
-    const row: ModelRow = {
-      tenantId: String(r.tenant_id),
-      account: String(r.account),
-      currency: String(r.currency),
-      debitsPending: Number(r.debits_pending),
-      debitsPosted: Number(r.debits_posted),
-      creditsPending: Number(r.credits_pending),
-      creditsPosted: Number(r.credits_posted),
-      available: Number(r.available),
-      version: Number(r.version),
-      lastPosition: BigInt(Number(r.last_position)),
-      lastOccurredAt: r.last_occurred_at as Date,
-    };
+    const row = balanceRowOf(r);
     model.set(balanceKey(row.tenantId, row.account, row.currency), row);
   }
 
@@ -224,7 +208,7 @@ export async function verifyReadModels(options: VerifyOptions): Promise<VerifyRe
     const posted = postedOf(m, 'credit');
     const pending = pendingOf(m, 'credit');
     if (posted === 0 && pending === 0) continue;
-    const ageMs = now.getTime() - m.lastOccurredAt.getTime();
+    const ageMs = now.getTime() - Date.parse(m.lastOccurredAt);
     const agePositions = snapshot.position - m.lastPosition;
     const tooOld =
       ageMs > clearingMaxAgeMs ||
