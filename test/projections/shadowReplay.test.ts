@@ -130,15 +130,22 @@ describe('shadow replay: COPY path and carried balances', () => {
     120_000,
   );
 
-  // Batches span several store reads here (readEvents < batchSize), as they do in a real rebuild.
-  it('a rebuild whose balance carry overflows, crashes and resumes equals one clean batch', async () => {
+  /** A random history in a store, and the read models one clean batch makes of it (then reset). */
+  async function historyAndCleanReadModels(numRuns: number, seed: number, label: string) {
     const store = new MemoryEventStore();
-    await appendAll(store, buildEvents(fc.sample(opArb, { numRuns: 300, seed: 21 }), 'carry'));
+    await appendAll(store, buildEvents(fc.sample(opArb, { numRuns, seed }), label));
     const events = await store.readAll({ maxCount: 10_000 });
     const { knex } = t.db;
     await knex.transaction((trx) => applyBatch(trx, LIVE_SCHEMA, events, -1n));
     const expected = await dumpSchema(knex, LIVE_SCHEMA);
     await resetSchema(knex, LIVE_SCHEMA);
+    return { store, expected };
+  }
+
+  // Batches span several store reads here (readEvents < batchSize), as they do in a real rebuild.
+  it('a rebuild whose balance carry overflows, crashes and resumes equals one clean batch', async () => {
+    const { store, expected } = await historyAndCleanReadModels(300, 21, 'carry');
+    const { knex } = t.db;
 
     // A carry of 3 balances overflows in almost every batch: balances are written, dropped and read back.
     let batches = 0;
@@ -167,13 +174,8 @@ describe('shadow replay: COPY path and carried balances', () => {
   });
 
   it('a rebuild crashing before any overflow resumes with balances re-derived from its postings', async () => {
-    const store = new MemoryEventStore();
-    await appendAll(store, buildEvents(fc.sample(opArb, { numRuns: 200, seed: 22 }), 'derive'));
-    const events = await store.readAll({ maxCount: 10_000 });
+    const { store, expected } = await historyAndCleanReadModels(200, 22, 'derive');
     const { knex } = t.db;
-    await knex.transaction((trx) => applyBatch(trx, LIVE_SCHEMA, events, -1n));
-    const expected = await dumpSchema(knex, LIVE_SCHEMA);
-    await resetSchema(knex, LIVE_SCHEMA);
 
     let batches = 0;
     await expect(
