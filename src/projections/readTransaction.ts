@@ -88,13 +88,28 @@ export interface TenantRead {
  * alone). Returns each read's statements' rows.
  */
 export async function queryManyAsTenants(db: Database, reads: readonly TenantRead[]): Promise<SqlRow[][][]> {
+  return sendInlinedReads(db, reads.map(inlineRead));
+}
+
+/** A tenant read checked and with its values inlined: the SQL text of its statements. */
+interface InlinedRead {
+  tenantId: string;
+  sqls: readonly string[];
+}
+
+/** Checks a read and inlines its values once (queued reads keep the result, not the bindings). */
+function inlineRead(read: TenantRead): InlinedRead {
+  assertTenantId(read.tenantId);
+  invariant(read.statements.length > 0, 'a tenant read needs at least one statement');
+  return { tenantId: read.tenantId, sqls: read.statements.map((s) => inlineBindings(s.sql, s.bindings)) };
+}
+
+async function sendInlinedReads(db: Database, reads: readonly InlinedRead[]): Promise<SqlRow[][][]> {
   invariant(reads.length > 0, 'queryManyAsTenants needs at least one read');
   const parts = [`SELECT set_config('role', ${escapeLiteral(APP_ROLE)}, true)`];
   for (const read of reads) {
-    assertTenantId(read.tenantId);
-    invariant(read.statements.length > 0, 'a tenant read needs at least one statement');
     parts.push(`SELECT set_config('app.tenant_id', ${escapeLiteral(read.tenantId)}, true)`);
-    for (const s of read.statements) parts.push(inlineBindings(s.sql, s.bindings));
+    parts.push(...read.sqls);
   }
   const results = await db.simpleQuery(parts.join(';\n'));
   invariant(
@@ -105,8 +120,8 @@ export async function queryManyAsTenants(db: Database, reads: readonly TenantRea
   let next = 1;
   for (const read of reads) {
     next++; // the tenant setting
-    out.push(results.slice(next, next + read.statements.length));
-    next += read.statements.length;
+    out.push(results.slice(next, next + read.sqls.length));
+    next += read.sqls.length;
   }
   return out;
 }
@@ -129,7 +144,7 @@ export interface TenantReadBatcherOptions {
   maxQueuedReads?: number;
 }
 
-interface QueuedRead extends TenantRead {
+interface QueuedRead extends InlinedRead {
   resolve: (rows: SqlRow[][]) => void;
   reject: (error: unknown) => void;
 }
@@ -168,10 +183,10 @@ export class TenantReadBatcher {
   }
 
   read(tenantId: string, statements: readonly TenantStatement[]): Promise<SqlRow[][]> {
+    let inlined: InlinedRead;
     try {
-      // Validate before queueing, so a bad read fails alone and at once.
-      assertTenantId(tenantId);
-      for (const s of statements) inlineBindings(s.sql, s.bindings);
+      // Checked and inlined before queueing, so a bad read fails alone and at once.
+      inlined = inlineRead({ tenantId, statements });
     } catch (error) {
       return Promise.reject(error);
     }
@@ -179,7 +194,7 @@ export class TenantReadBatcher {
       return Promise.reject(new ReadQueueFullError(this.queue.length));
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ tenantId, statements, resolve, reject });
+      this.queue.push({ ...inlined, resolve, reject });
       this.pump();
     });
   }
@@ -197,7 +212,7 @@ export class TenantReadBatcher {
 
   private async send(batch: QueuedRead[]): Promise<void> {
     try {
-      const rows = await queryManyAsTenants(this.db, batch);
+      const rows = await sendInlinedReads(this.db, batch);
       batch.forEach((read, i) => {
         read.resolve(rows[i]!);
       });
@@ -211,7 +226,8 @@ export class TenantReadBatcher {
       await Promise.all(
         batch.map(async (read) => {
           try {
-            read.resolve(await queryAsTenant(this.db, read.tenantId, read.statements));
+            const [rows] = await sendInlinedReads(this.db, [read]);
+            read.resolve(rows!);
           } catch (alone) {
             read.reject(alone);
           }
