@@ -137,8 +137,10 @@ async function start(
   cleanups.push(() => runner.stop());
   metrics.setProjectionLagSource(async () => (await runner.lag()).events);
 
-  const queries = new PostgresLedgerQueries(db);
+  // Balances are written only by the runner above (or a rebuild), both of which notify the cache.
+  const queries = new PostgresLedgerQueries(db, { balanceCacheEntries: config.balanceCacheEntries });
   cleanups.push(() => queries.close());
+  metrics.setBalanceCacheSource(() => queries.balanceCacheStats());
 
   const processManagers = startProcessManagers({
     service,

@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { AppendOptions, AppendResult, EventStore, EventToAppend } from '../eventstore/port.js';
+import type { BalanceCacheStats } from '../projections/balanceCache.js';
 
 /**
  * Prometheus instruments of one process, on its own registry (so tests can build many apps). Other
@@ -13,6 +14,8 @@ export interface Metrics {
   rateLimited: Counter<'class'>;
   /** Sets the callback that yields the projection lag (in positions) each time /metrics is scraped. */
   setProjectionLagSource(source: () => Promise<number>): void;
+  /** Sets the callback that yields the wallet balance cache's counters (undefined: cache off). */
+  setBalanceCacheSource(source: () => BalanceCacheStats | undefined): void;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean; prefix?: string } = {}): Metrics {
@@ -20,6 +23,7 @@ export function createMetrics(options: { defaultMetrics?: boolean; prefix?: stri
   const registry = new Registry();
   if (options.defaultMetrics ?? false) collectDefaultMetrics({ register: registry, prefix });
   let lagSource: (() => Promise<number>) | undefined;
+  let cacheSource: (() => BalanceCacheStats | undefined) | undefined;
   const metrics: Metrics = {
     registry,
     httpRequestDuration: new Histogram({
@@ -51,7 +55,33 @@ export function createMetrics(options: { defaultMetrics?: boolean; prefix?: stri
     setProjectionLagSource(source) {
       lagSource = source;
     },
+    setBalanceCacheSource(source) {
+      cacheSource = source;
+    },
   };
+  // Counters kept by the cache itself (one object, no per-read instrument cost), read at scrape time.
+  new Gauge({
+    name: `${prefix}balance_cache_reads`,
+    help: 'Wallet balance reads by outcome since start (hit: from memory; miss: from the database; discarded: a miss not kept because a change overtook it)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+    collect() {
+      const stats = cacheSource?.();
+      if (!stats) return;
+      this.set({ outcome: 'hit' }, stats.hits);
+      this.set({ outcome: 'miss' }, stats.misses);
+      this.set({ outcome: 'discarded' }, stats.discarded);
+    },
+  });
+  new Gauge({
+    name: `${prefix}balance_cache_live`,
+    help: '1 while the balance cache hears the projection (serves from memory), 0 while it is bypassed',
+    registers: [registry],
+    collect() {
+      const stats = cacheSource?.();
+      if (stats) this.set(stats.live ? 1 : 0);
+    },
+  });
   new Gauge({
     name: `${prefix}projection_lag_positions`,
     help: 'Event store head position minus the position the slowest projection has applied',

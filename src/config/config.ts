@@ -30,6 +30,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Size of the Postgres connection pool (real Postgres only). */
   databasePoolMax: number;
+  /** Wallet balances kept in memory between projection changes (0: every read goes to the database). */
+  balanceCacheEntries: number;
 }
 
 export type StripeConfig =
@@ -126,6 +128,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     schedulerIntervalMs: integer(env, 'SCHEDULER_INTERVAL_MS', 60_000, 100, 24 * 3_600_000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 300_000),
     databasePoolMax: integer(env, 'DATABASE_POOL_MAX', 20, 1, 500),
+    balanceCacheEntries: integer(env, 'BALANCE_CACHE_ENTRIES', 100_000, 0, 10_000_000),
   };
 }
 

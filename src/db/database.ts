@@ -34,12 +34,23 @@ export interface Database {
    * while the session holds its one connection.
    */
   withSession<T>(fn: (session: SqlSession) => Promise<T>): Promise<T>;
-  /** Subscribes to a NOTIFY channel; returns an unsubscribe function. */
-  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Subscribes to a NOTIFY channel; returns an unsubscribe function. `onState` hears when the
+   * subscription is live ('listening': from now on every notification committed is delivered) and when
+   * it is lost ('lost': the connection dropped, notifications until the next 'listening' are missed).
+   * Callers that keep state derived from notifications must drop it on 'lost'.
+   */
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onState?: (state: ListenState) => void,
+  ): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
 export type SqlRow = Record<string, unknown>;
+
+export type ListenState = 'listening' | 'lost';
 
 /**
  * One statement with `$1..$n` placeholders. `name` must always come with the same `text` (a connection
@@ -132,6 +143,7 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
     log: QUIET_KNEX_LOG,
   });
   const listeners = new Map<string, Set<(payload: string) => void>>();
+  const stateListeners = new Set<(state: ListenState) => void>();
   let client: pg.Client | undefined;
   let closed = false;
   let reconnectTimer: NodeJS.Timeout | undefined;
@@ -142,14 +154,21 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
     c.on('notification', (msg) => {
       for (const fn of listeners.get(msg.channel) ?? []) fn(msg.payload ?? '');
     });
-    c.on('error', () => scheduleReconnect());
-    c.on('end', () => scheduleReconnect());
+    c.on('error', () => lost(c));
+    c.on('end', () => lost(c));
     await c.connect();
     for (const channel of listeners.keys()) await c.query(`LISTEN ${channel}`);
     client = c;
+    for (const fn of stateListeners) fn('listening');
+  }
+  function lost(c: pg.Client): void {
+    // A replaced client's late 'end' says nothing about the current one.
+    if (client !== undefined && client !== c) return;
+    client = undefined;
+    for (const fn of stateListeners) fn('lost');
+    scheduleReconnect();
   }
   function scheduleReconnect(): void {
-    client = undefined;
     if (closed || reconnectTimer) return;
     reconnectTimer = setTimeout(() => {
       reconnectTimer = undefined;
@@ -170,7 +189,7 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
         return (Array.isArray(result) ? result : [result]).map((r) => r.rows);
       }),
     ...sessionMembers<pg.Client>(knex, async (connection, s) => (await connection.query<SqlRow>(s)).rows),
-    async listen(channel, onNotify) {
+    async listen(channel, onNotify, onState) {
       if (!CHANNEL.test(channel)) throw new Error(`invalid NOTIFY channel ${channel}`);
       let set = listeners.get(channel);
       if (!set) {
@@ -180,8 +199,13 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
         else await client.query(`LISTEN ${channel}`);
       }
       set.add(onNotify);
+      if (onState) {
+        stateListeners.add(onState);
+        if (client) onState('listening');
+      }
       return async () => {
         set.delete(onNotify);
+        if (onState) stateListeners.delete(onState);
       };
     },
     async close() {
@@ -214,9 +238,11 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       knex,
       async (connection, s) => (await connection.query<SqlRow>(s.text, s.values)).rows,
     ),
-    async listen(channel, onNotify) {
+    async listen(channel, onNotify, onState) {
       if (!CHANNEL.test(channel)) throw new Error(`invalid NOTIFY channel ${channel}`);
       const unsubscribe = await pglite.listen(channel, onNotify);
+      // In-process: once subscribed, nothing can be missed until close.
+      onState?.('listening');
       return async () => unsubscribe();
     },
     async close() {

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { InvariantViolation, invariant } from '../domain/errors.js';
 import type { Side } from '../domain/journal.js';
 import type { RecordedEvent } from '../eventstore/port.js';
+import { BALANCES_CHANGED_CHANNEL, balanceChangePayloads } from './balanceCache.js';
 import {
   applyPostingInPlace,
   availableOf,
@@ -12,7 +13,7 @@ import {
 } from './balances.js';
 import { applyEntityViews, type ProjectedEvent } from './entityViews.js';
 import { entryOf, parseStreamName, tenantOf } from './eventShape.js';
-import { LEDGER_PROJECTION, type ReadModelSchema } from './schema.js';
+import { LEDGER_PROJECTION, LIVE_SCHEMA, type ReadModelSchema } from './schema.js';
 import {
   appendRows,
   type BulkLoadMethod,
@@ -161,7 +162,22 @@ export async function applyBatch(
   await applyEntityViews(trx, schema, projected);
   const position = projected[projected.length - 1]!.event.position;
   await advanceCheckpoint(trx, schema, position, events.length);
+  // Part of the write: whoever caches live balances (balanceCache.ts) hears of it at commit.
+  if (schema === LIVE_SCHEMA) await notifyBalanceChanges(trx, position, balances.values());
   return { position, applied: events.length, postings: rows.postings.length };
+}
+
+/** Queues (delivered at commit, in order) the notifications naming every balance the batch changed. */
+async function notifyBalanceChanges(
+  trx: Knex.Transaction,
+  position: bigint,
+  changed: Iterable<BalanceRow>,
+): Promise<void> {
+  const payloads = balanceChangePayloads(position, changed);
+  await trx.raw('SELECT pg_notify(?, p) FROM unnest(?::text[]) WITH ORDINALITY AS t(p, i) ORDER BY i', [
+    BALANCES_CHANGED_CHANNEL,
+    payloads,
+  ]);
 }
 
 /** Locks the checkpoint row for the transaction and checks that it is where this writer left it. */

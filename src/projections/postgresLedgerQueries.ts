@@ -8,6 +8,13 @@ import {
   tutorReceivable,
 } from '../domain/accounts.js';
 import { DomainError } from '../domain/errors.js';
+import {
+  BALANCES_CHANGED_CHANNEL,
+  BalanceCache,
+  type BalanceCacheStats,
+  balanceCacheKey,
+  parseBalanceChange,
+} from './balanceCache.js';
 import { availableOf, normalSideOf, pendingOf, postedOf, type Totals } from './balances.js';
 import { readCheckpoint } from './ledgerProjection.js';
 import type {
@@ -40,6 +47,12 @@ export interface PostgresLedgerQueriesOptions {
   maxWaitMs?: number;
   /** How concurrent reads are coalesced into messages (readTransaction.ts, TenantReadBatcher). */
   batching?: TenantReadBatcherOptions;
+  /**
+   * Keep up to this many wallet balances in memory, dropped by the projection's change notifications
+   * (balanceCache.ts). Off (0) by default: only a process whose balances are written by the projection
+   * runner (which notifies) may turn it on.
+   */
+  balanceCacheEntries?: number;
 }
 
 export interface AuditEventRow {
@@ -78,6 +91,8 @@ export class PostgresLedgerQueries implements LedgerQueries {
   private waiters = new Set<Waiter>();
   private listening: Promise<() => Promise<void>> | undefined;
   private readonly batcher: TenantReadBatcher;
+  private readonly balanceCache: BalanceCache<WalletView | null> | undefined;
+  private balanceChanges: Promise<() => Promise<void>> | undefined;
 
   constructor(
     private readonly db: Database,
@@ -87,6 +102,13 @@ export class PostgresLedgerQueries implements LedgerQueries {
     this.maxWaiters = options.maxWaiters ?? 10_000;
     this.maxWaitMs = options.maxWaitMs ?? 30_000;
     this.batcher = new TenantReadBatcher(db, options.batching);
+    const entries = options.balanceCacheEntries ?? 0;
+    this.balanceCache = entries > 0 ? new BalanceCache({ maxEntries: entries }) : undefined;
+  }
+
+  /** Hits, misses and state of the wallet balance cache (undefined when it is off). */
+  balanceCacheStats(): BalanceCacheStats | undefined {
+    return this.balanceCache?.stats();
   }
 
   async close(): Promise<void> {
@@ -98,6 +120,10 @@ export class PostgresLedgerQueries implements LedgerQueries {
     const unlisten = await this.listening?.catch(() => undefined);
     this.listening = undefined;
     await unlisten?.();
+    const unlistenChanges = await this.balanceChanges?.catch(() => undefined);
+    this.balanceChanges = undefined;
+    this.balanceCache?.lost();
+    await unlistenChanges?.();
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -110,20 +136,30 @@ export class PostgresLedgerQueries implements LedgerQueries {
   }
 
   async waitForPosition(position: bigint, timeoutMs: number): Promise<boolean> {
-    if (position <= this.known) return true;
+    if (position <= this.known) return this.cacheHeard(position, true);
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
       throw new DomainError('validation_failed', 'timeoutMs must be >= 0', { field: 'timeoutMs' });
     }
-    this.listening ??= this.db.listen(PROJECTED_CHANNEL, (payload) => {
-      if (/^-?\d+$/.test(payload)) this.observe(BigInt(payload));
-    });
+    this.listening ??= this.db.listen(
+      PROJECTED_CHANNEL,
+      (payload) => {
+        if (/^-?\d+$/.test(payload)) this.observe(BigInt(payload));
+      },
+      // Notifications sent while the connection was down are lost: look at the checkpoint once it is
+      // back, so that waiters do not sit out their whole timeout.
+      (state) => {
+        if (state === 'listening' && this.waiters.size > 0) this.projectedPosition().catch(() => undefined);
+      },
+    );
     try {
       await this.listening;
     } catch (error) {
       this.listening = undefined; // try LISTEN again on the next wait
       throw error;
     }
-    if (this.waiters.size >= this.maxWaiters) return (await this.projectedPosition()) >= position;
+    if (this.waiters.size >= this.maxWaiters) {
+      return this.cacheHeard(position, (await this.projectedPosition()) >= position);
+    }
     // Register before reading the checkpoint so a notification between the two cannot be missed.
     const reached = new Promise<boolean>((resolve) => {
       const waiter: Waiter = {
@@ -144,6 +180,18 @@ export class PostgresLedgerQueries implements LedgerQueries {
       this.waiters.add(waiter);
     });
     await this.projectedPosition();
+    return this.cacheHeard(position, await reached);
+  }
+
+  /**
+   * A read that waited for `position` must not be answered from a cache that has not yet heard every
+   * change up to it. Both notifications of a batch arrive on one connection, balances first, so this
+   * only happens when the position was learnt by reading the checkpoint; forgetting the cache is rare
+   * and always safe.
+   */
+  private cacheHeard(position: bigint, reached: boolean): boolean {
+    const cache = this.balanceCache;
+    if (reached && cache?.isLive && cache.heardPosition < position) cache.flush();
     return reached;
   }
 
@@ -353,7 +401,35 @@ export class PostgresLedgerQueries implements LedgerQueries {
   // ------------------------------------------------------------------------------------------------
   // Wallets and tutors (their accounts' balances)
 
-  async getWallet(tenantId: string, studentId: string): Promise<WalletView | null> {
+  getWallet(tenantId: string, studentId: string): Promise<WalletView | null> {
+    const cache = this.balanceCache;
+    if (!cache) return this.readWallet(tenantId, studentId);
+    this.balanceChanges ??= this.listenForBalanceChanges(cache);
+    const key = balanceCacheKey(tenantId, studentWallet(studentId));
+    const cached = cache.get(key);
+    if (cached !== undefined) return Promise.resolve(cached);
+    return cache.read(key, () => this.readWallet(tenantId, studentId));
+  }
+
+  private listenForBalanceChanges(cache: BalanceCache<WalletView | null>): Promise<() => Promise<void>> {
+    const listening = this.db.listen(
+      BALANCES_CHANGED_CHANNEL,
+      (payload) => {
+        const change = parseBalanceChange(payload);
+        // Not a payload this code wrote: the only safe reading is "anything may have changed".
+        if (change) cache.changed(change);
+        else cache.flush();
+      },
+      (state) => (state === 'listening' ? cache.listening() : cache.lost()),
+    );
+    // Until LISTEN works, reads go to the database; the next read tries again.
+    listening.catch(() => {
+      if (this.balanceChanges === listening) this.balanceChanges = undefined;
+    });
+    return listening;
+  }
+
+  private async readWallet(tenantId: string, studentId: string): Promise<WalletView | null> {
     const account = studentWallet(studentId);
     // A wallet's currency is fixed by its first money event, so there is one row.
     const [row] = await this.readOne(
@@ -365,14 +441,15 @@ export class PostgresLedgerQueries implements LedgerQueries {
     );
     if (!row) return null;
     const t = totalsOf(row);
-    return {
+    // Frozen: the same object may be served to many requests from the balance cache.
+    return Object.freeze({
       studentId,
       currency: String(row.currency),
       available: availableOf(t, 'credit'),
       pending: pendingOf(t, 'credit'),
       posted: postedOf(t, 'credit'),
       version: Number(row.version),
-    };
+    });
   }
 
   getWalletTransactions(

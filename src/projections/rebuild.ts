@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { Database } from '../db/database.js';
 import { invariant } from '../domain/errors.js';
 import type { EventStore, RecordedEvent } from '../eventstore/port.js';
+import { BALANCES_CHANGED_CHANNEL, flushAllPayload } from './balanceCache.js';
 import { readCheckpoint } from './ledgerProjection.js';
 import { PROJECTED_CHANNEL } from './projectionRunner.js';
 import {
@@ -175,6 +176,8 @@ export async function rebuildReadModels(options: RebuildOptions): Promise<Rebuil
       }
       await trx.raw(`ALTER SCHEMA ${SHADOW_SCHEMA} RENAME TO ${LIVE_SCHEMA}`);
       await trx.raw(`DROP SCHEMA IF EXISTS ${RETIRED_SCHEMA} CASCADE`);
+      // Every balance may differ from what caches hold (balanceCache.ts): they start over.
+      await trx.raw('SELECT pg_notify(?, ?)', [BALANCES_CHANGED_CHANNEL, flushAllPayload(position)]);
       await trx.raw('SELECT pg_notify(?, ?)', [PROJECTED_CHANNEL, position.toString()]);
       return true;
     });

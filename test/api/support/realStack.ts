@@ -44,7 +44,8 @@ export async function startRealStack(): Promise<RealStack> {
   const metrics = createMetrics();
   const store = withAppendMetrics(new PostgresEventStore(db.db), metrics);
   const service = createLedgerService({ store, clock: () => new Date() });
-  const queries = new PostgresLedgerQueries(db.db);
+  // As in src/server.ts: balances cached in memory, dropped by the runner's change notifications.
+  const queries = new PostgresLedgerQueries(db.db, { balanceCacheEntries: 10_000 });
   const runner = new ProjectionRunner({ db: db.db, store });
   runner.start();
   const redisUrl = process.env.REDIS_URL;
