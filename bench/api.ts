@@ -1,7 +1,9 @@
 import { execFileSync, fork } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
@@ -30,6 +32,8 @@ import { type BenchSection, formatRate, freshBenchDatabase } from './report.js';
 const DURATION_S = Number(process.env.BENCH_API_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_API_CONNECTIONS ?? 64);
 const STUDENTS = Number(process.env.BENCH_API_STUDENTS ?? 2_000);
+/** Wallets the read rows cycle through (the first ones seeded). */
+const READ_WALLETS = 256;
 const LOADGEN = process.env.BENCH_API_LOADGEN === 'inline' ? 'inline' : 'process';
 const CHILD_FLAG = '--bench-api-loadgen';
 /** Longest a child load generator may take beyond its duration before the run is declared failed. */
@@ -83,7 +87,30 @@ interface CpuSplit {
   redis: number | null;
 }
 
-async function withCpu(run: () => Promise<Measured>): Promise<{ m: Measured; cpu: CpuSplit }> {
+/** BENCH_API_PROFILE_DIR=<dir>: a V8 CPU profile of the server's process per measurement, for finding where it goes. */
+const PROFILE_DIR = process.env.BENCH_API_PROFILE_DIR;
+
+async function profiled<T>(name: string, run: () => Promise<T>): Promise<T> {
+  if (!PROFILE_DIR) return run();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await run();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(PROFILE_DIR, { recursive: true });
+    writeFileSync(path.join(PROFILE_DIR, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
+async function withCpu(name: string, run: () => Promise<Measured>): Promise<{ m: Measured; cpu: CpuSplit }> {
+  return profiled(name, () => measureCpu(run));
+}
+
+async function measureCpu(run: () => Promise<Measured>): Promise<{ m: Measured; cpu: CpuSplit }> {
   const pg0 = cpuMsOf(['postgres']);
   const redis0 = cpuMsOf(['redis-server']);
   const self0 = process.cpuUsage();
@@ -121,16 +148,16 @@ function requestsOf(spec: LoadSpec): autocannon.Options['requests'] {
   switch (spec.kind) {
     case 'hello':
       return [{ method: 'GET', path: '/' }];
-    case 'walletReads': {
-      let seq = 0;
-      return [
-        {
-          method: 'GET',
-          headers: { authorization: `Bearer ${spec.token}` },
-          setupRequest: (req) => ({ ...req, path: `/v1/wallets/s${seq++ % spec.students}` }),
-        },
-      ];
-    }
+    case 'walletReads':
+      // Fixed requests (autocannon builds each one's bytes once per connection and cycles through
+      // them), like the hello-world row. Not one per seeded wallet: 64 connections × 2,000 prebuilt
+      // requests doubled the load generator's CPU per request (measured), which is the machine's, not
+      // the server's, cost.
+      return Array.from({ length: Math.min(spec.students, READ_WALLETS) }, (_, i) => ({
+        method: 'GET' as const,
+        path: `/v1/wallets/s${i}`,
+        headers: { authorization: `Bearer ${spec.token}` },
+      }));
     case 'holds': {
       let seq = 0;
       return [
@@ -222,7 +249,7 @@ async function helloWorld(): Promise<Measured> {
 
 export async function run(): Promise<BenchSection> {
   const loadBefore = os.loadavg()[0]!;
-  const { m: hello, cpu: helloCpu } = await withCpu(helloWorld);
+  const { m: hello, cpu: helloCpu } = await withCpu('hello', helloWorld);
   console.log('hello-world', hello);
 
   const { db, drop } = await freshBenchDatabase({ prefix: 'ledger_bench_api', poolMax: 20 });
@@ -234,28 +261,35 @@ export async function run(): Promise<BenchSection> {
   const metrics = createMetrics();
   const store = withAppendMetrics(new PostgresEventStore(db), metrics);
   const service = createLedgerService({ store, clock: () => new Date() });
-  const queries = new PostgresLedgerQueries(db);
+  // As src/server.ts runs it: wallet balances cached in memory, dropped by the runner's notifications.
+  const queries = new PostgresLedgerQueries(db, { balanceCacheEntries: 100_000 });
+  // Attribution: the same reads with every read going to Postgres.
+  const uncachedQueries = new PostgresLedgerQueries(db);
   const runner = new ProjectionRunner({ db, store });
   runner.start();
-  const app = buildApp({
-    commands: service,
-    queries,
-    store,
-    auth: { jwtSecret: SECRET },
-    idempotency: new RedisIdempotencyStore(redis),
-    rateLimiter: new RedisRateLimiter(redis),
-    // One bench caller makes every request: limits sized so they are evaluated but never hit.
-    rateLimits: {
-      default: { limit: 100_000_000, windowMs: 60_000 },
-      money: { limit: 100_000_000, windowMs: 60_000 },
-    },
-    readiness: [],
-    logger: pino({ level: 'silent' }),
-    metrics,
-    docsUi: false,
-  });
+  const makeApp = (q: PostgresLedgerQueries) =>
+    buildApp({
+      commands: service,
+      queries: q,
+      store,
+      auth: { jwtSecret: SECRET },
+      idempotency: new RedisIdempotencyStore(redis),
+      rateLimiter: new RedisRateLimiter(redis),
+      // One bench caller makes every request: limits sized so they are evaluated but never hit.
+      rateLimits: {
+        default: { limit: 100_000_000, windowMs: 60_000 },
+        money: { limit: 100_000_000, windowMs: 60_000 },
+      },
+      readiness: [],
+      logger: pino({ level: 'silent' }),
+      metrics,
+      docsUi: false,
+    });
+  const app = makeApp(queries);
+  const uncachedApp = makeApp(uncachedQueries);
   try {
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    const uncachedUrl = await uncachedApp.listen({ port: 0, host: '127.0.0.1' });
     // Seed wallets: one credit adjustment per student, enough for every hold of the run.
     const seedCtx = (i: number) => ({
       tenantId: TENANT,
@@ -295,13 +329,18 @@ export async function run(): Promise<BenchSection> {
       ttlSeconds: 3600,
     });
 
-    const { m: reads, cpu: readsCpu } = await withCpu(() =>
+    const { m: reads, cpu: readsCpu } = await withCpu('reads', () =>
       load({ kind: 'walletReads', url, token: finance, students: STUDENTS }),
     );
     console.log('wallet reads', reads);
+    const cacheStats = queries.balanceCacheStats()!;
+    const { m: uncachedReads, cpu: uncachedReadsCpu } = await withCpu('reads-uncached', () =>
+      load({ kind: 'walletReads', url: uncachedUrl, token: finance, students: STUDENTS }),
+    );
+    console.log('wallet reads, balance cache off', uncachedReads);
 
     const scheduledAt = new Date(Date.now() + 30 * 86_400_000).toISOString();
-    const { m: holds, cpu: holdsCpu } = await withCpu(() =>
+    const { m: holds, cpu: holdsCpu } = await withCpu('holds', () =>
       load({ kind: 'holds', url, token: service_, students: STUDENTS, scheduledAt, run: 'a' }),
     );
     console.log('booking holds', holds);
@@ -330,7 +369,7 @@ export async function run(): Promise<BenchSection> {
     // Attribution only: the same holds with the projection runner stopped (the runner shares this
     // process and the Postgres server; a deployment may run it elsewhere).
     await runner.stop();
-    const { m: holdsNoRunner, cpu: holdsNoRunnerCpu } = await withCpu(() =>
+    const { m: holdsNoRunner, cpu: holdsNoRunnerCpu } = await withCpu('holds-no-runner', () =>
       load({ kind: 'holds', url, token: service_, students: STUDENTS, scheduledAt, run: 'b' }),
     );
     console.log('booking holds without the projection runner', holdsNoRunner);
@@ -354,7 +393,8 @@ export async function run(): Promise<BenchSection> {
           : "in a child process (same machine, not the server's event loop)") +
         ', the same for every row.',
       'API on the Postgres event store + Postgres read models (projection runner',
-      `running) + Redis idempotency keys and rate limits; ${STUDENTS} seeded wallets, one service/finance caller.`,
+      `running) + Redis idempotency keys and rate limits; ${STUDENTS} seeded wallets (reads cycle through ` +
+        `${Math.min(STUDENTS, READ_WALLETS)} of them, holds through all), one service/finance caller.`,
       `Machine load average when the run started: ${loadBefore.toFixed(1)} on ${os.cpus().length} cores ` +
         '(other work shares the machine; compare the rows with each other, not with other machines).',
       '',
@@ -362,7 +402,13 @@ export async function run(): Promise<BenchSection> {
       '|---|---|---|---|---|---|---|',
       row('fastify hello-world (GET /)', hello),
       row('wallet reads (GET /v1/wallets/{id})', reads),
+      row('wallet reads, balance cache off (every read from Postgres)', uncachedReads),
       row('booking holds (POST /v1/bookings, new Idempotency-Key each)', holds),
+      '',
+      `Balance cache during the wallet reads (holds had not started; the wallets were seeded before): ` +
+        `${cacheStats.hits} hits, ${cacheStats.misses} misses, ${cacheStats.discarded} misses not kept. ` +
+        'A miss costs what the "balance cache off" row costs; under writes, every change to a wallet ' +
+        'drops its entry, so the hit rate there is the ratio of reads to changes per wallet.',
       '',
       `Direct calls, sequential, same run: \`queries.getWallet\` ${directReadMs.toFixed(1)} ms/op, ` +
         `\`commands.placeBooking\` ${directHoldMs.toFixed(1)} ms/op (the API adds JWT check, rate limit, ` +
@@ -375,6 +421,7 @@ export async function run(): Promise<BenchSection> {
       '|---|---|---|---|---|---|',
       cpuRow('hello-world', helloCpu),
       cpuRow('wallet reads', readsCpu),
+      cpuRow('wallet reads, balance cache off', uncachedReadsCpu),
       cpuRow('booking holds', holdsCpu),
       cpuRow('booking holds, projection runner stopped', holdsNoRunnerCpu),
       '',
@@ -401,8 +448,10 @@ export async function run(): Promise<BenchSection> {
     return { name: 'api', title: 'HTTP API (npm run bench -- api)', markdown };
   } finally {
     await app.close();
+    await uncachedApp.close();
     await runner.stop();
     await queries.close();
+    await uncachedQueries.close();
     await store.close();
     await redis.quit().catch(() => redis.disconnect());
     await drop();
