@@ -3,6 +3,13 @@ import { PGlite } from '@electric-sql/pglite';
 import knexFactory, { type Knex } from 'knex';
 import ClientPGLite from 'knex-pglite';
 import pg from 'pg';
+import {
+  DEFAULT_PG_LISTENER_OPTIONS,
+  type ListenState,
+  NOTIFY_CHANNEL,
+  PgListener,
+  type PgListenerOptions,
+} from './pgListener.js';
 
 /**
  * One handle on the SQL database that holds the Postgres event store and the read models: real
@@ -50,7 +57,7 @@ export interface Database {
 
 export type SqlRow = Record<string, unknown>;
 
-export type ListenState = 'listening' | 'lost';
+export type { ListenState } from './pgListener.js';
 
 /**
  * One statement with `$1..$n` placeholders. `name` must always come with the same `text` (a connection
@@ -68,7 +75,7 @@ export interface SqlSession {
 }
 
 export type DatabaseTarget =
-  | { kind: 'postgres'; url: string; poolMax?: number }
+  | { kind: 'postgres'; url: string; poolMax?: number; listener?: PgListenerOptions }
   | { kind: 'pglite'; dataDir?: string };
 
 const INT8_OID = 20;
@@ -88,8 +95,6 @@ export function parseInt8(text: string): number {
 pg.types.setTypeParser(INT8_OID, parseInt8);
 
 const QUIET_KNEX_LOG = { warn() {}, error() {}, deprecate() {}, debug() {} };
-
-const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /** knex's pool, as simpleQuery uses it: the same connections (and bound) as every other query. */
 interface PooledClient<C> {
@@ -129,11 +134,15 @@ function sessionMembers<C>(
 
 export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   return target.kind === 'postgres'
-    ? openPostgres(target.url, target.poolMax ?? 10)
+    ? openPostgres(target.url, target.poolMax ?? 10, target.listener ?? DEFAULT_PG_LISTENER_OPTIONS)
     : openPglite(target.dataDir);
 }
 
-async function openPostgres(url: string, poolMax: number): Promise<Database> {
+async function openPostgres(
+  url: string,
+  poolMax: number,
+  listenerOptions: PgListenerOptions,
+): Promise<Database> {
   const knex = knexFactory({
     client: 'pg',
     connection: { connectionString: url, connectionTimeoutMillis: 5_000, statement_timeout: 30_000 },
@@ -142,40 +151,7 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
     // knex would print connection errors to the console itself; they are thrown to callers anyway.
     log: QUIET_KNEX_LOG,
   });
-  const listeners = new Map<string, Set<(payload: string) => void>>();
-  const stateListeners = new Set<(state: ListenState) => void>();
-  let client: pg.Client | undefined;
-  let closed = false;
-  let reconnectTimer: NodeJS.Timeout | undefined;
-
-  // One dedicated LISTEN connection, re-established after a drop (e.g. a Postgres restart).
-  async function connectListener(): Promise<void> {
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
-    c.on('notification', (msg) => {
-      for (const fn of listeners.get(msg.channel) ?? []) fn(msg.payload ?? '');
-    });
-    c.on('error', () => lost(c));
-    c.on('end', () => lost(c));
-    await c.connect();
-    for (const channel of listeners.keys()) await c.query(`LISTEN ${channel}`);
-    client = c;
-    for (const fn of stateListeners) fn('listening');
-  }
-  function lost(c: pg.Client): void {
-    // A replaced client's late 'end' says nothing about the current one.
-    if (client !== undefined && client !== c) return;
-    client = undefined;
-    for (const fn of stateListeners) fn('lost');
-    scheduleReconnect();
-  }
-  function scheduleReconnect(): void {
-    if (closed || reconnectTimer) return;
-    reconnectTimer = setTimeout(() => {
-      reconnectTimer = undefined;
-      connectListener().catch(() => scheduleReconnect());
-    }, 1_000);
-    reconnectTimer.unref();
-  }
+  const listener = new PgListener(url, listenerOptions);
 
   return {
     kind: 'postgres',
@@ -189,29 +165,9 @@ async function openPostgres(url: string, poolMax: number): Promise<Database> {
         return (Array.isArray(result) ? result : [result]).map((r) => r.rows);
       }),
     ...sessionMembers<pg.Client>(knex, async (connection, s) => (await connection.query<SqlRow>(s)).rows),
-    async listen(channel, onNotify, onState) {
-      if (!CHANNEL.test(channel)) throw new Error(`invalid NOTIFY channel ${channel}`);
-      let set = listeners.get(channel);
-      if (!set) {
-        set = new Set();
-        listeners.set(channel, set);
-        if (!client) await connectListener();
-        else await client.query(`LISTEN ${channel}`);
-      }
-      set.add(onNotify);
-      if (onState) {
-        stateListeners.add(onState);
-        if (client) onState('listening');
-      }
-      return async () => {
-        set.delete(onNotify);
-        if (onState) stateListeners.delete(onState);
-      };
-    },
+    listen: (channel, onNotify, onState) => listener.listen(channel, onNotify, onState),
     async close() {
-      closed = true;
-      if (reconnectTimer) clearTimeout(reconnectTimer);
-      await client?.end().catch(() => undefined);
+      await listener.close();
       await knex.destroy();
     },
   };
@@ -239,7 +195,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       async (connection, s) => (await connection.query<SqlRow>(s.text, s.values)).rows,
     ),
     async listen(channel, onNotify, onState) {
-      if (!CHANNEL.test(channel)) throw new Error(`invalid NOTIFY channel ${channel}`);
+      if (!NOTIFY_CHANNEL.test(channel)) throw new Error(`invalid NOTIFY channel ${channel}`);
       const unsubscribe = await pglite.listen(channel, onNotify);
       // In-process: once subscribed, nothing can be missed until close.
       onState?.('listening');

@@ -16,6 +16,8 @@ import { InvariantViolation } from '../domain/errors.js';
  * whose notification arrives after it finished is cached and then dropped by the notification. Either
  * way the cache converges to what the database holds, as fast as notifications arrive.
  *
+ * Values that are not worth keeping (a wallet that does not exist yet) are never cached: see `read`.
+ *
  * When the listener connection drops, notifications are missed: the cache is emptied and bypassed
  * until the connection is back ('lost' / 'listening' from Database.listen), and every read in flight
  * across either edge is dirty.
@@ -155,7 +157,7 @@ export class BalanceCache<V> {
    * is as fresh as an entry would be, and a herd of readers of a wallet that just changed costs one
    * database read, not one each.
    */
-  read(key: string, load: () => Promise<V>): Promise<V> {
+  read(key: string, load: () => Promise<V>, keep: (value: V) => boolean = () => true): Promise<V> {
     let tickets = this.inFlight.get(key);
     if (this.live && tickets) {
       for (const ticket of tickets) {
@@ -172,16 +174,21 @@ export class BalanceCache<V> {
     }
     // Registered before any notification can be handled (those arrive as events, never synchronously).
     const ticket = { dirty: !this.live } as Ticket<V>;
-    ticket.value = this.load(key, load, ticket);
+    ticket.value = this.load(key, load, keep, ticket);
     tickets.add(ticket);
     return ticket.value;
   }
 
-  private async load(key: string, load: () => Promise<V>, ticket: Ticket<V>): Promise<V> {
+  private async load(
+    key: string,
+    load: () => Promise<V>,
+    keep: (value: V) => boolean,
+    ticket: Ticket<V>,
+  ): Promise<V> {
     try {
       const value = await load();
       if (ticket.dirty || !this.live) this.counters.discarded++;
-      else this.put(key, value);
+      else if (keep(value)) this.put(key, value);
       return value;
     } finally {
       const tickets = this.inFlight.get(key);
@@ -199,7 +206,15 @@ export class BalanceCache<V> {
         for (const ticket of this.inFlight.get(key) ?? []) ticket.dirty = true;
       }
     }
-    if (this.live && change.position > this.heard) this.heard = change.position;
+  }
+
+  /**
+   * Every change up to `position` has been applied. Fed by the projection's `ledger_projected`
+   * notification, which follows all of a batch's balance notifications on the same connection: a batch
+   * split over several payloads is heard only once its last one is in.
+   */
+  heardUpTo(position: bigint): void {
+    if (this.live && position > this.heard) this.heard = position;
   }
 
   /** The notification stream is (again) live: nothing heard before can be trusted to be complete. */

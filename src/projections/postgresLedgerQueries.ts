@@ -408,19 +408,42 @@ export class PostgresLedgerQueries implements LedgerQueries {
     const key = balanceCacheKey(tenantId, studentWallet(studentId));
     const cached = cache.get(key);
     if (cached !== undefined) return Promise.resolve(cached);
-    return cache.read(key, () => this.readWallet(tenantId, studentId));
+    // A wallet that does not exist yet is not kept: probing unknown ids cannot push real entries out.
+    return cache.read(
+      key,
+      () => this.readWallet(tenantId, studentId),
+      (wallet) => wallet !== null,
+    );
   }
 
   private listenForBalanceChanges(cache: BalanceCache<WalletView | null>): Promise<() => Promise<void>> {
-    const listening = this.db.listen(
-      BALANCES_CHANGED_CHANNEL,
-      (payload) => {
-        const change = parseBalanceChange(payload);
-        // Not a payload this code wrote: the only safe reading is "anything may have changed".
-        if (change) cache.changed(change);
-        else cache.flush();
+    // Both channels ride the one listener connection, in commit order: a batch's balance payloads,
+    // then its ledger_projected, which is when the cache has heard that position entirely.
+    const subscriptions = [
+      this.db.listen(
+        BALANCES_CHANGED_CHANNEL,
+        (payload) => {
+          const change = parseBalanceChange(payload);
+          // Not a payload this code wrote: the only safe reading is "anything may have changed".
+          if (change) cache.changed(change);
+          else cache.flush();
+        },
+        (state) => (state === 'listening' ? cache.listening() : cache.lost()),
+      ),
+      this.db.listen(PROJECTED_CHANNEL, (payload) => {
+        if (/^-?\d{1,20}$/.test(payload)) cache.heardUpTo(BigInt(payload));
+      }),
+    ];
+    const listening = Promise.all(subscriptions).then(
+      (unlisten) => async () => {
+        for (const u of unlisten) await u();
       },
-      (state) => (state === 'listening' ? cache.listening() : cache.lost()),
+      async (error: unknown) => {
+        // One half alone is no use (and would pile up on every retry): undo the other one.
+        for (const r of await Promise.allSettled(subscriptions))
+          if (r.status === 'fulfilled') await r.value();
+        throw error;
+      },
     );
     // Until LISTEN works, reads go to the database; the next read tries again.
     listening.catch(() => {

@@ -11,6 +11,11 @@ export interface TcpProxy {
   url: string;
   /** Destroys every client-side socket; server-side sockets stay open and their output is dropped. */
   cutClients(): void;
+  /**
+   * Stops forwarding in both directions without closing anything (a half-open network: a partition or a
+   * NAT that forgot the flow); `false` resumes for connections made afterwards.
+   */
+  stall(stalled: boolean): void;
   /** Closes everything, server sides included (the server then ends the orphaned sessions). */
   close(): Promise<void>;
 }
@@ -20,13 +25,20 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
   const targetPort = Number(target.port || 5432);
   const clientSides = new Set<net.Socket>();
   const serverSides = new Set<net.Socket>();
+  let stalled = false;
   const server = net.createServer((client) => {
     const upstream = net.connect(targetPort, target.hostname);
+    // A connection that saw a stall stays dead, as a flow a NAT dropped does.
+    let dead = false;
     clientSides.add(client);
     serverSides.add(upstream);
-    client.on('data', (chunk) => upstream.write(chunk));
+    client.on('data', (chunk) => {
+      dead ||= stalled;
+      if (!dead) upstream.write(chunk);
+    });
     upstream.on('data', (chunk) => {
-      if (!client.destroyed) client.write(chunk);
+      dead ||= stalled;
+      if (!dead && !client.destroyed) client.write(chunk);
     });
     // A cut client must not end the upstream session: that is the point of the proxy.
     client.on('error', () => undefined);
@@ -46,6 +58,9 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
     url: url.toString(),
     cutClients() {
       for (const socket of clientSides) socket.destroy();
+    },
+    stall(value) {
+      stalled = value;
     },
     async close() {
       for (const socket of [...clientSides, ...serverSides]) socket.destroy();

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LISTENER_APPLICATION_NAME } from '../../src/db/pgListener.js';
 import { PostgresEventStore } from '../../src/eventstore/postgres.js';
 import {
   BalanceCache,
@@ -185,6 +186,29 @@ describe('balance cache against a reference model', () => {
     );
   });
 
+  it('has heard a position only when the projection says the whole batch is in', () => {
+    const cache = new BalanceCache<number>({ maxEntries: 10 });
+    cache.listening();
+    // A batch at 10 split into two payloads: after the first, a consistentWith=10 read must not trust memory.
+    cache.changed({ position: 10n, keys: ['t\ta'] });
+    expect(cache.heardPosition).toBe(-1n);
+    cache.changed({ position: 10n, keys: ['t\tb'] });
+    cache.heardUpTo(10n);
+    expect(cache.heardPosition).toBe(10n);
+  });
+
+  it('does not keep values the caller says are not worth keeping', async () => {
+    const cache = new BalanceCache<number | null>({ maxEntries: 10 });
+    cache.listening();
+    await cache.read(
+      'missing',
+      async () => null,
+      (v) => v !== null,
+    );
+    expect(cache.get('missing')).toBeUndefined();
+    expect(cache.stats().entries).toBe(0);
+  });
+
   it('serves nothing from memory until the notifications are live', async () => {
     const cache = new BalanceCache<number>({ maxEntries: 10 });
     expect(await cache.read('a', async () => 1)).toBe(1);
@@ -266,10 +290,10 @@ describe('wallet reads through the balance cache', () => {
       const admin = new pg.Client({ connectionString: t.url });
       await admin.connect();
       try {
-        // The listener is the one session of this database waiting in LISTEN (idle, query LISTEN ...).
         const killed = await admin.query(
           `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-            WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE 'LISTEN %'`,
+            WHERE datname = current_database() AND application_name = $1`,
+          [LISTENER_APPLICATION_NAME],
         );
         expect(killed.rowCount).toBeGreaterThan(0);
       } finally {
