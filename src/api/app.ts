@@ -117,10 +117,12 @@ export function buildApp(deps: AppDeps) {
       .send({ ...problem('not_found', `no route ${request.method} ${request.url.split('?')[0]}`) }),
   );
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback-style hooks: nothing to await, so no promise per request on every route.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     deps.metrics.httpRequestDuration.observe(
       {
         method: request.method,
@@ -129,6 +131,7 @@ export function buildApp(deps: AppDeps) {
       },
       reply.elapsedTime / 1000,
     );
+    done();
   });
   deps.metrics.setProjectionLagSource(async () => {
     const [head, projected] = await Promise.all([

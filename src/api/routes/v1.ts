@@ -174,9 +174,21 @@ export const v1Routes: FastifyPluginAsyncTypebox<V1Options> = async (app, option
   });
 
   // The final response of a claimed request is kept for replays; non-final ones free the key for a retry.
-  app.addHook('onSend', async (request, reply, payload) => {
-    const claim = request.idempotency;
-    if (!claim) return payload;
+  app.addHook('onSend', (request, reply, payload, done) => {
+    // Callback style: most responses (every GET) hold no claim and go on without a promise.
+    if (!request.idempotency) return done(null, payload);
+    recordClaimed(request, reply, payload).then(
+      (recorded) => done(null, recorded),
+      (error: unknown) => done(error as Error),
+    );
+  });
+
+  async function recordClaimed(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+  ): Promise<unknown> {
+    const claim = request.idempotency!;
     request.idempotency = null;
     const status = reply.statusCode;
     const final = status < 500 && status !== 409 && status !== 429;
@@ -196,7 +208,7 @@ export const v1Routes: FastifyPluginAsyncTypebox<V1Options> = async (app, option
       request.log.error({ err: error }, 'could not record the idempotent response');
     }
     return payload;
-  });
+  }
 
   const kit: RouteKit = {
     commands: options.commands,
