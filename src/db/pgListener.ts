@@ -9,12 +9,15 @@ export interface PgListenerOptions {
   queryTimeoutMs: number;
   /** Wait before connecting again after a loss. */
   reconnectDelayMs: number;
+  /** Longest a connection attempt may take. */
+  connectTimeoutMs: number;
 }
 
 export const DEFAULT_PG_LISTENER_OPTIONS: PgListenerOptions = {
   heartbeatMs: 5_000,
   queryTimeoutMs: 3_000,
   reconnectDelayMs: 1_000,
+  connectTimeoutMs: 5_000,
 };
 
 /** Shown in pg_stat_activity, so operators (and tests) can tell the listener from pooled connections. */
@@ -43,6 +46,7 @@ export class PgListener {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private lastConnectFailure: { error: unknown; atMs: number } | undefined;
   /** Clients given up on: whatever they still deliver is not trusted. */
   private readonly retired = new WeakSet<pg.Client>();
 
@@ -111,7 +115,13 @@ export class PgListener {
 
   private async ensureListening(channel: string): Promise<void> {
     if (this.closed) throw new Error('listener closed');
-    if (!this.client) return this.connect();
+    if (!this.client) {
+      // Subscribers queued behind a connect that just failed share its failure instead of each waiting
+      // out their own connect timeout in turn.
+      const failed = this.lastConnectFailure;
+      if (failed && performance.now() - failed.atMs < this.options.reconnectDelayMs) throw failed.error;
+      return this.connect();
+    }
     if (this.listened.has(channel)) return;
     await this.client.query(`LISTEN ${channel}`);
     this.listened.add(channel);
@@ -120,7 +130,7 @@ export class PgListener {
   private async connect(): Promise<void> {
     const c = new pg.Client({
       connectionString: this.url,
-      connectionTimeoutMillis: 5_000,
+      connectionTimeoutMillis: this.options.connectTimeoutMs,
       query_timeout: this.options.queryTimeoutMs,
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
@@ -143,9 +153,11 @@ export class PgListener {
       for (const channel of channels) this.listened.add(channel);
     } catch (error) {
       this.retired.add(c);
+      this.lastConnectFailure = { error, atMs: performance.now() };
       void endWithin(c, this.options.queryTimeoutMs);
       throw error;
     }
+    this.lastConnectFailure = undefined;
     this.startHeartbeat(c);
     for (const fn of this.stateListeners) fn('listening');
   }

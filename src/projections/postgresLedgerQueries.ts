@@ -151,13 +151,16 @@ export class PostgresLedgerQueries implements LedgerQueries {
         if (state === 'listening' && this.waiters.size > 0) this.projectedPosition().catch(() => undefined);
       },
     );
+    const listening = this.listening;
+    let subscribed: boolean;
     try {
-      await this.listening;
+      // Bounded by the caller's wait: LISTEN on an unreachable server must not outlast it.
+      subscribed = await settlesWithin(listening, Math.min(timeoutMs, this.maxWaitMs));
     } catch (error) {
-      this.listening = undefined; // try LISTEN again on the next wait
+      if (this.listening === listening) this.listening = undefined; // try LISTEN again on the next wait
       throw error;
     }
-    if (this.waiters.size >= this.maxWaiters) {
+    if (!subscribed || this.waiters.size >= this.maxWaiters) {
       return this.cacheHeard(position, (await this.projectedPosition()) >= position);
     }
     // Register before reading the checkpoint so a notification between the two cannot be missed.
@@ -404,7 +407,14 @@ export class PostgresLedgerQueries implements LedgerQueries {
   getWallet(tenantId: string, studentId: string): Promise<WalletView | null> {
     const cache = this.balanceCache;
     if (!cache) return this.readWallet(tenantId, studentId);
-    this.balanceChanges ??= this.listenForBalanceChanges(cache);
+    if (!this.balanceChanges) {
+      const listening = this.listenForBalanceChanges(cache);
+      this.balanceChanges = listening;
+      // Until LISTEN works, reads go to the database; the next read tries again.
+      listening.catch(() => {
+        if (this.balanceChanges === listening) this.balanceChanges = undefined;
+      });
+    }
     const key = balanceCacheKey(tenantId, studentWallet(studentId));
     const cached = cache.get(key);
     if (cached !== undefined) return Promise.resolve(cached);
@@ -416,11 +426,19 @@ export class PostgresLedgerQueries implements LedgerQueries {
     );
   }
 
-  private listenForBalanceChanges(cache: BalanceCache<WalletView | null>): Promise<() => Promise<void>> {
+  private async listenForBalanceChanges(
+    cache: BalanceCache<WalletView | null>,
+  ): Promise<() => Promise<void>> {
     // Both channels ride the one listener connection, in commit order: a batch's balance payloads,
-    // then its ledger_projected, which is when the cache has heard that position entirely.
-    const subscriptions = [
-      this.db.listen(
+    // then its ledger_projected, which is when the cache has heard that position entirely. The position
+    // channel is subscribed first, and the cache goes live only when the balance channel is too: a cache
+    // must never be live with one of its feeds missing.
+    const unlistenPosition = await this.db.listen(PROJECTED_CHANNEL, (payload) => {
+      if (/^-?\d{1,20}$/.test(payload)) cache.heardUpTo(BigInt(payload));
+    });
+    let unlistenBalances: () => Promise<void>;
+    try {
+      unlistenBalances = await this.db.listen(
         BALANCES_CHANGED_CHANNEL,
         (payload) => {
           const change = parseBalanceChange(payload);
@@ -429,27 +447,17 @@ export class PostgresLedgerQueries implements LedgerQueries {
           else cache.flush();
         },
         (state) => (state === 'listening' ? cache.listening() : cache.lost()),
-      ),
-      this.db.listen(PROJECTED_CHANNEL, (payload) => {
-        if (/^-?\d{1,20}$/.test(payload)) cache.heardUpTo(BigInt(payload));
-      }),
-    ];
-    const listening = Promise.all(subscriptions).then(
-      (unlisten) => async () => {
-        for (const u of unlisten) await u();
-      },
-      async (error: unknown) => {
-        // One half alone is no use (and would pile up on every retry): undo the other one.
-        for (const r of await Promise.allSettled(subscriptions))
-          if (r.status === 'fulfilled') await r.value();
-        throw error;
-      },
-    );
-    // Until LISTEN works, reads go to the database; the next read tries again.
-    listening.catch(() => {
-      if (this.balanceChanges === listening) this.balanceChanges = undefined;
-    });
-    return listening;
+      );
+    } catch (error) {
+      cache.lost();
+      await unlistenPosition();
+      throw error;
+    }
+    return async () => {
+      cache.lost();
+      await unlistenBalances();
+      await unlistenPosition();
+    };
   }
 
   private async readWallet(tenantId: string, studentId: string): Promise<WalletView | null> {
@@ -814,4 +822,19 @@ function decodeIdCursor(cursor: string): string {
   const text = Buffer.from(cursor, 'base64url').toString();
   if (!text.startsWith('id:') || text.length > 70) throw badCursor();
   return text.slice(3);
+}
+
+/** True when `promise` fulfils within `timeoutMs`, false when it is still pending then; rejects with it. */
+async function settlesWithin(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

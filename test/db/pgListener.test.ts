@@ -1,3 +1,4 @@
+import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LISTENER_APPLICATION_NAME, type ListenState, PgListener } from '../../src/db/pgListener.js';
@@ -61,6 +62,7 @@ describe.skipIf(!usingRealPostgres)('Postgres listener connection', () => {
       heartbeatMs: 200,
       queryTimeoutMs: 300,
       reconnectDelayMs: 100,
+      connectTimeoutMs: 2_000,
     });
     const heard: string[] = [];
     const states: ListenState[] = [];
@@ -100,6 +102,7 @@ describe.skipIf(!usingRealPostgres)('Postgres listener connection', () => {
       heartbeatMs: 5_000,
       queryTimeoutMs: 1_000,
       reconnectDelayMs: 100,
+      connectTimeoutMs: 2_000,
     });
     const heard: string[] = [];
     const states: ListenState[] = [];
@@ -125,6 +128,40 @@ describe.skipIf(!usingRealPostgres)('Postgres listener connection', () => {
       await eventually(async () => heard.includes('back'), 'notification after reconnect');
     } finally {
       await listener.close();
+    }
+  });
+});
+
+describe('Postgres listener against a server that never answers', () => {
+  it('fails every waiting subscriber with the one connect that timed out, not one timeout each in turn', async () => {
+    // Accepts connections and says nothing: a partition or a hung proxy, not a refusal.
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    const connectTimeoutMs = 300;
+    const listener = new PgListener(`postgres://postgres@127.0.0.1:${port}/none`, {
+      heartbeatMs: 1_000,
+      queryTimeoutMs: 300,
+      reconnectDelayMs: 5_000,
+      connectTimeoutMs,
+    });
+    try {
+      const startedAt = performance.now();
+      const outcomes = await Promise.allSettled(
+        ['d_one', 'd_two', 'd_three', 'd_four'].map((channel) => listener.listen(channel, () => undefined)),
+      );
+      const elapsedMs = performance.now() - startedAt;
+      expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
+      // Serialized attempts would take 4 x 300 ms.
+      expect(elapsedMs).toBeLessThan(2 * connectTimeoutMs + 250);
+    } finally {
+      await listener.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
   });
 });

@@ -1,16 +1,18 @@
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/db/database.js';
 import { LISTENER_APPLICATION_NAME } from '../../src/db/pgListener.js';
 import { PostgresEventStore } from '../../src/eventstore/postgres.js';
 import {
+  BALANCES_CHANGED_CHANNEL,
   BalanceCache,
   balanceCacheKey,
   balanceChangePayloads,
   parseBalanceChange,
 } from '../../src/projections/balanceCache.js';
 import { PostgresLedgerQueries } from '../../src/projections/postgresLedgerQueries.js';
-import { ProjectionRunner } from '../../src/projections/projectionRunner.js';
+import { PROJECTED_CHANNEL, ProjectionRunner } from '../../src/projections/projectionRunner.js';
 import { rebuildReadModels } from '../../src/projections/rebuild.js';
 import { eventually } from '../eventstore/waiting.js';
 import { createTestDatabase, type TestDatabase, usingRealPostgres } from '../support/database.js';
@@ -272,6 +274,37 @@ describe('wallet reads through the balance cache', () => {
     expect(stats.live).toBe(true);
     expect(stats.hits).toBeGreaterThan(0);
     expect(stats.invalidations).toBeGreaterThan(0);
+  });
+
+  it('is never live with one of its two feeds missing: if either LISTEN fails, reads go to the database', async () => {
+    for (const failing of [BALANCES_CHANGED_CHANNEL, PROJECTED_CHANNEL]) {
+      let fail = true;
+      const db: Database = {
+        ...t.db,
+        listen: (channel, onNotify, onState) =>
+          fail && channel === failing
+            ? Promise.reject(new Error(`LISTEN ${channel} timed out`))
+            : t.db.listen(channel, onNotify, onState),
+      };
+      const q = new PostgresLedgerQueries(db, { balanceCacheEntries: 100 });
+      try {
+        for (let i = 0; i < 3; i++) {
+          expect(await readAll(q)).toEqual(await readAll(direct));
+          await new Promise((r) => setImmediate(r));
+        }
+        expect(q.balanceCacheStats()).toMatchObject({ live: false, hits: 0, entries: 0 });
+        // Once LISTEN works, the next read subscribes and the cache serves from memory.
+        fail = false;
+        await readAll(q);
+        await eventually(async () => q.balanceCacheStats()!.live, `live after ${failing} recovers`);
+        await readAll(q);
+        await readAll(q);
+        expect(q.balanceCacheStats()!.hits).toBeGreaterThan(0);
+        expect(await readAll(q)).toEqual(await readAll(direct));
+      } finally {
+        await q.close();
+      }
+    }
   });
 
   it('starts over when a rebuild swaps the read models in', async () => {
