@@ -1,6 +1,6 @@
-import * as nodeCrypto from 'node:crypto';
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
+import { sha256Hex } from '../commands/stableHash.js';
 
 /**
  * Idempotency-Key handling for money-moving POSTs (Stripe's model): the first request with a key runs
@@ -62,14 +62,6 @@ export function idempotencyScope(tenantId: string, sub: string, key: string): st
 export function requestFingerprint(method: string, url: string, body: unknown): string {
   return sha256Hex(`${method} ${url}\n${canonicalJson(body)}`);
 }
-
-/** Node >= 20.12 hashes in one call without a Hash object (half the cost for a request body). */
-const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string })
-  .hash;
-const sha256Hex = (text: string): string =>
-  oneShotHash
-    ? oneShotHash('sha256', text, 'hex')
-    : nodeCrypto.createHash('sha256').update(text).digest('hex');
 
 /**
  * Fingerprints are stored for 24 h, so this text must never change for a given body: objects with sorted

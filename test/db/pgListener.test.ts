@@ -31,6 +31,23 @@ describe.skipIf(!usingRealPostgres)('Postgres listener connection', () => {
       ).rows[0].n,
     );
 
+  /** A listener on `url` with one subscriber to `channel` recording what it hears and its states. */
+  async function subscribed(
+    url: string,
+    channel: string,
+    timing: { heartbeatMs: number; queryTimeoutMs: number },
+  ): Promise<{ listener: PgListener; heard: string[]; states: ListenState[] }> {
+    const listener = new PgListener(url, { ...timing, reconnectDelayMs: 100, connectTimeoutMs: 2_000 });
+    const heard: string[] = [];
+    const states: ListenState[] = [];
+    await listener.listen(
+      channel,
+      (p) => heard.push(p),
+      (s) => states.push(s),
+    );
+    return { listener, heard, states };
+  }
+
   it('shares one connection among concurrent first subscribers, each hearing its own channel', async () => {
     const listener = new PgListener(t.url!);
     const heard: string[] = [];
@@ -58,20 +75,11 @@ describe.skipIf(!usingRealPostgres)('Postgres listener connection', () => {
   });
 
   it('declares a half-open connection lost within heartbeat + timeout, and hears again after reconnecting', async () => {
-    const listener = new PgListener(proxy.url, {
+    const { listener, heard, states } = await subscribed(proxy.url, 'b_chan', {
       heartbeatMs: 200,
       queryTimeoutMs: 300,
-      reconnectDelayMs: 100,
-      connectTimeoutMs: 2_000,
     });
-    const heard: string[] = [];
-    const states: ListenState[] = [];
     try {
-      await listener.listen(
-        'b_chan',
-        (p) => heard.push(p),
-        (s) => states.push(s),
-      );
       await notify('b_chan', 'before');
       await eventually(async () => heard.includes('before'), 'first notification');
       // The network stops delivering without closing anything: no error, no end, only silence.
@@ -98,20 +106,11 @@ describe.skipIf(!usingRealPostgres)('Postgres listener connection', () => {
   });
 
   it('reconnects after the server ends the session', async () => {
-    const listener = new PgListener(t.url!, {
+    const { listener, heard, states } = await subscribed(t.url!, 'c_chan', {
       heartbeatMs: 5_000,
       queryTimeoutMs: 1_000,
-      reconnectDelayMs: 100,
-      connectTimeoutMs: 2_000,
     });
-    const heard: string[] = [];
-    const states: ListenState[] = [];
     try {
-      await listener.listen(
-        'c_chan',
-        (p) => heard.push(p),
-        (s) => states.push(s),
-      );
       const admin = new pg.Client({ connectionString: t.url });
       await admin.connect();
       try {
