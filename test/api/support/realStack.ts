@@ -46,6 +46,7 @@ export async function startRealStack(): Promise<RealStack> {
   const service = createLedgerService({ store, clock: () => new Date() });
   // As in src/server.ts: balances cached in memory, dropped by the runner's change notifications.
   const queries = new PostgresLedgerQueries(db.db, { balanceCacheEntries: 10_000 });
+  metrics.setBalanceCacheSource(() => queries.balanceCacheStats());
   const runner = new ProjectionRunner({ db: db.db, store });
   runner.start();
   const redisUrl = process.env.REDIS_URL;
