@@ -466,8 +466,9 @@ export async function run(): Promise<BenchSection> {
           .join('; ') +
         '. The rows above and the CPU table use the round with the median ratio.',
       '',
-      `Balance cache during the wallet reads (holds had not started; the wallets were seeded before): ` +
-        `${cacheStats.hits} hits, ${cacheStats.misses} misses, ${cacheStats.discarded} misses not kept. ` +
+      `Balance cache over all ${ROUNDS} rounds of wallet reads (holds had not started; the wallets were seeded ` +
+        `before): ${cacheStats.hits} hits, ${cacheStats.joined} joined a read under way, ${cacheStats.misses} ` +
+        `misses (${cacheStats.discarded} of them not kept). ` +
         'A miss costs what the "balance cache off" row costs; under writes, every change to a wallet ' +
         'drops its entry, so the hit rate there is the ratio of reads to changes per wallet.',
       '',
@@ -489,7 +490,8 @@ export async function run(): Promise<BenchSection> {
       `At that CPU cost ${cores} fully busy cores allow about ${formatRate(cpuCeiling(readsCpu))} wallet reads/s and ` +
         `${formatRate(cpuCeiling(holdsCpu))} booking holds/s (load generator included, as in the measurement). ` +
         `A wallet read costs ${(cpuTotal(readsCpu) / Math.max(1, cpuTotal(helloCpu))).toFixed(1)}x the CPU of a ` +
-        'hello-world request (JWT, rate limit in Redis, a Postgres round trip, serialization), so on CPU-bound ' +
+        'hello-world request (JWT check, leased rate limit, ownership, the balance cache, serialization; the ' +
+        'cache-off row adds the Postgres round trip), so on CPU-bound ' +
         `cores reads can reach about ${((100 * cpuTotal(helloCpu)) / Math.max(1, cpuTotal(readsCpu))).toFixed(0)}% ` +
         'of hello-world at most.',
       '',
@@ -507,7 +509,8 @@ export async function run(): Promise<BenchSection> {
         `hello-world's throughput they answered ${formatRate(readsAtRate.rps)}/s with p99 ${readsAtRate.p99} ms ` +
         `(goal: >= 50% of hello-world with p99 < 10 ms: ${readsGoalMet ? 'met' : 'not met'}); the server's own ` +
         `latency histogram (from routing to the response written) had ${(100 * serverWithin10Ms).toFixed(1)}% of ` +
-        'those reads within 10 ms: the rest of the p99 is time in the load generator and the kernel on the same two cores. ' +
+        'those reads within 10 ms (it does not count the wait before a request is read and routed): the rest of ' +
+        'the p99 is spent outside request handling, in that wait, the kernel and the load generator, on the same two cores. ' +
         `Booking holds: ${formatRate(holds.rps)}/s (goal: >= 5,000/s: ` +
         `${holds.rps >= 5_000 ? 'met' : 'not met'}).`,
     ].join('\n');

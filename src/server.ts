@@ -140,7 +140,7 @@ async function start(
   // Balances are written only by the runner above (or a rebuild), both of which notify the cache.
   const queries = new PostgresLedgerQueries(db, { balanceCacheEntries: config.balanceCacheEntries });
   cleanups.push(() => queries.close());
-  metrics.setBalanceCacheSource(() => queries.balanceCacheStats());
+  if (config.balanceCacheEntries > 0) metrics.setBalanceCacheSource(() => queries.balanceCacheStats());
 
   const processManagers = startProcessManagers({
     service,

@@ -56,32 +56,12 @@ export function createMetrics(options: { defaultMetrics?: boolean; prefix?: stri
       lagSource = source;
     },
     setBalanceCacheSource(source) {
+      // Registered only for a process that has a cache: a cache that is off exports nothing, rather
+      // than a `live 0` that would read like a cache being bypassed.
+      if (!cacheSource) registerBalanceCacheMetrics(registry, prefix, () => cacheSource?.());
       cacheSource = source;
     },
   };
-  // Counters kept by the cache itself (one object, no per-read instrument cost), read at scrape time.
-  new Gauge({
-    name: `${prefix}balance_cache_reads`,
-    help: 'Wallet balance reads by outcome since start (hit: from memory; miss: from the database; discarded: a miss not kept because a change overtook it)',
-    labelNames: ['outcome'] as const,
-    registers: [registry],
-    collect() {
-      const stats = cacheSource?.();
-      if (!stats) return;
-      this.set({ outcome: 'hit' }, stats.hits);
-      this.set({ outcome: 'miss' }, stats.misses);
-      this.set({ outcome: 'discarded' }, stats.discarded);
-    },
-  });
-  new Gauge({
-    name: `${prefix}balance_cache_live`,
-    help: '1 while the balance cache hears the projection (serves from memory), 0 while it is bypassed',
-    registers: [registry],
-    collect() {
-      const stats = cacheSource?.();
-      if (stats) this.set(stats.live ? 1 : 0);
-    },
-  });
   new Gauge({
     name: `${prefix}projection_lag_positions`,
     help: 'Event store head position minus the position the slowest projection has applied',
@@ -96,6 +76,48 @@ export function createMetrics(options: { defaultMetrics?: boolean; prefix?: stri
     },
   });
   return metrics;
+}
+
+/** The balance cache's own counters (one object, no per-read instrument cost), read at scrape time. */
+function registerBalanceCacheMetrics(
+  registry: Registry,
+  prefix: string,
+  stats: () => BalanceCacheStats | undefined,
+): void {
+  new Counter({
+    name: `${prefix}balance_cache_reads_total`,
+    help: 'Wallet balance reads through the cache by outcome (hit: from memory; joined: shared a database read already under way; miss: read from the database)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+    collect() {
+      const s = stats();
+      if (!s) return;
+      this.reset();
+      this.inc({ outcome: 'hit' }, s.hits);
+      this.inc({ outcome: 'joined' }, s.joined);
+      this.inc({ outcome: 'miss' }, s.misses);
+    },
+  });
+  new Counter({
+    name: `${prefix}balance_cache_discarded_total`,
+    help: 'Misses whose value was not kept because a change or a flush overtook the read (a subset of misses)',
+    registers: [registry],
+    collect() {
+      const s = stats();
+      if (!s) return;
+      this.reset();
+      this.inc(s.discarded);
+    },
+  });
+  new Gauge({
+    name: `${prefix}balance_cache_live`,
+    help: '1 while the balance cache hears the projection (serves from memory), 0 while it is bypassed',
+    registers: [registry],
+    collect() {
+      const s = stats();
+      if (s) this.set(s.live ? 1 : 0);
+    },
+  });
 }
 
 /** Wraps an event store so every append is timed into eventStoreAppendDuration. */

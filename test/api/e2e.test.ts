@@ -252,7 +252,7 @@ describe(`money flows over HTTP (${process.env.DATABASE_URL ? 'Postgres' : 'PGli
     );
     expect(metrics).toContain('ledger_eventstore_append_duration_seconds_bucket');
     // The wallet reads above went through the balance cache, fed by the runner's notifications.
-    expect(metrics).toMatch(/ledger_balance_cache_reads\{outcome="miss"\} [1-9]/);
+    expect(metrics).toMatch(/ledger_balance_cache_reads_total\{outcome="miss"\} [1-9]/);
     expect(metrics).toMatch(/ledger_balance_cache_live 1/);
     const ready = await fetch(`${s.baseUrl}/readyz`);
     expect(ready.status).toBe(200);

@@ -194,3 +194,39 @@ for (const fixture of fixtures) {
     });
   });
 }
+
+describe('a claimed response that cannot be sent', () => {
+  it('answers a problem instead of hanging when what follows the onSend hook throws', async () => {
+    // A money route whose reply carries a header Node refuses: the failure happens after the
+    // idempotency hook has recorded the response, inside fastify's send path.
+    const h = await shellHarness({
+      v1Plugins: [
+        async (app) => {
+          app.post(
+            '/test/bad-header',
+            { config: { money: true, policy: [{ role: 'service' }] } },
+            async (_request, reply) => {
+              reply.header('x-broken', 'a\u0001b');
+              return { ok: true };
+            },
+          );
+        },
+      ],
+    });
+    try {
+      const response = await h.app.inject({
+        method: 'POST',
+        url: '/v1/test/bad-header',
+        headers: {
+          authorization: `Bearer ${await token('acme', 'svc_bad', 'service')}`,
+          'idempotency-key': 'bad-header-1',
+        },
+        payload: {},
+      });
+      // fastify's own last-resort 500 (the error handler's reply carries the same refused header).
+      expect(response.statusCode).toBe(500);
+    } finally {
+      await h.close();
+    }
+  });
+});

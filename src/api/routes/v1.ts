@@ -177,10 +177,9 @@ export const v1Routes: FastifyPluginAsyncTypebox<V1Options> = async (app, option
   app.addHook('onSend', (request, reply, payload, done) => {
     // Callback style: most responses (every GET) hold no claim and go on without a promise.
     if (!request.idempotency) return done(null, payload);
-    recordClaimed(request, reply, payload).then(
-      (recorded) => done(null, recorded),
-      (error: unknown) => done(error as Error),
-    );
+    // A returned promise is settled by fastify's hook runner, which also answers a throw from what
+    // follows the hook (e.g. an invalid header) as an error; calling done from a then() would not.
+    return recordClaimed(request, reply, payload);
   });
 
   async function recordClaimed(
