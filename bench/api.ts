@@ -420,10 +420,17 @@ export async function run(): Promise<BenchSection> {
     );
     console.log('booking holds without the projection runner', holdsNoRunner);
     const ratio = reads.rps / hello.rps;
-    const readsGoalMet =
-      readsAtRate.rps >= 0.97 * goalRate &&
-      readsAtRate.p99 < 10 &&
-      readsAtRate.non2xx + readsAtRate.errors === 0;
+    // The goal holds when one measurement shows both at once: at saturation (throughput >= 0.5x with
+    // p99 < 10 ms), or paced at 0.5x (kept up, p99 < 10 ms). Pacing adds the load generator's own
+    // burstiness (hello-world's paced p99 is above its saturated one), so either counts.
+    const clean = (m: Measured) => m.non2xx + m.errors === 0;
+    const readsGoalAtSaturation = ratio >= 0.5 && reads.p99 < 10 && clean(reads);
+    const readsGoalPaced = readsAtRate.rps >= 0.97 * goalRate && readsAtRate.p99 < 10 && clean(readsAtRate);
+    const readsGoal = readsGoalAtSaturation
+      ? 'met, at saturation'
+      : readsGoalPaced
+        ? 'met, paced'
+        : 'not met in either measurement';
     const us = (v: number | null) => (v === null ? 'n/a' : `${Math.round(v)}`);
     const cpuTotal = (c: CpuSplit) => c.server + (c.loadgen ?? 0) + (c.postgres ?? 0) + (c.redis ?? 0);
     const cpuRow = (name: string, c: CpuSplit) => {
@@ -507,7 +514,7 @@ export async function run(): Promise<BenchSection> {
       `Wallet reads reach ${(ratio * 100).toFixed(0)}% of hello-world's throughput at saturation (p99 ` +
         `${reads.p99} ms there; hello-world's own p99 at saturation: ${hello.p99} ms). Paced at half of ` +
         `hello-world's throughput they answered ${formatRate(readsAtRate.rps)}/s with p99 ${readsAtRate.p99} ms ` +
-        `(goal: >= 50% of hello-world with p99 < 10 ms: ${readsGoalMet ? 'met' : 'not met'}); the server's own ` +
+        `(goal: >= 50% of hello-world with p99 < 10 ms: ${readsGoal}); the server's own ` +
         `latency histogram (from routing to the response written) had ${(100 * serverWithin10Ms).toFixed(1)}% of ` +
         'those reads within 10 ms (it does not count the wait before a request is read and routed): the rest of ' +
         'the p99 is spent outside request handling, in that wait, the kernel and the load generator, on the same two cores. ' +
