@@ -35,3 +35,30 @@ describe('withAppendMetrics', () => {
     expect(await store.headPosition()).toBe(42n);
   });
 });
+
+describe('balance cache metrics', () => {
+  it('exist only for a process with a cache, and report its counters at scrape time', async () => {
+    const metrics = createMetrics();
+    expect(await metrics.registry.metrics()).not.toContain('balance_cache');
+    let stats = {
+      hits: 5,
+      joined: 1,
+      misses: 2,
+      discarded: 1,
+      invalidations: 0,
+      flushes: 1,
+      entries: 2,
+      live: true,
+    };
+    metrics.setBalanceCacheSource(() => stats);
+    let text = await metrics.registry.metrics();
+    expect(text).toMatch(/ledger_balance_cache_reads_total\{outcome="hit"\} 5/);
+    expect(text).toMatch(/ledger_balance_cache_reads_total\{outcome="miss"\} 2/);
+    expect(text).toMatch(/ledger_balance_cache_discarded_total 1/);
+    expect(text).toMatch(/ledger_balance_cache_live 1/);
+    stats = { ...stats, hits: 9, live: false };
+    text = await metrics.registry.metrics();
+    expect(text).toMatch(/ledger_balance_cache_reads_total\{outcome="hit"\} 9/);
+    expect(text).toMatch(/ledger_balance_cache_live 0/);
+  });
+});
