@@ -89,7 +89,8 @@ export class PostgresLedgerQueries implements LedgerQueries {
   private readonly maxWaitMs: number;
   private known = -1n;
   private waiters = new Set<Waiter>();
-  private listening: Promise<() => Promise<void>> | undefined;
+  /** The one subscription to ledger_projected (positionFeed). */
+  private positionSubscription: Promise<() => Promise<void>> | undefined;
   private readonly batcher: TenantReadBatcher;
   private readonly balanceCache: BalanceCache<WalletView | null> | undefined;
   private balanceChanges: Promise<() => Promise<void>> | undefined;
@@ -117,8 +118,8 @@ export class PostgresLedgerQueries implements LedgerQueries {
       w.resolve(false);
     }
     this.waiters.clear();
-    const unlisten = await this.listening?.catch(() => undefined);
-    this.listening = undefined;
+    const unlisten = await this.positionSubscription?.catch(() => undefined);
+    this.positionSubscription = undefined;
     await unlisten?.();
     const unlistenChanges = await this.balanceChanges?.catch(() => undefined);
     this.balanceChanges = undefined;
@@ -140,26 +141,8 @@ export class PostgresLedgerQueries implements LedgerQueries {
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
       throw new DomainError('validation_failed', 'timeoutMs must be >= 0', { field: 'timeoutMs' });
     }
-    this.listening ??= this.db.listen(
-      PROJECTED_CHANNEL,
-      (payload) => {
-        if (/^-?\d+$/.test(payload)) this.observe(BigInt(payload));
-      },
-      // Notifications sent while the connection was down are lost: look at the checkpoint once it is
-      // back, so that waiters do not sit out their whole timeout.
-      (state) => {
-        if (state === 'listening' && this.waiters.size > 0) this.projectedPosition().catch(() => undefined);
-      },
-    );
-    const listening = this.listening;
-    let subscribed: boolean;
-    try {
-      // Bounded by the caller's wait: LISTEN on an unreachable server must not outlast it.
-      subscribed = await settlesWithin(listening, Math.min(timeoutMs, this.maxWaitMs));
-    } catch (error) {
-      if (this.listening === listening) this.listening = undefined; // try LISTEN again on the next wait
-      throw error;
-    }
+    // Bounded by the caller's wait: LISTEN on an unreachable server must not outlast it.
+    const subscribed = await settlesWithin(this.positionFeed(), Math.min(timeoutMs, this.maxWaitMs));
     if (!subscribed || this.waiters.size >= this.maxWaiters) {
       return this.cacheHeard(position, (await this.projectedPosition()) >= position);
     }
@@ -184,6 +167,34 @@ export class PostgresLedgerQueries implements LedgerQueries {
     });
     await this.projectedPosition();
     return this.cacheHeard(position, await reached);
+  }
+
+  /**
+   * The one subscription to the runner's ledger_projected: it wakes read-your-writes waiters and tells
+   * the balance cache up to where it has heard every change. A failed LISTEN is tried again by the next
+   * caller.
+   */
+  private positionFeed(): Promise<() => Promise<void>> {
+    if (this.positionSubscription) return this.positionSubscription;
+    const subscription = this.db.listen(
+      PROJECTED_CHANNEL,
+      (payload) => {
+        if (!/^-?\d{1,20}$/.test(payload)) return;
+        const position = BigInt(payload);
+        this.observe(position);
+        this.balanceCache?.heardUpTo(position);
+      },
+      // Notifications sent while the connection was down are lost: look at the checkpoint once it is
+      // back, so that waiters do not sit out their whole timeout.
+      (state) => {
+        if (state === 'listening' && this.waiters.size > 0) this.projectedPosition().catch(() => undefined);
+      },
+    );
+    this.positionSubscription = subscription;
+    subscription.catch(() => {
+      if (this.positionSubscription === subscription) this.positionSubscription = undefined;
+    });
+    return subscription;
   }
 
   /**
@@ -433,9 +444,7 @@ export class PostgresLedgerQueries implements LedgerQueries {
     // then its ledger_projected, which is when the cache has heard that position entirely. The position
     // channel is subscribed first, and the cache goes live only when the balance channel is too: a cache
     // must never be live with one of its feeds missing.
-    const unlistenPosition = await this.db.listen(PROJECTED_CHANNEL, (payload) => {
-      if (/^-?\d{1,20}$/.test(payload)) cache.heardUpTo(BigInt(payload));
-    });
+    await this.positionFeed();
     let unlistenBalances: () => Promise<void>;
     try {
       unlistenBalances = await this.db.listen(
@@ -450,13 +459,11 @@ export class PostgresLedgerQueries implements LedgerQueries {
       );
     } catch (error) {
       cache.lost();
-      await unlistenPosition();
       throw error;
     }
     return async () => {
       cache.lost();
       await unlistenBalances();
-      await unlistenPosition();
     };
   }
 
