@@ -11,7 +11,7 @@ import { type BenchSection, formatRate, freshBenchDatabase, percentile } from '.
 
 /**
  * `npm run bench -- eventstore`: the Postgres event store against the raw insert ceiling of the same
- * server, in one run (issue 2, Benchmark). Creates and drops its own database.
+ * server, in one run. Creates and drops its own database.
  */
 const WRITERS = 8;
 const PHASE_MS = Number(process.env.BENCH_PHASE_MS ?? 10_000);
@@ -25,7 +25,7 @@ const HOT_MAX_ATTEMPTS = 500;
 const HOT_BACKOFF_MAX_MS = 20;
 
 /** ~300 bytes of JSON, data plus metadata, like a typical ledger event. */
-function payload(i: number): { data: EventToAppend['data']; metadata: EventToAppend['metadata'] } {
+export function payload(i: number): { data: EventToAppend['data']; metadata: EventToAppend['metadata'] } {
   return {
     data: {
       walletId: 'w-000123',
@@ -50,7 +50,7 @@ function rawRow(i: number): string {
   return JSON.stringify({ ...data, ...metadata });
 }
 
-function event(i: number): EventToAppend {
+export function event(i: number): EventToAppend {
   return { id: randomUUID(), type: 'WalletToppedUp', ...payload(i) };
 }
 
@@ -224,7 +224,7 @@ async function hotStream(store: PostgresEventStore, runId: string): Promise<Phas
  * Bench-only bulk path for the catch-up data: server-side INSERT ... SELECT generate_series in chunks,
  * under the same head-row lock and with the same bookkeeping (streams, head) as the store's appends.
  */
-async function fill(db: Database, runId: string, total: number): Promise<Phase> {
+export async function fill(db: Database, runId: string, total: number): Promise<Phase> {
   const started = performance.now();
   for (let done = 0; done < total; done += FILL_CHUNK) {
     const size = Math.min(FILL_CHUNK, total - done);

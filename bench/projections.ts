@@ -52,6 +52,8 @@ export function moneyEvent(i: number): { streamName: string; event: EventToAppen
       type: 'WalletToppedUp',
       data: {
         studentId: student,
+        topUpId: `tu_${i}`,
+        paymentIntentId: `pi_bench${i}`,
         amount,
         currency: 'usd',
         entry: {
@@ -105,6 +107,9 @@ export class GeneratedEventStore implements EventStore {
     throw new Error('generated store is read-only');
   }
   readStream(): never {
+    throw new Error('generated store has no streams');
+  }
+  findEvent(): never {
     throw new Error('generated store has no streams');
   }
   subscribe(): Subscription {

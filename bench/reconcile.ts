@@ -10,7 +10,7 @@ import { StripeGateway } from '../src/stripe/stripeGateway.js';
 import type { BenchSection } from './report.js';
 
 /**
- * `npm run bench -- reconcile` (issue 7): one reconciliation run over BENCH_RECONCILE_TXNS (default
+ * `npm run bench -- reconcile`: one reconciliation run over BENCH_RECONCILE_TXNS (default
  * 1,000,000) balance transactions served by the fake Stripe over HTTP, page size 100, through the
  * real SDK. The fake runs in its own process (seeded in-process there), so the peak RSS measured is the
  * reconciler's. The ledger side is fed from a generator of the matching ledger facts (the same shape

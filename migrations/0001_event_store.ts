@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * The Postgres event store (DESIGN.md, Event store): one `events` table with a dense global position,
+ * The Postgres event store (docs/architecture.md, "The event store"): one `events` table with a dense global position,
  * a `event_streams` table with each stream's current revision, and the one-row `event_store_head` whose
  * row lock serializes position assignment, so positions follow commit order and a subscriber reading
  * `position > checkpoint` can never skip an event that commits late.

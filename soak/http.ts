@@ -168,7 +168,7 @@ export function labelOf(method: string, path: string): string {
   const parts = pathOnly.split('/').map((segment, i) => {
     if (i < 2) return segment;
     if (
-      /^(v1|wallets|top-ups|transactions|bookings|complete|cancel|refunds|tutors|earnings|payouts|streams|events|accounts|balance|entries|ledger|trial-balance|tenant|settings|webhooks|stripe|adjustments|readyz|healthz)$/.test(
+      /^(v1|wallets|top-ups|transactions|bookings|complete|cancel|refunds|tutors|earnings|payouts|payout-account|streams|events|accounts|balance|entries|ledger|trial-balance|tenant|settings|webhooks|stripe|adjustments|readyz|healthz)$/.test(
         segment,
       )
     ) {

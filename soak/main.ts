@@ -7,6 +7,7 @@ import { ArgsError, parseArgs, type SoakOptions, USAGE } from './args.js';
 import { badRequestLoop } from './badRequests.js';
 import { faultCycle, planFaults, runChaos } from './chaos.js';
 import { Cleanup } from './cleanup.js';
+import { DocumentChecks } from './documents.js';
 import { FaultLog } from './faults.js';
 import { diffSnapshots, FinalChecks, RouteMissing } from './final.js';
 import { Http } from './http.js';
@@ -35,6 +36,10 @@ const SETTINGS_PATCH = {
   topUpMax: 1_000_000,
   allowedCurrencies: [CURRENCY],
   holdExpiryDays: 7,
+  // Where Stripe's hosted onboarding sends a tutor back. The app falls back to its own page only when it
+  // runs the fake Stripe in-process; the soak's fake runs in the harness, so the tenant names them.
+  payoutOnboardingReturnUrl: 'https://soak.example/payouts/done',
+  payoutOnboardingRefreshUrl: 'https://soak.example/payouts/again',
 };
 /**
  * A settings change no remaining command depends on: appending it gives a position after everything
@@ -97,6 +102,7 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
   const counters = createCounters();
   const jwtSecret = randomBytes(48).toString('base64url');
   const webhookSecret = `whsec_${randomBytes(24).toString('hex')}`;
+  const connectWebhookSecret = `whsec_${randomBytes(24).toString('hex')}`;
 
   // --- Private servers -------------------------------------------------------------------------
   let pg: PrivatePostgres | null = null;
@@ -116,6 +122,8 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
   const started = await SoakStripe.start({
     webhookUrl: `http://127.0.0.1:${appPorts[0]}/v1/webhooks/stripe`,
     webhookSecret,
+    connectWebhookUrl: `http://127.0.0.1:${appPorts[0]}/v1/webhooks/stripe/connect`,
+    connectWebhookSecret,
   });
   const stripe = typeof started === 'string' ? null : started;
   if (stripe) {
@@ -136,6 +144,7 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
     DATA_DIR: path.join(tmp, 'data'),
     EVENT_STORE: 'postgres',
     STRIPE_WEBHOOK_SECRET: webhookSecret,
+    STRIPE_CONNECT_WEBHOOK_SECRET: connectWebhookSecret,
     ...(stripe ? { STRIPE_SECRET_KEY: stripe.secretKey, STRIPE_API_BASE: stripe.apiBase } : {}),
     SCHEDULER_INTERVAL_MS: String(SCHEDULER_INTERVAL_MS),
     ...(pg ? { DATABASE_URL: pg.url } : {}),
@@ -339,6 +348,22 @@ async function soak(o: SoakOptions, cleanup: Cleanup, isAborted: () => boolean):
     });
   } else {
     for (const tenant of tenants) snapshotsBefore.set(tenant.tenantId, await final.snapshot(tenant));
+  }
+
+  // --- Documents: gapless numbers after crashes, one per acknowledged effect --------------------------
+  {
+    const documents = new DocumentChecks(http, tokens, recorder, createRng(deriveSeed(o.seed, 5_000)));
+    const before = recorder.violationCounts.total();
+    const details: string[] = [];
+    for (const tenant of tenants) {
+      details.push(await documents.check(tenant, credited.get(tenant.tenantId) ?? new Set(), 60_000));
+    }
+    const found = recorder.violationCounts.total() - before;
+    checks.push({
+      name: 'documents numbered without gaps, one per acknowledged effect',
+      status: found === 0 ? 'passed' : 'failed',
+      detail: details.join('; '),
+    });
   }
 
   // --- Clean shutdown, verifier, rebuild ------------------------------------------------------------

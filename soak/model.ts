@@ -41,6 +41,8 @@ export interface TenantModel {
   topUps: Map<string, TopUpModel>;
   bookings: Map<string, BookingModel>;
   payouts: Map<string, PayoutModel>;
+  /** Tutors whose payout account (Stripe Express account) was opened: payouts need one. */
+  payoutAccounts: Set<string>;
   /** Top-up ids (as the API derives them) of top-ups whose request was definitively refused, with why. */
   refusedTopUps: Map<string, string>;
   /** Highest position acknowledged by any command in this tenant. */
@@ -61,6 +63,7 @@ export function createTenantModel(
     topUps: new Map(),
     bookings: new Map(),
     payouts: new Map(),
+    payoutAccounts: new Set(),
     refusedTopUps: new Map(),
     lastPosition: -1n,
   };

@@ -28,7 +28,8 @@ async function loadFake(): Promise<FakeStripeServerClass | string> {
 
 /**
  * The project's fake Stripe, run inside the harness process (it has no runnable entry of its own) on a
- * free port; the app talks to it as to remote Stripe (STRIPE_API_BASE). Webhooks go to one app URL and
+ * free port; the app talks to it as to remote Stripe (STRIPE_API_BASE). Webhooks go to the first app's
+ * platform and Connect endpoints (each with its own secret) and
  * are retried Stripe-style over about a minute, long enough to outlive an app restart. Faults are the
  * fake's own (the same as POST /_fake/faults).
  */
@@ -41,16 +42,23 @@ export class SoakStripe {
   ) {}
 
   /** The running fake, or why there is none. */
-  static async start(options: { webhookUrl: string; webhookSecret: string }): Promise<SoakStripe | string> {
+  static async start(options: {
+    webhookUrl: string;
+    webhookSecret: string;
+    connectWebhookUrl: string;
+    connectWebhookSecret: string;
+  }): Promise<SoakStripe | string> {
     const FakeStripeServer = await loadFake();
     if (typeof FakeStripeServer === 'string') return FakeStripeServer;
     const server = new FakeStripeServer({
       webhook: { url: options.webhookUrl, secret: options.webhookSecret },
+      connectWebhook: { url: options.connectWebhookUrl, secret: options.connectWebhookSecret },
       // 9 attempts, 250 ms doubling: the last retry ~64 s after the first try.
       webhookMaxAttempts: 9,
       webhookRetryBaseDelayMs: 250,
       autoSettlePayoutsAfterMs: 1_500,
       accountsStartEnabled: true,
+      availableAfterSeconds: 0,
     });
     const { url } = await server.start(await freePort(), '127.0.0.1');
     return new SoakStripe(server, url, 'sk_test_soak0000000000000000', options.webhookSecret);

@@ -320,6 +320,21 @@ export class Workload {
     );
     const available = earnings.status === 200 ? numberField(asObject(earnings.json), 'available') : 0;
     if (available < limits.payoutMin) return;
+    if (!tenant.payoutAccounts.has(tutorId)) {
+      // A payout needs the tutor's payout account; the soak's fake Stripe starts accounts onboarded.
+      const opened = await this.ctx.http.once(
+        {
+          kind: 'setup',
+          method: 'POST',
+          path: `/v1/tutors/${tutorId}/payout-account`,
+          token,
+          accept: (s) => s === 200,
+        },
+        rng,
+      );
+      if (opened.status !== 200) return;
+      tenant.payoutAccounts.add(tutorId);
+    }
     const amount = rng.int(limits.payoutMin, Math.max(limits.payoutMin, Math.min(available, 3_000)));
     const req: HttpRequest = {
       kind: 'command',

@@ -1,19 +1,31 @@
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyError, type FastifyPluginAsync, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyError, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { LedgerCommands } from '../commands/ledgerCommands.js';
+import { consoleRoutes } from '../console/routes.js';
 import type { EventStore } from '../eventstore/port.js';
 import type { LedgerQueries } from '../projections/ledgerQueries.js';
-import { createAuthenticator } from './auth.js';
+import { type AuthenticatorOptions, createAuthenticator, type Role } from './auth.js';
 import type { IdempotencyStore } from './idempotency.js';
 import type { Metrics } from './metrics.js';
-import { ApiError, PROBLEM_CONTENT_TYPE, ProblemSchema, problem, toApiError } from './problem.js';
+import {
+  ApiError,
+  PROBLEM_CONTENT_TYPE,
+  type ProblemCode,
+  ProblemSchema,
+  problem,
+  statusOf,
+  toApiError,
+} from './problem.js';
 import { DEFAULT_RATE_LIMITS, type RateLimiter, type RateLimitPolicy } from './rateLimit.js';
-import { v1Routes } from './routes/v1.js';
-import { HealthOut, ReadyOut } from './schemas.js';
+import { HealthOut, METADATA_FILTER_PARAMETER, METADATA_FILTER_PATTERN, ReadyOut } from './schemas.js';
+import { v1Context } from './v1/context.js';
+import type { RouteModule } from './v1/routeKit.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -24,19 +36,20 @@ export interface AppDeps {
   commands: LedgerCommands;
   queries: LedgerQueries;
   store: EventStore;
-  auth: { jwtSecret: string };
+  /** Bearer tokens: the HS256 secret, and the bounds on a token's lifetime and its issuer's clock. */
+  auth: AuthenticatorOptions;
   idempotency: IdempotencyStore;
   rateLimiter: RateLimiter;
   readiness: ReadinessCheck[];
   logger: Logger;
   metrics: Metrics;
-  stripeWebhook?: FastifyPluginAsync;
   /**
-   * More route plugins inside the /v1 scope (e.g. reconciliation): they share its authenticator, the
-   * route policy hook (every route needs `config.policy`; roles, ownership, rate limits, idempotency
-   * for `config.money` routes), problem+json errors and the OpenAPI document.
+   * Route modules with dependencies of their own (reconciliation, the Stripe webhook), registered in the
+   * /v1 context after the built-in ones: they share its authentication, rate limits, authorization,
+   * read-your-writes, idempotency keys, problem+json errors and the OpenAPI document
+   * (src/api/v1/routeKit.ts says how to write one).
    */
-  v1Plugins?: FastifyPluginAsync[];
+  routes?: RouteModule[];
   bodyLimitBytes?: number;
   rateLimits?: RateLimitPolicy;
   /** Longest a GET waits for `consistentWith` (default and maximum 5 s). */
@@ -45,15 +58,46 @@ export interface AppDeps {
   readinessTimeoutMs?: number;
   /** Serve the OpenAPI UI at /docs (the JSON at /docs/json is always served). */
   docsUi?: boolean;
+  /** Serve the finance console at /console and a home page at / (default true; src/console). */
+  console?: boolean;
 }
 
 const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
+/**
+ * Bound on a request's header block. Node's default (16 KiB) answers a long bearer token with a raw 431
+ * before any route runs; 128 KiB lets every header reach the app, which refuses what it does not accept
+ * (a token over 4 KiB is a 401). Past this bound the client error handler answers a 431 problem.
+ */
+export const MAX_HEADER_BYTES = 128 * 1024;
 const MAX_CONSISTENCY_WAIT_MS = 5_000;
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
+/**
+ * One registered route as the app serves it: what the schema fuzz (test/api/schemaFuzz.e2e.test.ts)
+ * checks against the OpenAPI document, so a route nobody documented or fuzzes fails a test.
+ */
+export interface RouteDescription {
+  method: string;
+  /** fastify's pattern (`/v1/wallets/:studentId`). */
+  url: string;
+  /** No authentication (health, docs, the Stripe webhook). */
+  public: boolean;
+  /** The roles its policy grants (ownership aside); empty for public routes. */
+  roles: Role[];
+  /** Left out of the OpenAPI document (`schema.hide`). */
+  hidden: boolean;
+}
+
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered, in registration order (complete once the app is ready). */
+    routeTable: readonly RouteDescription[];
+  }
   interface FastifyContextConfig {
-    /** Marks routes that may not be rate limited or authenticated (health, metrics, docs). */
+    /**
+     * Marks routes anyone may call: not authenticated, not rate limited (health, metrics, docs, and in
+     * /v1 the Stripe webhook, which checks its signature instead).
+     */
     public?: boolean;
   }
 }
@@ -81,6 +125,9 @@ export function buildApp(deps: AppDeps) {
     requestTimeout: 30_000,
     keepAliveTimeout: 5_000,
     routerOptions: { maxParamLength: 300 },
+    http: { maxHeaderSize: MAX_HEADER_BYTES },
+    // Requests Node's HTTP parser refuses never reach fastify: answer them as problems too.
+    clientErrorHandler: answerClientError,
     // Malformed URLs and the like never reach a route: answer them as problems too.
     frameworkErrors: (error, _request, reply) => {
       const apiError = fromFastifyError(error) ?? new ApiError('validation_failed', error.message);
@@ -90,6 +137,26 @@ export function buildApp(deps: AppDeps) {
         .send(problem(apiError.code, apiError.message, apiError.extra));
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Before any route: the hook sees the routes of every plugin registered below.
+  const routeTable: RouteDescription[] = [];
+  app.decorate('routeTable', routeTable);
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const policy = route.config?.policy ?? [];
+    for (const method of methods) {
+      // HEAD answers as its GET does (fastify adds one per GET).
+      if (method === 'HEAD') continue;
+      if (routeTable.some((r) => r.method === method && r.url === route.url)) continue;
+      routeTable.push({
+        method,
+        url: route.url,
+        public: route.config?.public === true || policy.length === 0,
+        roles: [...new Set(policy.map((grant) => grant.role))],
+        hidden: (route.schema as { hide?: boolean } | undefined)?.hide === true,
+      });
+    }
+  });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const apiError = toApiError(error) ?? fromFastifyError(error);
@@ -109,6 +176,9 @@ export function buildApp(deps: AppDeps) {
       .type(PROBLEM_CONTENT_TYPE)
       .send({ ...problem(apiError.code, apiError.message, apiError.extra), instance: request.id });
   });
+
+  // JSON only: a text/plain body is a 415, not a string that fails the body schema.
+  app.removeContentTypeParser('text/plain');
 
   app.setNotFoundHandler((request, reply) =>
     reply
@@ -141,7 +211,37 @@ export function buildApp(deps: AppDeps) {
     return Number(head - projected);
   });
 
+  // Routes filtering by `metadata[key]=value`: the swagger plugin turns a querystring's properties into
+  // parameters but not its patternProperties, so those routes get the deepObject parameter it stands for.
+  const metadataFiltered = new Set<string>();
   app.register(swagger, {
+    transform: ({ schema, url, route }) => {
+      const querystring = (
+        schema as { querystring?: { patternProperties?: Record<string, unknown> } } | undefined
+      )?.querystring;
+      if (querystring?.patternProperties?.[METADATA_FILTER_PATTERN]) {
+        metadataFiltered.add(url.replace(/:([A-Za-z0-9_]+)/g, '{$1}'));
+      }
+      // Who may call it, for clients and for the schema fuzz: `x-roles` (ownership rules aside, see
+      // src/api/auth.ts); a public route needs no bearer token.
+      const policy = route.config?.policy;
+      if (!schema) return { schema, url };
+      if (route.config?.public) return { schema: { ...schema, security: [] }, url };
+      if (policy) return { schema: { ...schema, 'x-roles': [...new Set(policy.map((g) => g.role))] }, url };
+      return { schema, url };
+    },
+    transformObject: (documentObject) => {
+      const doc =
+        'openapiObject' in documentObject ? documentObject.openapiObject : documentObject.swaggerObject;
+      const paths =
+        (doc as { paths?: Record<string, Record<string, { parameters?: unknown[] }>> }).paths ?? {};
+      for (const url of metadataFiltered) {
+        const get = paths[url]?.get;
+        if (!get) continue;
+        get.parameters = [...(get.parameters ?? []), METADATA_FILTER_PARAMETER];
+      }
+      return doc;
+    },
     openapi: {
       openapi: '3.1.0',
       info: {
@@ -153,6 +253,11 @@ export function buildApp(deps: AppDeps) {
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       security: [{ bearer: [] }],
+    },
+    // Schemas registered with addSchema keep their $id as their name under components/schemas.
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) =>
+        typeof json.$id === 'string' ? json.$id : `def-${i}`,
     },
   });
   if (deps.docsUi ?? true) {
@@ -191,6 +296,24 @@ export function buildApp(deps: AppDeps) {
           .type(PROBLEM_CONTENT_TYPE)
           .send(problem('unavailable', `not ready: ${failing.join(', ')}`, { failing }));
       }
+      // A tenant whose read models are stopped (src/projections/stalls.ts) does not take the process out
+      // of service: every other tenant is served, and every process shares the same stall.
+      const stalls = (await deps.queries.projectionStalls?.().catch(() => [])) ?? [];
+      if (stalls.length > 0) {
+        return {
+          status: 'degraded',
+          checks: results,
+          degraded: stalls.map((st) => ({
+            projection: st.projection,
+            tenantId: st.tenantId,
+            position: st.position.toString(),
+            streamName: st.streamName,
+            eventType: st.eventType,
+            reason: st.reason,
+            since: st.stalledAt.toISOString(),
+          })),
+        };
+      }
       return { status: 'ready', checks: results };
     },
   );
@@ -200,20 +323,20 @@ export function buildApp(deps: AppDeps) {
     return deps.metrics.registry.metrics();
   });
 
-  if (deps.stripeWebhook) app.register(deps.stripeWebhook);
+  if (deps.console ?? true) app.register(consoleRoutes());
 
-  app.register(v1Routes, {
+  app.register(v1Context, {
     prefix: '/v1',
     commands: deps.commands,
     queries: deps.queries,
     store: deps.store,
-    authenticator: createAuthenticator({ jwtSecret: deps.auth.jwtSecret }),
+    authenticator: createAuthenticator(deps.auth),
     idempotency: deps.idempotency,
     rateLimiter: deps.rateLimiter,
     rateLimits: deps.rateLimits ?? DEFAULT_RATE_LIMITS,
     metrics: deps.metrics,
     consistencyWaitMs,
-    plugins: deps.v1Plugins ?? [],
+    routes: deps.routes ?? [],
   });
 
   return app;
@@ -236,6 +359,35 @@ function fromFastifyError(error: FastifyError): ApiError | null {
     return new ApiError('validation_failed', error.message);
   }
   return null;
+}
+
+/**
+ * Fastify's clientError handler (the HTTP parser refused the request: headers too large, a malformed
+ * request line, a timeout): a problem+json answer, then the connection is closed.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: ProblemCode =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? 'headers_too_large'
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? 'request_timeout'
+        : 'validation_failed';
+  const detail =
+    code === 'headers_too_large'
+      ? `request headers exceed ${MAX_HEADER_BYTES} bytes`
+      : code === 'request_timeout'
+        ? 'the request was not received in time'
+        : 'malformed HTTP request';
+  const body = JSON.stringify(problem(code, detail));
+  const status = statusOf(code);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }
 
 async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {

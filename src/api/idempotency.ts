@@ -43,12 +43,10 @@ export interface IdempotencyStore {
   ping(): Promise<void>;
 }
 
-/** At least 24 h (issue 6). */
+/** At least 24 h: a client may retry a request for a day, as with Stripe's idempotency keys. */
 export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Longer than any request may run (command retries and Stripe calls are bounded well below this). */
 export const DEFAULT_LOCK_TTL_MS = 60_000;
-export const MAX_IDEMPOTENCY_KEY_CHARS = 255;
-export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 /**
  * Scope of a key: keys are private to one caller of one tenant. Tenant ids and subjects cannot contain
@@ -66,7 +64,7 @@ export function requestFingerprint(method: string, url: string, body: unknown): 
 /**
  * Fingerprints are stored for 24 h, so this text must never change for a given body: objects with sorted
  * keys and undefined members dropped, array holes and unserializable members as '' (what the
- * `value.map(canonicalJson).join(',')` it replaced produced); test/api/requestFingerprint.test.ts compares
+ * `value.map(canonicalJson).join(',')` it replaced produced); test/api/requestFingerprint.unit.test.ts compares
  * with that version. Bodies are JSON.parse output, so reading members after sorting the keys (rather than
  * before) cannot be observed.
  */

@@ -24,12 +24,21 @@ export type ProblemCode =
   | 'invalid_state'
   | 'currency_mismatch'
   | 'limit_exceeded'
+  | 'account_limit_exceeded'
   | 'idempotency_key_reused'
   | 'idempotency_key_in_use'
   | 'payload_too_large'
+  | 'headers_too_large'
+  | 'request_timeout'
   | 'unsupported_media_type'
+  | 'currency_in_use'
+  | 'payout_account_not_ready'
+  | 'spending_limit_exceeded'
+  | 'promo_code_rejected'
+  | 'period_closed'
   | 'rate_limited'
   | 'unavailable'
+  | 'projection_stalled'
   | 'internal_error';
 
 const STATUS: Record<ProblemCode, number> = {
@@ -41,14 +50,23 @@ const STATUS: Record<ProblemCode, number> = {
   idempotency_key_in_use: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  headers_too_large: 431,
+  request_timeout: 408,
+  currency_in_use: 422,
+  payout_account_not_ready: 422,
+  spending_limit_exceeded: 422,
+  promo_code_rejected: 422,
+  period_closed: 422,
   insufficient_funds: 422,
   invalid_state: 422,
   currency_mismatch: 422,
   limit_exceeded: 422,
+  account_limit_exceeded: 422,
   idempotency_key_reused: 422,
   rate_limited: 429,
   internal_error: 500,
   unavailable: 503,
+  projection_stalled: 503,
 };
 
 const TITLE: Record<ProblemCode, string> = {
@@ -60,14 +78,23 @@ const TITLE: Record<ProblemCode, string> = {
   idempotency_key_in_use: 'A request with this Idempotency-Key is still running',
   payload_too_large: 'Request body too large',
   unsupported_media_type: 'Unsupported media type',
+  headers_too_large: 'Request headers too large',
+  request_timeout: 'Request timeout',
+  currency_in_use: 'The ledger holds money in this currency',
+  payout_account_not_ready: "The tutor's payout account cannot take payouts yet",
+  spending_limit_exceeded: "Over the wallet's spending limit",
+  promo_code_rejected: 'The promo code cannot be redeemed on this purchase',
+  period_closed: 'The accounting period is closed',
   insufficient_funds: 'Insufficient funds',
   invalid_state: 'Not possible in the current state',
   currency_mismatch: 'Currency mismatch',
   limit_exceeded: 'Limit exceeded',
+  account_limit_exceeded: "Above the ledger's limit for an account",
   idempotency_key_reused: 'Idempotency-Key reused with a different request',
   rate_limited: 'Too many requests',
   internal_error: 'Internal error',
   unavailable: 'Service unavailable, retry later',
+  projection_stalled: "This tenant's read models are stopped at an event they cannot apply",
 };
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -154,7 +181,12 @@ const DOMAIN_CODES: Record<DomainErrorCode, ProblemCode> = {
   not_found: 'not_found',
   currency_mismatch: 'currency_mismatch',
   limit_exceeded: 'limit_exceeded',
+  account_limit_exceeded: 'account_limit_exceeded',
   forbidden: 'forbidden',
+  payout_account_not_ready: 'payout_account_not_ready',
+  spending_limit_exceeded: 'spending_limit_exceeded',
+  promo_code_rejected: 'promo_code_rejected',
+  period_closed: 'period_closed',
 };
 
 /**

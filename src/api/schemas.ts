@@ -1,13 +1,27 @@
 import { type TSchema, Type } from '@fastify/type-provider-typebox';
+import {
+  CLIENT_METADATA_KEY_PATTERN,
+  ClientMetadataSchema,
+  ClientMetadataValueSchema,
+  MAX_CLIENT_METADATA_KEYS,
+} from '../domain/clientMetadata.js';
+import {
+  ENTITY_ID_CHARS,
+  ENTITY_ID_PATTERN,
+  IDEMPOTENCY_KEY_PATTERN,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  TENANT_ID_CHARS,
+} from '../domain/ids.js';
+import { CURRENCY_CODE_PATTERN } from '../domain/money.js';
 import { ProblemSchema } from './problem.js';
 
 /** Request and response schemas (TypeBox, JSON Schema underneath). Objects never allow extra properties. */
 const strict = { additionalProperties: false } as const;
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
-export const ENTITY_ID = '^[A-Za-z0-9_-]{1,64}$';
+export const ENTITY_ID = ENTITY_ID_PATTERN.source;
 export const EntityId = Type.String({ pattern: ENTITY_ID, minLength: 1, maxLength: 64 });
-export const Currency = Type.String({ pattern: '^[a-z]{3}$', minLength: 3, maxLength: 3 });
+export const Currency = Type.String({ pattern: CURRENCY_CODE_PATTERN.source, minLength: 3, maxLength: 3 });
 export const Amount = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 /** Non-negative amount in responses (balances may be zero; read models keep them safe integers). */
 const AmountOut = Type.Integer();
@@ -17,12 +31,12 @@ const MoneyOut = Type.Object({ amount: AmountOut, currency: Type.String() }, str
 export const Position = Type.String({ pattern: '^(0|[1-9][0-9]{0,18})$', maxLength: 19 });
 const PositionOut = Type.String();
 export const Account = Type.String({
-  pattern: '^[a-z]+(:[A-Za-z0-9_-]{1,64}){1,4}$',
+  pattern: `^[a-z]+(:${ENTITY_ID_CHARS}){1,4}$`,
   minLength: 3,
   maxLength: 300,
 });
 export const StreamName = Type.String({
-  pattern: '^[a-z]+-[a-z0-9_]{1,40}\\.[A-Za-z0-9_-]{1,64}$',
+  pattern: `^[a-z]+-${TENANT_ID_CHARS}\\.${ENTITY_ID_CHARS}$`,
   maxLength: 120,
 });
 const Reason = Type.String({ minLength: 1, maxLength: 500 });
@@ -31,14 +45,54 @@ export const Cursor = Type.String({ minLength: 1, maxLength: 512 });
 export const Limit = Type.String({ pattern: '^(200|1[0-9]{2}|[1-9][0-9]?)$', maxLength: 3 });
 export const DEFAULT_PAGE_LIMIT = 50;
 
+/**
+ * The caller's metadata on a money-moving request (src/domain/clientMetadata.ts): string values, at most
+ * 20 keys of 1-40 characters of [A-Za-z0-9_.:-], values of 1-500 characters.
+ */
+export const MetadataIn = Type.Unsafe<Record<string, string>>({
+  ...ClientMetadataSchema,
+  // `{}` is accepted and means none (the events then carry no clientMetadata).
+  minProperties: 0,
+  description: `Your own key/value strings, stored with the command's events and returned on its entries (at most ${MAX_CLIENT_METADATA_KEYS} keys; keys ${CLIENT_METADATA_KEY_PATTERN.source}; values 1-500 characters)`,
+});
+/** Metadata on entries and statement lines: `{}` when the command carried none. */
+export const MetadataOut = Type.Record(Type.String(), Type.String());
+/** `metadata[key]=value` query parameters: only entries whose metadata has every pair given. */
+export const METADATA_FILTER_PATTERN = `^metadata\\[${CLIENT_METADATA_KEY_PATTERN.source.slice(1, -1)}\\]$`;
+/** The OpenAPI parameter the filter stands for (added to the document by app.ts). */
+export const METADATA_FILTER_PARAMETER = {
+  name: 'metadata',
+  in: 'query',
+  style: 'deepObject',
+  explode: true,
+  required: false,
+  description:
+    'metadata[key]=value, repeatable: only entries whose command carried every one of these key/value pairs',
+  schema: {
+    type: 'object',
+    propertyNames: { pattern: CLIENT_METADATA_KEY_PATTERN.source },
+    additionalProperties: { type: 'string', minLength: 1, maxLength: 500 },
+  },
+} as const;
+export const metadataFilterProperties = {
+  patternProperties: { [METADATA_FILTER_PATTERN]: ClientMetadataValueSchema },
+} as const;
+
 export const ConsistencyQuery = Type.Object({ consistentWith: Type.Optional(Position) }, strict);
 export const PageQuery = Type.Object(
   { consistentWith: Type.Optional(Position), cursor: Type.Optional(Cursor), limit: Type.Optional(Limit) },
   strict,
 );
+/** A page of entries, filterable by `metadata[key]=value`. */
+export const EntriesQuery = Type.Object(
+  { consistentWith: Type.Optional(Position), cursor: Type.Optional(Cursor), limit: Type.Optional(Limit) },
+  { ...strict, ...metadataFilterProperties },
+);
 
 export const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ pattern: '^[\\x21-\\x7e]{1,255}$', maxLength: 255 })),
+  'idempotency-key': Type.Optional(
+    Type.String({ pattern: IDEMPOTENCY_KEY_PATTERN.source, maxLength: MAX_IDEMPOTENCY_KEY_LENGTH }),
+  ),
 });
 
 // --- Resources --------------------------------------------------------------------------------------
@@ -71,6 +125,10 @@ const bookingFields = {
   tutorShare: AmountOut,
   commission: AmountOut,
   cancellationFee: AmountOut,
+  /** Discounts off the price; the student pays price - their sum (the tutor earns on the price). */
+  discounts: Type.Array(
+    Type.Object({ kind: Type.String(), reference: Type.String(), amount: AmountOut }, strict),
+  ),
 };
 export const BookingOut = Type.Object(bookingFields, strict);
 export const BookingChanged = Type.Object({ ...bookingFields, position: PositionOut }, strict);
@@ -90,6 +148,37 @@ const payoutFields = {
 };
 export const PayoutOut = Type.Object(payoutFields, strict);
 export const PayoutCreated = Type.Object({ ...payoutFields, position: PositionOut }, strict);
+
+/** A tutor's Stripe Express account (PayoutAccountView in src/contracts/views.ts). */
+export const PayoutAccountOut = Type.Object(
+  {
+    tutorId: Type.String(),
+    stripeAccountId: Type.String(),
+    chargesEnabled: Type.Boolean(),
+    payoutsEnabled: Type.Boolean(),
+    detailsSubmitted: Type.Boolean(),
+    requirements: Type.Object(
+      {
+        currentlyDue: Type.Array(Type.String()),
+        pastDue: Type.Array(Type.String()),
+        disabledReason: Nullable(Type.String()),
+      },
+      strict,
+    ),
+    /** What keeps the account from taking payouts (Stripe's requirement names); empty when it can. */
+    missing: Type.Array(Type.String()),
+  },
+  { ...strict, $id: 'PayoutAccount' },
+);
+export const PayoutAccountOpened = Type.Object(
+  {
+    account: PayoutAccountOut,
+    /** Stripe's hosted onboarding for the tutor (single use, expires in minutes); null once nothing is due. */
+    onboarding: Nullable(Type.Object({ url: Type.String(), expiresAt: Type.String() }, strict)),
+    position: PositionOut,
+  },
+  strict,
+);
 
 export const WalletOut = Type.Object(
   {
@@ -137,6 +226,7 @@ export const StatementLineOut = Type.Object(
       strict,
     ),
     actor: ActorOut,
+    metadata: MetadataOut,
   },
   strict,
 );
@@ -162,7 +252,20 @@ export const AccountBalanceOut = Type.Object(
 export const BalanceQuery = Type.Object(
   {
     consistentWith: Type.Optional(Position),
-    asOf: Type.Optional(Type.String({ format: 'date-time', maxLength: 40 })),
+    asOf: Type.Optional(
+      Type.String({
+        format: 'date-time',
+        maxLength: 40,
+        description: 'Effective time: the balance after every entry effective by then',
+      }),
+    ),
+    knownAt: Type.Optional(
+      Type.String({
+        format: 'date-time',
+        maxLength: 40,
+        description: 'Knowledge time: only entries the ledger had recorded by then (default: now)',
+      }),
+    ),
     position: Type.Optional(Position),
   },
   strict,
@@ -181,6 +284,7 @@ export const EntryOut = Type.Object(
     correlationId: Type.String(),
     causationId: Type.String(),
     actor: ActorOut,
+    metadata: MetadataOut,
     postings: Type.Array(
       Type.Object(
         { account: Type.String(), side: Side, effect: Effect, amount: AmountOut, currency: Type.String() },
@@ -276,6 +380,15 @@ const settingsFields = {
   topUpMax: Amount,
   payoutMin: Amount,
   allowedCurrencies: Type.Array(Currency, { minItems: 1, maxItems: 20, uniqueItems: true }),
+  adjustmentApprovalThreshold: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+  adjustmentProposalExpiryHours: Type.Integer({ minimum: 1, maximum: 24 * 30 }),
+  /** Absolute http(s) URLs of the tutor app for Stripe's onboarding (Account Links); null unsets. */
+  payoutOnboardingReturnUrl: Nullable(Type.String({ minLength: 1, maxLength: 2048, pattern: '^https?://' })),
+  payoutOnboardingRefreshUrl: Nullable(Type.String({ minLength: 1, maxLength: 2048, pattern: '^https?://' })),
+  /** IANA time zone name (Europe/Berlin, UTC): the calendar of spending limits. */
+  timeZone: Type.String({ minLength: 1, maxLength: 64 }),
+  /** The hour (UTC, 0-23) of the daily reconciliation of the previous UTC day; null: none. */
+  reconciliationDailyHourUtc: Nullable(Type.Integer({ minimum: 0, maximum: 23 })),
 };
 export const SettingsOut = Type.Object(
   {
@@ -288,6 +401,12 @@ export const SettingsOut = Type.Object(
     topUpMax: Type.Integer(),
     payoutMin: Type.Integer(),
     allowedCurrencies: Type.Array(Type.String()),
+    adjustmentApprovalThreshold: Type.Integer(),
+    adjustmentProposalExpiryHours: Type.Integer(),
+    payoutOnboardingReturnUrl: Nullable(Type.String()),
+    payoutOnboardingRefreshUrl: Nullable(Type.String()),
+    timeZone: Type.String(),
+    reconciliationDailyHourUtc: Nullable(Type.Integer()),
   },
   strict,
 );
@@ -304,6 +423,7 @@ export const TopUpBody = Type.Object(
     amount: Amount,
     currency: Currency,
     paymentMethod: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_]{1,100}$' })),
+    metadata: Type.Optional(MetadataIn),
   },
   strict,
 );
@@ -314,14 +434,51 @@ export const BookingBody = Type.Object(
     tutorId: EntityId,
     price: Money,
     scheduledAt: Type.String({ format: 'date-time', maxLength: 40 }),
+    /** A promo code (case-insensitive): its discount off the price, funded by promotions. */
+    promoCode: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{2,31}$', maxLength: 32 })),
+    metadata: Type.Optional(MetadataIn),
   },
   strict,
 );
-export const CancelBody = Type.Object({ reason: Reason }, strict);
-export const RefundBody = Type.Object({ amount: Type.Optional(Amount), reason: Reason }, strict);
-export const PayoutBody = Type.Object({ amount: Amount, currency: Currency }, strict);
+/** Completing a booking needs no input; a body, when sent, may carry metadata. */
+export const CompleteBody = Type.Object({ metadata: Type.Optional(MetadataIn) }, strict);
+export const CancelBody = Type.Object({ reason: Reason, metadata: Type.Optional(MetadataIn) }, strict);
+export const RefundBody = Type.Object(
+  { amount: Type.Optional(Amount), reason: Reason, metadata: Type.Optional(MetadataIn) },
+  strict,
+);
+export const PayoutBody = Type.Object(
+  { amount: Amount, currency: Currency, metadata: Type.Optional(MetadataIn) },
+  strict,
+);
+/** Backdating and corrections of an adjustment (docs/ledger-flows.md, "Backdated entries and closed periods"). */
+export const BackdatingFields = {
+  effectiveAt: Type.Optional(
+    Type.String({
+      format: 'date-time',
+      maxLength: 40,
+      description:
+        'When the adjustment happened, if earlier than now (never later). Unconstrained accounts may reach back into any open period; wallets and tutor earnings only within the current month. Inside a closed period: 422 period_closed.',
+    }),
+  ),
+  corrects: Type.Optional(
+    Type.String({
+      pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+      description:
+        'The entry id this adjustment corrects (a correction of a closed period, booked in an open one)',
+    }),
+  ),
+};
 export const AdjustmentBody = Type.Object(
-  { account: Account, direction: Side, amount: Amount, currency: Currency, reason: Reason },
+  {
+    account: Account,
+    direction: Side,
+    amount: Amount,
+    currency: Currency,
+    reason: Reason,
+    metadata: Type.Optional(MetadataIn),
+    ...BackdatingFields,
+  },
   strict,
 );
 export const AdjustmentCreated = Type.Object({ entryId: Type.String(), position: PositionOut }, strict);
@@ -337,8 +494,25 @@ export const DueTasksOut = Type.Object(
 export const HealthOut = Type.Object({ status: Type.String() }, strict);
 export const ReadyOut = Type.Object(
   {
+    /** `ready`, or `degraded`: serving, but some tenant's read models are stopped (`degraded` says which). */
     status: Type.String(),
     checks: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean() }, strict)),
+    degraded: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            projection: Type.String(),
+            tenantId: Type.String(),
+            position: Type.String(),
+            streamName: Type.String(),
+            eventType: Type.String(),
+            reason: Type.String(),
+            since: Type.String(),
+          },
+          strict,
+        ),
+      ),
+    ),
   },
   strict,
 );
@@ -346,6 +520,6 @@ export const ReadyOut = Type.Object(
 /** Error responses every authenticated route can return. */
 export function errorResponses(...statuses: number[]): Record<number, typeof ProblemSchema> {
   const out: Record<number, typeof ProblemSchema> = {};
-  for (const s of [400, 401, 403, 404, 429, 503, ...statuses]) out[s] = ProblemSchema;
+  for (const s of [400, 401, 403, 404, 415, 429, 503, ...statuses]) out[s] = ProblemSchema;
   return out;
 }

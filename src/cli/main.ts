@@ -1,13 +1,30 @@
 import { parseArgs } from 'node:util';
 import { createLedgerService } from '../commands/index.js';
 import { ConfigError, loadConfig } from '../config/config.js';
-import { openDatabase } from '../db/database.js';
-import { migrateDownAll, migrateLatest } from '../db/migrate.js';
-import { EsdbEventStore } from '../eventstore/esdb.js';
-import type { EventStore } from '../eventstore/port.js';
-import { PostgresEventStore } from '../eventstore/postgres.js';
-import { type ProjectionsCommandDeps, rebuild, replay, verify } from './projectionsCommands.js';
+import { rebuildDocuments } from '../documents/rebuild.js';
+import { DocumentStore } from '../documents/store.js';
+import { TENANT_ID_PATTERN } from '../domain/ids.js';
+import {
+  checkFileCommand,
+  EXPORT_USAGE,
+  exportCommand,
+  IMPORT_USAGE,
+  importCommand,
+  parseExportArgs,
+  parseImportArgs,
+} from './backupCommands.js';
+import { parseAnchors, VERIFY_CHAIN_USAGE, verifyChainCommand } from './chainCommand.js';
+import { migrateCommand } from './migrateCommand.js';
+import {
+  type ProjectionsCommandDeps,
+  rebuild,
+  replay,
+  resume,
+  stalled,
+  verify,
+} from './projectionsCommands.js';
 import { parseReconcileArgs, RECONCILE_USAGE, reconcile, stripeFromConfig } from './reconcileCommand.js';
+import { CliRefusal, openCliDatabase, withCliStores } from './stores.js';
 import { printToken } from './tokenCommand.js';
 
 /**
@@ -15,45 +32,45 @@ import { printToken } from './tokenCommand.js';
  * variables, same embedded default).
  */
 const USAGE = `usage: npm run cli -- <command> [options]
-  migrate [--down]                      apply pending migrations (or roll all back with --down)
+  migrate [--down [--delete-all-events]]
+                                        apply pending migrations (or roll all back; refused while events are stored
+                                        unless --delete-all-events)
   projections rebuild [name]            replay all events into fresh read models and swap them in
-  verify [--max-differences N] [--clearing-max-age-hours H]
-                                        fold the events and compare with the read models; exit 1 on any difference
+  projections stalled                   list tenants whose read models stopped at an event they cannot apply
+  projections resume <tenant>|--all     after a fix: apply a stalled tenant's held-back events and clear the stall
+  verify [--max-differences N] [--clearing-max-age-hours H] [--max-behind-positions N]
+                                        fold the events and compare with the read models; exit 1 on any difference,
+                                        a stalled tenant, or read models more than N (1000) behind the store's head
+  ${VERIFY_CHAIN_USAGE}
+                                        recompute every tenant's hash chain from the events; exit 1 naming the first
+                                        event changed, removed, reordered or inserted (or an anchor that does not match)
   ${RECONCILE_USAGE}
                                         match Stripe balance transactions against the ledger
+  documents rebuild [--check]           compare the documents table with the docseries streams (each document as
+                                        numbered, its PDF rendered again) and write what is missing or differs;
+                                        --check writes nothing and exits 1 on any difference
   replay --tenant T --account PATH [--until TIME|POSITION] [--format table|json]
                                         an account's history entry by entry with running balance, cause and actor
   token --tenant T --sub S --role R [--role R2] [--ttl seconds]
                                         print a development JWT signed with JWT_SECRET (or ./data's)
+  ${EXPORT_USAGE}
+                                        write the event log (or one tenant's events) to an NDJSON file with a checksum
+  ${IMPORT_USAGE}
+                                        load an export into an empty event store (--dry-run: only check the file)
 `;
 
 type Command = (argv: string[]) => Promise<number>;
 
 /**
- * Opens the configured database (migrated) and event store for one command and closes them after.
- * On the embedded default PGlite is single-process: stop `npm start` before running these.
+ * Opens the configured database (migrated) and event store for one command and closes them after. On
+ * the embedded default the command holds the DATA_DIR lock meanwhile (stores.ts): beside a running
+ * app it refuses with one line naming it.
  */
 async function withStores(
+  command: string,
   fn: (deps: Omit<ProjectionsCommandDeps, 'tenantId'>) => Promise<number>,
 ): Promise<number> {
-  const config = loadConfig();
-  const db = await openDatabase(
-    config.databaseUrl
-      ? { kind: 'postgres', url: config.databaseUrl, poolMax: 4 }
-      : { kind: 'pglite', dataDir: `${config.dataDir}/pglite` },
-  );
-  let store: EventStore | undefined;
-  try {
-    await migrateLatest(db, { databaseUrl: config.databaseUrl ?? undefined });
-    store =
-      config.eventStore === 'esdb'
-        ? new EsdbEventStore({ connectionString: config.eventStoreUrl! })
-        : new PostgresEventStore(db);
-    return await fn({ db, store, out: process.stdout });
-  } finally {
-    await store?.close();
-    await db.close();
-  }
+  return withCliStores(loadConfig(), command, ({ db, store }) => fn({ db, store, out: process.stdout }));
 }
 
 const commands: Record<string, Command> = {
@@ -68,7 +85,7 @@ const commands: Record<string, Command> = {
       process.stderr.write(`${stripe.error}\n`);
       return 2;
     }
-    return withStores(({ db, store }) =>
+    return withStores('reconcile', ({ db, store }) =>
       reconcile(
         {
           db,
@@ -84,11 +101,23 @@ const commands: Record<string, Command> = {
   },
   projections: async (argv) => {
     const [sub, name, ...extra] = argv;
+    if (sub === 'stalled' && name === undefined)
+      return withStores('projections stalled', (deps) => stalled(deps));
+    if (sub === 'resume' && name !== undefined && extra.length === 0) {
+      if (name !== '--all' && !TENANT_ID_PATTERN.test(name)) {
+        process.stderr.write(`projections resume: "${name}" is not a tenant id\n`);
+        return 2;
+      }
+      const target = name === '--all' ? ({ all: true } as const) : { tenantId: name };
+      return withStores(`projections resume ${name}`, (deps) => resume(deps, target));
+    }
     if (sub !== 'rebuild' || extra.length > 0) {
-      process.stderr.write('usage: projections rebuild [name]\n');
+      process.stderr.write(
+        'usage: projections rebuild [name] | projections stalled | projections resume <tenant>|--all\n',
+      );
       return 2;
     }
-    return withStores((deps) => rebuild(deps, name));
+    return withStores(`projections rebuild${name ? ` ${name}` : ''}`, (deps) => rebuild(deps, name));
   },
   verify: async (argv) => {
     const { values } = parseArgs({
@@ -96,11 +125,35 @@ const commands: Record<string, Command> = {
       options: {
         'max-differences': { type: 'string', default: '20' },
         'clearing-max-age-hours': { type: 'string' },
+        'max-behind-positions': { type: 'string', default: '1000' },
+        chain: { type: 'boolean', default: false },
+        anchor: { type: 'string', multiple: true },
+        format: { type: 'string', default: 'text' },
       },
     });
+    if (values.chain) {
+      const anchors = parseAnchors(values.anchor ?? []);
+      if ('error' in anchors || (values.format !== 'text' && values.format !== 'json')) {
+        process.stderr.write(
+          `${'error' in anchors ? anchors.error : '--format is text or json'}\nusage: ${VERIFY_CHAIN_USAGE}\n`,
+        );
+        return 2;
+      }
+      const format = values.format;
+      return withStores('verify --chain', (deps) => verifyChainCommand(deps, { anchors, format }));
+    }
+    if (values.anchor !== undefined || values.format !== 'text') {
+      process.stderr.write('--anchor and --format go with --chain\n');
+      return 2;
+    }
     const maxDifferences = Number(values['max-differences']);
     const clearing = values['clearing-max-age-hours'];
     const clearingMaxAgeHours = clearing === undefined ? undefined : Number(clearing);
+    const maxBehindPositions = Number(values['max-behind-positions']);
+    if (!Number.isSafeInteger(maxBehindPositions) || maxBehindPositions < 0) {
+      process.stderr.write('--max-behind-positions must be an integer >= 0\n');
+      return 2;
+    }
     if (!Number.isSafeInteger(maxDifferences) || maxDifferences < 1 || maxDifferences > 10_000) {
       process.stderr.write('--max-differences must be an integer in 1..10000\n');
       return 2;
@@ -109,8 +162,53 @@ const commands: Record<string, Command> = {
       process.stderr.write('--clearing-max-age-hours must be a number of hours in 0..8760\n');
       return 2;
     }
-    return withStores((deps) =>
-      verify(deps, { maxDifferences, ...(clearingMaxAgeHours !== undefined ? { clearingMaxAgeHours } : {}) }),
+    return withStores('verify', (deps) =>
+      verify(deps, {
+        maxDifferences,
+        maxBehindPositions,
+        ...(clearingMaxAgeHours !== undefined ? { clearingMaxAgeHours } : {}),
+      }),
+    );
+  },
+  documents: async (argv) => {
+    const { positionals, values } = parseArgs({
+      args: argv,
+      options: { check: { type: 'boolean', default: false } },
+      allowPositionals: true,
+    });
+    if (positionals.length !== 1 || positionals[0] !== 'rebuild') {
+      process.stderr.write('usage: documents rebuild [--check]\n');
+      return 2;
+    }
+    const repair = !values.check;
+    return withStores('documents', async ({ db, store, out }) => {
+      const report = await rebuildDocuments({ db, store, documents: new DocumentStore(db), repair });
+      const differences = report.missing + report.differing + report.orphans;
+      out.write(
+        `${report.issued} documents issued: ${report.unchanged} stored as issued, ${report.missing} missing, ${report.differing} differing, ${report.orphans} stored without an issue event${repair && differences > 0 ? ' (repaired)' : ''}\n`,
+      );
+      return !repair && differences > 0 ? 1 : 0;
+    });
+  },
+  export: async (argv) => {
+    const args = parseExportArgs(argv);
+    if ('error' in args) {
+      process.stderr.write(`${args.error}\n`);
+      return 2;
+    }
+    return withCliStores(loadConfig(), 'export', ({ db, store }) =>
+      exportCommand({ db, store, stdout: process.stdout, stderr: process.stderr }, args),
+    );
+  },
+  import: async (argv) => {
+    const args = parseImportArgs(argv);
+    if ('error' in args) {
+      process.stderr.write(`${args.error}\n`);
+      return 2;
+    }
+    if (args.dryRun) return checkFileCommand({ stdout: process.stdout, stderr: process.stderr }, args.file);
+    return withCliStores(loadConfig(), 'import', ({ db, store }) =>
+      importCommand({ db, store, stdout: process.stdout, stderr: process.stderr }, args),
     );
   },
   replay: async (argv) => {
@@ -130,7 +228,7 @@ const commands: Record<string, Command> = {
       return 2;
     }
     const { account, until, format, tenant } = values;
-    return withStores((deps) =>
+    return withStores('replay', (deps) =>
       replay(
         { ...deps, ...(tenant ? { tenantId: tenant } : {}) },
         { account, format, ...(until ? { until } : {}) },
@@ -151,12 +249,15 @@ const commands: Record<string, Command> = {
       process.stderr.write('token needs --tenant, --sub and at least one --role\n');
       return 2;
     }
+    const config = loadConfig();
     const ttlSeconds = Number(values.ttl);
-    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 30 * 24 * 3600) {
-      process.stderr.write('--ttl must be an integer number of seconds in 1..2592000\n');
+    const maxTtl = config.jwtMaxLifetimeSeconds;
+    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > maxTtl) {
+      process.stderr.write(
+        `--ttl must be an integer number of seconds in 1..${maxTtl} (JWT_MAX_LIFETIME_SECONDS)\n`,
+      );
       return 2;
     }
-    const config = loadConfig();
     await printToken({
       tenant: values.tenant,
       sub: values.sub,
@@ -167,27 +268,35 @@ const commands: Record<string, Command> = {
     return 0;
   },
   migrate: async (argv) => {
-    const { values } = parseArgs({ args: argv, options: { down: { type: 'boolean', default: false } } });
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        down: { type: 'boolean', default: false },
+        'delete-all-events': { type: 'boolean', default: false },
+      },
+    });
     const config = loadConfig();
-    const db = await openDatabase(
-      config.databaseUrl
-        ? { kind: 'postgres', url: config.databaseUrl, poolMax: 2 }
-        : { kind: 'pglite', dataDir: `${config.dataDir}/pglite` },
-    );
+    const opened = await openCliDatabase(config, values.down ? 'migrate --down' : 'migrate', { poolMax: 2 });
     try {
-      if (values.down) {
-        await migrateDownAll(db, { databaseUrl: config.databaseUrl ?? undefined });
-        process.stdout.write('rolled back all migrations\n');
-      } else {
-        const applied = await migrateLatest(db, { databaseUrl: config.databaseUrl ?? undefined });
-        process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'already up to date\n');
-      }
-      return 0;
+      return await migrateCommand(
+        {
+          db: opened.db,
+          ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+          stdout: process.stdout,
+          stderr: process.stderr,
+        },
+        { down: values.down, deleteAllEvents: values['delete-all-events'] },
+      );
     } finally {
-      await db.close();
+      await opened.close();
     }
   },
 };
+
+// A signal ends a command at once; the exit handlers still run, so the DATA_DIR lock is released (an
+// interrupted rebuild resumes, an interrupted import can be resumed or started over).
+process.on('SIGINT', () => process.exit(130));
+process.on('SIGTERM', () => process.exit(143));
 
 async function main(): Promise<number> {
   const [name, ...rest] = process.argv.slice(2);
@@ -205,6 +314,7 @@ main().then(
   },
   (error: unknown) => {
     if (error instanceof ConfigError) process.stderr.write(`configuration error: ${error.message}\n`);
+    else if (error instanceof CliRefusal) process.stderr.write(`${error.message}\n`);
     else process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = 1;
   },

@@ -4,6 +4,9 @@ import type { EventStore } from '../eventstore/port.js';
 import { assertTenantId } from '../projections/readTransaction.js';
 import { PROJECTION_NAMES, rebuildReadModels } from '../projections/rebuild.js';
 import { type ReplayLine, replayAccount } from '../projections/replay.js';
+import { resumeStalledTenant } from '../projections/resumeStall.js';
+import { LIVE_SCHEMA } from '../projections/schema.js';
+import { readStalls } from '../projections/stalls.js';
 import { verifyReadModels } from '../projections/verifier.js';
 
 /**
@@ -70,22 +73,81 @@ export async function rebuild(deps: ProjectionsCommandDeps, name?: string): Prom
   }
 }
 
+/** `projections stalled`: the tenants whose read models stopped at an event they cannot apply. */
+export async function stalled(deps: ProjectionsCommandDeps): Promise<number> {
+  const stalls = await readStalls(deps.db.knex, LIVE_SCHEMA);
+  if (stalls.length === 0) {
+    write(deps.out, 'no stalled projections');
+    return 0;
+  }
+  for (const st of stalls) {
+    write(
+      deps.out,
+      `${st.projection} tenant=${st.tenantId} position=${st.position} stream=${st.streamName} type=${st.eventType} event=${st.eventId} since=${st.stalledAt.toISOString()}\n  reason: ${st.reason}`,
+    );
+  }
+  write(deps.out, `${stalls.length} stalled; after a fix: npm run cli -- projections resume <tenant>|--all`);
+  return 0;
+}
+
+/**
+ * `projections resume <tenant>|--all`: applies each stalled tenant's held-back events and clears the
+ * stall (resumeStall.ts); exit 1 if one still cannot be applied (the stall then names it).
+ */
+export async function resume(
+  deps: ProjectionsCommandDeps,
+  target: { all: true } | { tenantId: string },
+): Promise<number> {
+  const tenants =
+    'all' in target
+      ? (await readStalls(deps.db.knex, LIVE_SCHEMA)).map((st) => st.tenantId)
+      : [target.tenantId];
+  if (tenants.length === 0) {
+    write(deps.out, 'no stalled projections');
+    return 0;
+  }
+  let failed = 0;
+  for (const tenantId of tenants) {
+    const outcome = await resumeStalledTenant({ knex: deps.db.knex, store: deps.store, tenantId });
+    switch (outcome.kind) {
+      case 'not_stalled':
+        write(deps.out, `tenant ${tenantId}: not stalled`);
+        break;
+      case 'resumed':
+        write(
+          deps.out,
+          `tenant ${tenantId}: resumed, ${outcome.applied} held-back event(s) applied; its read models are at position ${outcome.position} with the others`,
+        );
+        break;
+      case 'still_stalled':
+        failed++;
+        write(
+          deps.out,
+          `tenant ${tenantId}: still stalled at position ${outcome.stall.position} (${outcome.stall.eventType} in ${outcome.stall.streamName}) after applying ${outcome.applied} event(s): ${outcome.stall.reason}`,
+        );
+        break;
+    }
+  }
+  return failed === 0 ? 0 : 1;
+}
+
 /** `verify`: fold all events and compare with the read models; non-zero exit on any difference. */
 export async function verify(
   deps: ProjectionsCommandDeps,
-  options: { maxDifferences?: number; clearingMaxAgeHours?: number } = {},
+  options: { maxDifferences?: number; clearingMaxAgeHours?: number; maxBehindPositions?: number } = {},
 ): Promise<number> {
   const result = await verifyReadModels({
     db: deps.db,
     store: deps.store,
     maxDifferences: options.maxDifferences ?? 20,
+    ...(options.maxBehindPositions !== undefined ? { maxBehindPositions: options.maxBehindPositions } : {}),
     ...(options.clearingMaxAgeHours !== undefined
       ? { clearingMaxAgeMs: options.clearingMaxAgeHours * 3_600_000 }
       : {}),
   });
   write(
     deps.out,
-    `verified ${result.accountsChecked} accounts over ${result.eventsFolded} events up to position ${result.position}: ` +
+    `verified ${result.accountsChecked} accounts over ${result.eventsFolded} events up to position ${result.position} (event store head ${result.head}): ` +
       (result.ok ? 'no differences' : `${result.totalDifferences} difference(s)`),
   );
   for (const d of result.differences) {

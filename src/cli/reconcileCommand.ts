@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import type { LedgerCommands } from '../commands/ledgerCommands.js';
 import type { Config } from '../config/config.js';
 import type { Database } from '../db/database.js';
+import { isTenantId } from '../domain/ids.js';
 import type { EventStore } from '../eventstore/port.js';
 import { eventStoreFactSource } from '../reconciliation/ledgerFacts.js';
 import { PostgresReconciliationReadModel } from '../reconciliation/readModel.js';
@@ -64,8 +65,7 @@ export function parseReconcileArgs(argv: string[]): ReconcileArgs | { error: str
     return { error: `${(error as Error).message}\nusage: ${RECONCILE_USAGE}` };
   }
   const tenant = values.tenant;
-  if (typeof tenant !== 'string' || !/^[a-z0-9_]{1,40}$/.test(tenant))
-    return { error: `--tenant is required\nusage: ${RECONCILE_USAGE}` };
+  if (!isTenantId(tenant)) return { error: `--tenant is required\nusage: ${RECONCILE_USAGE}` };
   const format = values.format;
   if (format !== 'json' && format !== 'csv') return { error: '--format must be json or csv' };
   const range = typeof values.from === 'string' || typeof values.to === 'string';

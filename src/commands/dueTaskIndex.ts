@@ -1,15 +1,32 @@
-import type { EventStore, JsonObject, RecordedEvent } from '../eventstore/port.js';
+import { decodeEventOf, type LedgerEventType } from '../domain/events.js';
+import type { EventStore, RecordedEvent } from '../eventstore/port.js';
 
 /**
  * The scheduler's index of time-driven transitions, maintained from the event stream:
  *  - `expire:{bookingId}`: a held booking whose hold is not resolved by scheduledAt + holdExpiryDays;
- *  - `clear:{bookingId}`: tutor earnings recorded for a booking, clearable at clearableAt.
+ *  - `clear:{bookingId}`: tutor earnings recorded for a booking, clearable at clearableAt;
+ *  - `resubmit:{payoutId}`: a payout whose submission waits for Stripe funds, tried again at retryAt.
  * Kept in memory, built by reading the store in bounded pages from where it left off (so a restart
  * rebuilds it from the store), one min-heap per tenant with lazy deletion.
  */
 export type DueTask =
   | { kind: 'expire'; key: string; tenantId: string; bookingId: string; dueAtMs: number }
-  | { kind: 'clear'; key: string; tenantId: string; bookingId: string; tutorId: string; dueAtMs: number };
+  | { kind: 'clear'; key: string; tenantId: string; bookingId: string; tutorId: string; dueAtMs: number }
+  | { kind: 'resubmit'; key: string; tenantId: string; payoutId: string; dueAtMs: number }
+  /** `renew:{subscriptionId}`: the renewal of `period` (attempt 0 at its start, then the dunning retries). */
+  | {
+      kind: 'renew';
+      key: string;
+      tenantId: string;
+      subscriptionId: string;
+      period: number;
+      attempt: number;
+      dueAtMs: number;
+    }
+  /** `recognize:{subscriptionId}`: the next day of deferred subscription revenue to recognise. */
+  | { kind: 'recognize'; key: string; tenantId: string; subscriptionId: string; dueAtMs: number };
+
+const DAY_MS = 86_400_000;
 
 export const DUE_TASK_EVENT_TYPES = [
   'BookingPlaced',
@@ -18,7 +35,16 @@ export const DUE_TASK_EVENT_TYPES = [
   'BookingExpired',
   'TutorEarningsRecorded',
   'TutorEarningsCleared',
-] as const;
+  'PayoutSubmissionDeferred',
+  'PayoutSubmitted',
+  'PayoutPaid',
+  'PayoutFailed',
+  'SubscriptionStarted',
+  'SubscriptionRenewed',
+  'SubscriptionRevenueRecognized',
+  'SubscriptionPastDue',
+  'SubscriptionCanceled',
+] as const satisfies readonly LedgerEventType[];
 
 export class DueTaskIndex {
   private readonly live = new Map<string, Map<string, DueTask>>();
@@ -62,51 +88,102 @@ export class DueTaskIndex {
     }
   }
 
-  apply(event: RecordedEvent): void {
-    const tenantId = event.metadata.tenantId;
-    const d = event.data;
+  apply(recorded: RecordedEvent): void {
+    const event = decodeEventOf(recorded, DUE_TASK_EVENT_TYPES);
+    const tenantId = event.tenantId;
     switch (event.type) {
       case 'BookingPlaced': {
-        const bookingId = str(d, 'bookingId') ?? entityOf(event.streamName);
-        const expiresAtMs = Date.parse(str(d, 'expiresAt') ?? '');
-        if (!bookingId || Number.isNaN(expiresAtMs)) {
-          throw new Error(`BookingPlaced at ${event.position} lacks bookingId or expiresAt`);
-        }
-        this.add({ kind: 'expire', key: `expire:${bookingId}`, tenantId, bookingId, dueAtMs: expiresAtMs });
+        const { bookingId, expiresAt } = event.data;
+        this.add({
+          kind: 'expire',
+          key: `expire:${bookingId}`,
+          tenantId,
+          bookingId,
+          dueAtMs: Date.parse(expiresAt),
+        });
         return;
       }
       case 'BookingCompleted':
       case 'BookingCancelled':
-      case 'BookingExpired': {
-        const bookingId = str(d, 'bookingId') ?? entityOf(event.streamName);
-        if (bookingId) this.remove(tenantId, `expire:${bookingId}`);
+      case 'BookingExpired':
+        this.remove(tenantId, `expire:${event.data.bookingId}`);
         return;
-      }
       case 'TutorEarningsRecorded': {
-        const bookingId = str(d, 'bookingId');
-        const tutorId = str(d, 'tutorId') ?? entityOf(event.streamName);
-        const clearableAtMs = Date.parse(str(d, 'clearableAt') ?? '');
-        if (!bookingId || !tutorId || Number.isNaN(clearableAtMs)) {
-          throw new Error(
-            `TutorEarningsRecorded at ${event.position} lacks bookingId, tutorId or clearableAt`,
-          );
-        }
+        const { bookingId, tutorId, clearableAt } = event.data;
         this.add({
           kind: 'clear',
           key: `clear:${bookingId}`,
           tenantId,
           bookingId,
           tutorId,
-          dueAtMs: clearableAtMs,
+          dueAtMs: Date.parse(clearableAt),
         });
         return;
       }
-      case 'TutorEarningsCleared': {
-        const bookingId = str(d, 'bookingId');
-        if (bookingId) this.remove(tenantId, `clear:${bookingId}`);
+      case 'TutorEarningsCleared':
+        this.remove(tenantId, `clear:${event.data.bookingId}`);
+        return;
+      case 'PayoutSubmissionDeferred': {
+        const { payoutId, retryAt } = event.data;
+        this.add({
+          kind: 'resubmit',
+          key: `resubmit:${payoutId}`,
+          tenantId,
+          payoutId,
+          dueAtMs: Date.parse(retryAt),
+        });
         return;
       }
+      case 'PayoutSubmitted':
+      case 'PayoutPaid':
+      case 'PayoutFailed':
+        this.remove(tenantId, `resubmit:${event.data.payoutId}`);
+        return;
+      // Subscriptions: one renewal and one recognition task per subscription, each replaced by the next.
+      case 'SubscriptionStarted':
+      case 'SubscriptionRenewed': {
+        const { subscriptionId, period, periodStart, periodEnd } = event.data;
+        this.add({
+          kind: 'renew',
+          key: `renew:${subscriptionId}`,
+          tenantId,
+          subscriptionId,
+          period: period + 1,
+          attempt: 0,
+          dueAtMs: Date.parse(periodEnd),
+        });
+        this.addRecognition(tenantId, subscriptionId, Date.parse(periodStart) + DAY_MS);
+        return;
+      }
+      case 'SubscriptionRevenueRecognized': {
+        const { subscriptionId, asOf } = event.data;
+        // A day after the last one recognised; past the period end the renewal has taken over (moot).
+        this.addRecognition(tenantId, subscriptionId, Date.parse(asOf) + DAY_MS);
+        return;
+      }
+      case 'SubscriptionPastDue': {
+        const { subscriptionId, period, attempt, nextAttemptAt } = event.data;
+        this.add({
+          kind: 'renew',
+          key: `renew:${subscriptionId}`,
+          tenantId,
+          subscriptionId,
+          period,
+          attempt: attempt + 1,
+          dueAtMs: Date.parse(nextAttemptAt),
+        });
+        this.remove(tenantId, `recognize:${subscriptionId}`);
+        return;
+      }
+      case 'SubscriptionCanceled':
+        this.remove(tenantId, `renew:${event.data.subscriptionId}`);
+        this.remove(tenantId, `recognize:${event.data.subscriptionId}`);
+        return;
     }
+  }
+
+  private addRecognition(tenantId: string, subscriptionId: string, dueAtMs: number): void {
+    this.add({ kind: 'recognize', key: `recognize:${subscriptionId}`, tenantId, subscriptionId, dueAtMs });
   }
 
   /** Tasks of a tenant due at `nowMs`, earliest first, at most `limit`. */
@@ -136,6 +213,12 @@ export class DueTaskIndex {
     this.live.get(tenantId)?.delete(key);
   }
 
+  /** Drops this task unless a newer one took its key meanwhile (a payout deferred again). */
+  removeTask(task: DueTask): void {
+    const live = this.live.get(task.tenantId);
+    if (live?.get(task.key) === task) live.delete(task.key);
+  }
+
   /** Tenants with at least one pending task. */
   tenants(): string[] {
     return [...this.live].filter(([, tasks]) => tasks.size > 0).map(([tenantId]) => tenantId);
@@ -159,17 +242,6 @@ export class DueTaskIndex {
     // Lazy deletion leaves dead entries behind; rebuild when they dominate so the heap stays bounded.
     if (heap.size() > 64 && heap.size() > 2 * live.size) heap.rebuild([...live.values()]);
   }
-}
-
-function str(data: JsonObject, field: string): string | undefined {
-  const v = data[field];
-  return typeof v === 'string' ? v : undefined;
-}
-
-/** `{category}-{tenant}.{entityId}` -> entityId. */
-function entityOf(streamName: string): string | undefined {
-  const dot = streamName.indexOf('.');
-  return dot < 0 ? undefined : streamName.slice(dot + 1);
 }
 
 class MinHeap {

@@ -18,7 +18,7 @@ export class ConcurrencyConflictError extends CommandError {
   }
 }
 
-/** The same idempotency key was used before for a different command payload (DESIGN.md invariant 7). */
+/** The same idempotency key was used before for a different command payload (docs/architecture.md, invariant 7). */
 export class IdempotencyKeyReusedError extends CommandError {
   readonly code = 'idempotency_key_reused';
   constructor(

@@ -1,7 +1,24 @@
+import {
+  type BillingSettings,
+  billingSettingsDecider,
+  commissionTaxOf,
+  defaultBillingSettings,
+} from '../domain/billingSettings.js';
 import { type BookingState, bookingDecider } from '../domain/booking.js';
+import { discountTotal } from '../domain/bookingPrice.js';
 import type { Decider } from '../domain/decider.js';
-import { DomainError } from '../domain/errors.js';
+import { DomainError, InvariantViolation } from '../domain/errors.js';
+import { decodeEventOf, type LedgerEventType } from '../domain/events.js';
 import { type PayoutState, payoutDecider } from '../domain/payout.js';
+import {
+  billingStream,
+  bookingStream,
+  payoutStream,
+  settingsStream,
+  topUpStream,
+  tutorStream,
+  walletStream,
+} from '../domain/streams.js';
 import {
   type BookingPolicy,
   bookingPolicyFrom,
@@ -11,34 +28,21 @@ import {
 import { topUpDecider } from '../domain/topUp.js';
 import { tutorDecider } from '../domain/tutor.js';
 import { walletDecider } from '../domain/wallet.js';
-import type { EventStore, JsonObject, RecordedEvent } from '../eventstore/port.js';
+import type { EventStore, RecordedEvent } from '../eventstore/port.js';
 import { StreamNotFoundError } from '../eventstore/port.js';
 import { CoalescedStreamReads } from './coalescedReads.js';
 import type { CommandHandler, DomainEventLike, HandleResult } from './commandHandler.js';
 import type { CommandContext } from './context.js';
 import { entryIdFor, stepContext, stepPayloadHash, type Trigger, triggerOf } from './flowContext.js';
 import {
-  bookingStream,
-  payoutStream,
-  settingsStream,
-  topUpStream,
-  tutorStream,
-  walletStream,
-} from './streams.js';
+  confirmPromoCodesAfterCompletion,
+  promoRefusalError,
+  releasePromoCodes,
+  reservePromoCodesAfterHold,
+} from './promoCodeSteps.js';
 
 /** Bound on events read from one short stream (settings, booking) when looking something up. */
 const SHORT_STREAM_MAX_EVENTS = 10_000;
-
-const num = (d: JsonObject, f: string): number => {
-  const v = d[f];
-  if (typeof v !== 'number') throw new Error(`event field ${f} is not a number`);
-  return v;
-};
-const str = (d: JsonObject, f: string): string => {
-  const v = d[f];
-  if (typeof v !== 'string') throw new Error(`event field ${f} is not a string`);
-  return v;
-};
 
 /**
  * The steps that carry a flow from one stream to the next (docs/ledger-flows.md, "Process managers").
@@ -64,21 +68,42 @@ export class FlowSteps {
     let state = tenantSettingsDecider.initialState();
     for (const e of await this.settingsReads.read(settingsStream(tenantId))) {
       if (position !== undefined && e.position >= position) break;
-      state = tenantSettingsDecider.evolve(state, { type: 'TenantSettingsUpdated', data: e.data } as never);
+      state = tenantSettingsDecider.evolve(state, decodeEventOf(e, ['TenantSettingsUpdated']));
     }
     return state.settings;
   }
 
-  async policyAsOf(tenantId: string, position: bigint): Promise<BookingPolicy> {
-    return bookingPolicyFrom(await this.settingsAsOf(tenantId, position));
+  /** The tenant's billing settings (billingSettings.ts) as of a position, like settingsAsOf. */
+  async billingAsOf(tenantId: string, position?: bigint): Promise<BillingSettings> {
+    let state = billingSettingsDecider.initialState();
+    for (const e of await this.settingsReads.read(billingStream(tenantId))) {
+      if (position !== undefined && e.position >= position) break;
+      state = billingSettingsDecider.evolve(state, decodeEventOf(e, ['BillingSettingsUpdated']));
+    }
+    return state.settings ?? defaultBillingSettings(tenantId);
   }
 
-  /** WalletHoldPlaced -> BookingPlaced (policy as of the hold). If the booking cannot be placed, the hold is released. */
-  async placeBookingAfterHold(trigger: Trigger): Promise<HandleResult<BookingState>> {
+  /** The policy a booking snapshots: the money policy and the commission tax in force at `position`. */
+  async policyAsOf(tenantId: string, position?: bigint): Promise<BookingPolicy> {
+    const [settings, billing] = await Promise.all([
+      this.settingsAsOf(tenantId, position),
+      this.billingAsOf(tenantId, position),
+    ]);
+    return bookingPolicyFrom(settings, commissionTaxOf(billing));
+  }
+
+  /**
+   * WalletHoldPlaced -> (PromoRedemptionReserved for a promo discount, promoCodeSteps.ts) -> BookingPlaced
+   * (policy as of the hold). If the booking cannot be placed, or a code's reservation is refused, the
+   * hold is released (and any reservation made).
+   */
+  async placeBookingAfterHold(trigger: Trigger<'WalletHoldPlaced'>): Promise<HandleResult<BookingState>> {
     const d = trigger.data;
-    const t = trigger.metadata.tenantId;
-    const bookingId = str(d, 'bookingId');
+    const t = trigger.tenantId;
+    const bookingId = d.bookingId;
     try {
+      const refusal = await reservePromoCodesAfterHold(this, trigger);
+      if (refusal) promoRefusalError(refusal);
       const policy = await this.policyAsOf(t, trigger.position);
       return await this.runStep(
         trigger,
@@ -88,12 +113,13 @@ export class FlowSteps {
         () => ({
           type: 'PlaceBooking',
           bookingId,
-          studentId: str(d, 'studentId'),
-          tutorId: str(d, 'tutorId'),
-          price: num(d, 'amount'),
-          currency: str(d, 'currency'),
-          scheduledAt: str(d, 'scheduledAt'),
-          holdId: str(d, 'holdId'),
+          studentId: d.studentId,
+          tutorId: d.tutorId,
+          price: d.listPrice ?? d.amount,
+          currency: d.currency,
+          scheduledAt: d.scheduledAt,
+          ...(d.discounts ? { discounts: d.discounts } : {}),
+          holdId: d.holdId,
           policy,
           placedAt: trigger.metadata.occurredAt,
         }),
@@ -101,7 +127,7 @@ export class FlowSteps {
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       // The booking can never be placed (e.g. its id is taken): give the student the money back.
-      const studentId = str(d, 'studentId');
+      const studentId = d.studentId;
       await this.runStep(
         trigger,
         'release-unplaced-hold',
@@ -110,7 +136,7 @@ export class FlowSteps {
         (ctx) => ({
           type: 'ReleaseWalletHold',
           studentId,
-          holdId: str(d, 'holdId'),
+          holdId: d.holdId,
           reason: 'cancelled',
           fee: 0,
           tutorShare: 0,
@@ -118,12 +144,16 @@ export class FlowSteps {
           entryId: entryIdFor(ctx, 'ReleaseWalletHold'),
         }),
       ).catch(ignoreRefusal);
+      await releasePromoCodes(this, trigger);
       throw error;
     }
   }
 
-  /** BookingCompleted -> WalletHoldCaptured. */
-  async captureAfterCompletion(trigger: Trigger): Promise<Trigger> {
+  /**
+   * BookingCompleted -> WalletHoldCaptured (the wallet pays the list price less the discounts), then
+   * PromoRedemptionConfirmed for a promo discount.
+   */
+  async captureAfterCompletion(trigger: Trigger<'BookingCompleted'>): Promise<Trigger<'WalletHoldCaptured'>> {
     const d = trigger.data;
     const result = await this.runStep(
       trigger,
@@ -132,21 +162,36 @@ export class FlowSteps {
       studentWallet(trigger),
       (ctx) => ({
         type: 'CaptureWalletHold',
-        studentId: str(d, 'studentId'),
-        holdId: str(d, 'holdId'),
-        captured: num(d, 'captured'),
-        tutorShare: num(d, 'tutorShare'),
-        commission: num(d, 'commission'),
+        studentId: d.studentId,
+        holdId: d.holdId,
+        captured: d.captured - discountTotal(d.discounts),
+        tutorShare: d.tutorShare,
+        commission: d.commission,
+        ...(d.commissionTax ? { commissionTax: d.commissionTax } : {}),
         entryId: entryIdFor(ctx, 'CaptureWalletHold'),
       }),
     );
+    await confirmPromoCodesAfterCompletion(this, trigger);
     return triggerOf(result, 'WalletHoldCaptured');
   }
 
-  /** BookingCancelled / BookingExpired -> WalletHoldReleased (with the late fee, if any). */
-  async releaseAfterBookingEnded(trigger: Trigger): Promise<Trigger> {
+  /**
+   * BookingCancelled / BookingExpired -> WalletHoldReleased (with the late fee, if any), then
+   * PromoRedemptionReleased for a promo discount.
+   */
+  async releaseAfterBookingEnded(
+    trigger: Trigger<'BookingCancelled' | 'BookingExpired'>,
+  ): Promise<Trigger<'WalletHoldReleased'>> {
     const d = trigger.data;
-    const cancelled = trigger.type === 'BookingCancelled';
+    const fee =
+      trigger.type === 'BookingCancelled'
+        ? {
+            fee: trigger.data.fee,
+            tutorShare: trigger.data.tutorShare,
+            commission: trigger.data.commission,
+            ...(trigger.data.commissionTax ? { commissionTax: trigger.data.commissionTax } : {}),
+          }
+        : { fee: 0, tutorShare: 0, commission: 0 };
     const result = await this.runStep(
       trigger,
       'release-hold',
@@ -154,15 +199,14 @@ export class FlowSteps {
       studentWallet(trigger),
       (ctx) => ({
         type: 'ReleaseWalletHold',
-        studentId: str(d, 'studentId'),
-        holdId: str(d, 'holdId'),
-        reason: cancelled ? 'cancelled' : 'expired',
-        fee: cancelled ? num(d, 'fee') : 0,
-        tutorShare: cancelled ? num(d, 'tutorShare') : 0,
-        commission: cancelled ? num(d, 'commission') : 0,
+        studentId: d.studentId,
+        holdId: d.holdId,
+        reason: trigger.type === 'BookingCancelled' ? 'cancelled' : 'expired',
+        ...fee,
         entryId: entryIdFor(ctx, 'ReleaseWalletHold'),
       }),
     );
+    await releasePromoCodes(this, trigger);
     return triggerOf(result, 'WalletHoldReleased');
   }
 
@@ -170,24 +214,27 @@ export class FlowSteps {
    * WalletHoldCaptured / WalletHoldReleased with a fee -> TutorEarningsRecorded. clearableAt comes from
    * the booking's own event, so a late or repeated step never shifts it. Nothing to record: null.
    */
-  async recordEarningsAfterResolution(trigger: Trigger): Promise<Trigger | null> {
+  async recordEarningsAfterResolution(
+    trigger: Trigger<'WalletHoldCaptured' | 'WalletHoldReleased'>,
+  ): Promise<Trigger<'TutorEarningsRecorded'> | null> {
     const d = trigger.data;
-    const amount = num(d, 'tutorShare');
+    const amount = d.tutorShare;
     if (amount === 0) return null;
-    const t = trigger.metadata.tenantId;
-    const bookingId = str(d, 'bookingId');
+    const t = trigger.tenantId;
+    const bookingId = d.bookingId;
     const completion = trigger.type === 'WalletHoldCaptured';
-    const source = await this.findEvent(
-      bookingStream(t, bookingId),
-      completion ? 'BookingCompleted' : 'BookingCancelled',
-    );
-    const clearableAt = source.data.earningsClearableAt;
-    if (typeof clearableAt !== 'string') {
-      throw new Error(
-        `booking ${bookingId}: ${source.type} has no earningsClearableAt for a fee of ${amount}`,
+    const stream = bookingStream(t, bookingId);
+    const source = completion
+      ? (await this.findEvent(stream, 'BookingCompleted')).data
+      : (await this.findEvent(stream, 'BookingCancelled')).data;
+    const clearableAt = source.earningsClearableAt;
+    if (clearableAt === null) {
+      throw new InvariantViolation(
+        `booking ${bookingId}: BookingCancelled has no earningsClearableAt for a fee of ${amount}`,
       );
     }
-    const tutorId = str(d, 'tutorId');
+    const earnedAt = 'completedAt' in source ? source.completedAt : source.cancelledAt;
+    const tutorId = d.tutorId;
     const result = await this.runStep(
       trigger,
       'record-earnings',
@@ -198,9 +245,9 @@ export class FlowSteps {
         tutorId,
         bookingId,
         amount,
-        currency: str(d, 'currency'),
+        currency: d.currency,
         source: completion ? 'completion' : 'cancellation_fee',
-        earnedAt: str(source.data, completion ? 'completedAt' : 'cancelledAt'),
+        earnedAt,
         clearableAt,
       }),
     );
@@ -208,7 +255,9 @@ export class FlowSteps {
   }
 
   /** BookingRefunded -> WalletRefunded (Dr refund clearing + commission, Cr wallet). */
-  async refundWalletAfterBookingRefund(trigger: Trigger): Promise<Trigger> {
+  async refundWalletAfterBookingRefund(
+    trigger: Trigger<'BookingRefunded'>,
+  ): Promise<Trigger<'WalletRefunded'>> {
     const d = trigger.data;
     const result = await this.runStep(
       trigger,
@@ -217,13 +266,15 @@ export class FlowSteps {
       studentWallet(trigger),
       (ctx) => ({
         type: 'RefundToWallet',
-        studentId: str(d, 'studentId'),
-        refundId: str(d, 'refundId'),
-        bookingId: str(d, 'bookingId'),
-        amount: num(d, 'amount'),
-        tutorPart: num(d, 'tutorPart'),
-        commissionPart: num(d, 'commissionPart'),
-        currency: str(d, 'currency'),
+        studentId: d.studentId,
+        refundId: d.refundId,
+        bookingId: d.bookingId,
+        amount: d.amount - discountTotal(d.discounts),
+        ...(d.discounts ? { discounts: d.discounts } : {}),
+        tutorPart: d.tutorPart,
+        commissionPart: d.commissionPart,
+        ...(d.commissionTax ? { commissionTax: d.commissionTax } : {}),
+        currency: d.currency,
         entryId: entryIdFor(ctx, 'RefundToWallet'),
       }),
     );
@@ -231,26 +282,28 @@ export class FlowSteps {
   }
 
   /** WalletRefunded -> TutorEarningsReversed (closes the refund clearing account). Nothing to reverse: null. */
-  async reverseEarningsAfterWalletRefund(trigger: Trigger): Promise<Trigger | null> {
+  async reverseEarningsAfterWalletRefund(
+    trigger: Trigger<'WalletRefunded'>,
+  ): Promise<Trigger<'TutorEarningsReversed'> | null> {
     const d = trigger.data;
-    const amount = num(d, 'tutorPart');
+    const amount = d.tutorPart;
     if (amount === 0) return null;
-    const tutorId = str(d, 'tutorId');
-    const stream = tutorStream(trigger.metadata.tenantId, tutorId);
+    const tutorId = d.tutorId;
+    const stream = tutorStream(trigger.tenantId, tutorId);
     const result = await this.runStep(trigger, 'reverse-earnings', tutorDecider, stream, (ctx) => ({
       type: 'ReverseEarnings',
       tutorId,
-      bookingId: str(d, 'bookingId'),
-      refundId: str(d, 'refundId'),
+      bookingId: d.bookingId,
+      refundId: d.refundId,
       amount,
-      currency: str(d, 'currency'),
+      currency: d.currency,
       entryId: entryIdFor(ctx, 'ReverseEarnings'),
     }));
     return triggerOf(result, 'TutorEarningsReversed');
   }
 
   /** TopUpSucceeded -> WalletToppedUp (Dr stripe:balance, Cr wallet). */
-  async creditWalletAfterTopUp(trigger: Trigger): Promise<Trigger> {
+  async creditWalletAfterTopUp(trigger: Trigger<'TopUpSucceeded'>): Promise<Trigger<'WalletToppedUp'>> {
     const d = trigger.data;
     const result = await this.runStep(
       trigger,
@@ -259,11 +312,11 @@ export class FlowSteps {
       studentWallet(trigger),
       (ctx) => ({
         type: 'CreditTopUp',
-        studentId: str(d, 'studentId'),
-        topUpId: str(d, 'topUpId'),
-        paymentIntentId: str(d, 'paymentIntentId'),
-        amount: num(d, 'amount'),
-        currency: str(d, 'currency'),
+        studentId: d.studentId,
+        topUpId: d.topUpId,
+        paymentIntentId: d.paymentIntentId,
+        amount: d.amount,
+        currency: d.currency,
         entryId: entryIdFor(ctx, 'CreditTopUp'),
       }),
     );
@@ -271,32 +324,33 @@ export class FlowSteps {
   }
 
   /** WalletRefundedToCard -> TopUpRefundedToCard (the top-up's record of the card refund). */
-  async recordCardRefundAfterWalletRefund(trigger: Trigger): Promise<void> {
+  async recordCardRefundAfterWalletRefund(trigger: Trigger<'WalletRefundedToCard'>): Promise<void> {
     const d = trigger.data;
-    const stream = topUpStream(trigger.metadata.tenantId, str(d, 'topUpId'));
+    const stream = topUpStream(trigger.tenantId, d.topUpId);
     await this.runStep(trigger, 'record-card-refund', topUpDecider, stream, () => ({
       type: 'RecordTopUpRefundToCard',
-      stripeRefundId: str(d, 'stripeRefundId'),
-      amount: num(d, 'amount'),
-      currency: str(d, 'currency'),
+      stripeRefundId: d.stripeRefundId,
+      amount: d.amount,
+      currency: d.currency,
       refundedAt: trigger.metadata.occurredAt,
     }));
   }
 
   /** TutorPayoutHoldPlaced -> PayoutRequested. If the payout cannot be requested, the hold is released. */
-  async requestPayoutAfterHold(trigger: Trigger): Promise<HandleResult<PayoutState>> {
+  async requestPayoutAfterHold(
+    trigger: Trigger<'TutorPayoutHoldPlaced'>,
+  ): Promise<HandleResult<PayoutState>> {
     const d = trigger.data;
-    const t = trigger.metadata.tenantId;
-    const payoutId = str(d, 'payoutId');
-    const tutorId = str(d, 'tutorId');
+    const t = trigger.tenantId;
+    const { payoutId, tutorId } = d;
     try {
       return await this.runStep(trigger, 'request-payout', payoutDecider, payoutStream(t, payoutId), () => ({
         type: 'RequestPayout',
         payoutId,
         tutorId,
-        amount: num(d, 'amount'),
-        currency: str(d, 'currency'),
-        holdId: str(d, 'holdId'),
+        amount: d.amount,
+        currency: d.currency,
+        holdId: d.holdId,
         requestedAt: trigger.metadata.occurredAt,
       }));
     } catch (error) {
@@ -324,19 +378,18 @@ export class FlowSteps {
    * its payout could never be requested has no open payout to close: null.
    */
   async closePayoutAfterHoldResolved(
-    trigger: Trigger,
+    trigger: Trigger<'TutorPayoutHoldPosted' | 'TutorPayoutHoldReleased'>,
     stripeIds: { stripeTransferId?: string | null; stripePayoutId?: string | null } = {},
   ): Promise<HandleResult<PayoutState> | null> {
-    const d = trigger.data;
-    const t = trigger.metadata.tenantId;
-    const stream = payoutStream(t, str(d, 'payoutId'));
-    const paid = trigger.type === 'TutorPayoutHoldPosted';
-    const step = paid ? 'payout-paid' : 'payout-failed';
+    const stream = payoutStream(trigger.tenantId, trigger.data.payoutId);
+    const step = trigger.type === 'TutorPayoutHoldPosted' ? 'payout-paid' : 'payout-failed';
     const current = await this.handler.load(payoutDecider, stream);
     const open = current.state.status === 'requested' || current.state.status === 'submitted';
     const close = () =>
       this.runStep(trigger, step, payoutDecider, stream, () =>
-        paid ? markPaid(open ? stripeIds : {}, trigger) : markFailed(trigger),
+        trigger.type === 'TutorPayoutHoldPosted'
+          ? markPaid(open ? stripeIds : {}, trigger)
+          : markFailed(trigger),
       );
     if (open) return close();
     // Already closed by this very step (a repeat) or never opened: the handler replays or we skip.
@@ -346,12 +399,30 @@ export class FlowSteps {
     });
   }
 
+  /** TutorPayoutReversed -> PayoutFailed (after PayoutPaid), with Stripe's failure code. */
+  async failPaidPayoutAfterReversal(
+    trigger: Trigger<'TutorPayoutReversed'>,
+  ): Promise<HandleResult<PayoutState> | null> {
+    const stream = payoutStream(trigger.tenantId, trigger.data.payoutId);
+    const code = trigger.data.failureCode;
+    return this.runStep(trigger, 'payout-failed-after-paid', payoutDecider, stream, () => ({
+      type: 'MarkPayoutFailed' as const,
+      reason: `stripe ${code}: the payout failed after Stripe had reported it paid`,
+      failureCode: code,
+      failedAt: trigger.metadata.occurredAt,
+    })).catch((error: unknown) => {
+      // Already failed (this very step repeated is a replay, not an error).
+      if (error instanceof DomainError && error.code === 'invalid_state') return null;
+      throw error;
+    });
+  }
+
   /**
    * One step of a flow: the command `build` makes, on `streamName`, under the step's context (its
    * idempotency key, and so its event and entry ids, derive from the trigger's id). `const` keeps the
    * built command's literal `type`, so the decider's command union checks it as the handler would.
    */
-  private async runStep<const C extends { type: string }, E extends DomainEventLike, S>(
+  async runStep<const C extends { type: string }, E extends DomainEventLike, S>(
     trigger: Trigger,
     step: string,
     decider: Decider<C, E, S>,
@@ -366,11 +437,11 @@ export class FlowSteps {
     });
   }
 
-  /** The first event of `type` in a short stream (a booking's lifecycle event). */
-  async findEvent(streamName: string, type: string): Promise<RecordedEvent> {
+  /** The first event of `type` in a short stream (a booking's lifecycle event), decoded. */
+  async findEvent<T extends LedgerEventType>(streamName: string, type: T): Promise<Trigger<T>> {
     const found = (await this.readShortStream(streamName)).find((e) => e.type === type);
     if (!found) throw new DomainError('not_found', `${streamName} has no ${type}`);
-    return found;
+    return decodeEventOf(found, [type]);
   }
 
   private async readShortStream(streamName: string): Promise<RecordedEvent[]> {
@@ -384,8 +455,11 @@ export class FlowSteps {
 }
 
 /** The wallet stream of the trigger's student. */
-const studentWallet = (trigger: Trigger) =>
-  walletStream(trigger.metadata.tenantId, str(trigger.data, 'studentId'));
+const studentWallet = (
+  trigger: Trigger<
+    'BookingCompleted' | 'BookingCancelled' | 'BookingExpired' | 'BookingRefunded' | 'TopUpSucceeded'
+  >,
+) => walletStream(trigger.tenantId, trigger.data.studentId);
 
 /** A compensating step refused because it already ran (a retry): the original rejection is what matters. */
 function ignoreRefusal(error: unknown): void {
@@ -394,7 +468,7 @@ function ignoreRefusal(error: unknown): void {
 
 function markPaid(
   ids: { stripeTransferId?: string | null; stripePayoutId?: string | null },
-  trigger: Trigger,
+  trigger: Trigger<'TutorPayoutHoldPosted'>,
 ): {
   type: 'MarkPayoutPaid';
   stripeTransferId: string | null;
@@ -409,10 +483,14 @@ function markPaid(
   };
 }
 
-function markFailed(trigger: Trigger): { type: 'MarkPayoutFailed'; reason: string; failedAt: string } {
+function markFailed(trigger: Trigger<'TutorPayoutHoldReleased'>): {
+  type: 'MarkPayoutFailed';
+  reason: string;
+  failedAt: string;
+} {
   return {
     type: 'MarkPayoutFailed',
-    reason: str(trigger.data, 'reason'),
+    reason: trigger.data.reason,
     failedAt: trigger.metadata.occurredAt,
   };
 }

@@ -1,69 +1,15 @@
+import type {
+  BookingView,
+  PayoutAccountView,
+  PayoutOnboardingLink,
+  PayoutView,
+  TopUpView,
+} from '../contracts/views.js';
+import type { Money } from '../domain/money.js';
+import type { PeriodsState } from '../domain/periods.js';
+import type { TenantSettings } from '../domain/tenantSettings.js';
+import type { PayoutAccountSnapshot } from '../domain/tutor.js';
 import type { CommandContext, CommandResult } from './context.js';
-
-/**
- * The write side as the API, webhooks and jobs see it. Implemented in src/commands (ledgerService.ts)
- * over the event store and the domain deciders. Every method:
- *  - validates and decides purely, then appends with expected revisions (retrying conflicts, bounded);
- *  - throws DomainError (src/domain/errors.ts) with a stable code on rejection, appending nothing;
- *  - is idempotent for the same ctx.idempotencyKey and input (deterministic event ids).
- * Money is { amount: integer minor units, currency: lowercase ISO 4217 }.
- */
-export interface Money {
-  amount: number;
-  currency: string;
-}
-
-export type TopUpStatus = 'pending' | 'succeeded' | 'failed' | 'refunded' | 'partially_refunded';
-export interface TopUpView {
-  topUpId: string;
-  studentId: string;
-  status: TopUpStatus;
-  amount: Money;
-  paymentIntentId: string | null;
-  /** Present while a card step is still needed (Stripe client_secret). */
-  clientSecret: string | null;
-  failureReason: string | null;
-}
-
-export type BookingStatus = 'held' | 'completed' | 'cancelled' | 'expired';
-export interface BookingView {
-  bookingId: string;
-  studentId: string;
-  tutorId: string;
-  price: Money;
-  scheduledAt: string;
-  status: BookingStatus;
-  holdId: string;
-  captured: number;
-  refunded: number;
-  tutorShare: number;
-  commission: number;
-  cancellationFee: number;
-}
-
-export type PayoutStatus = 'requested' | 'paid' | 'failed';
-export interface PayoutView {
-  payoutId: string;
-  tutorId: string;
-  amount: Money;
-  status: PayoutStatus;
-  stripeTransferId: string | null;
-  stripePayoutId: string | null;
-  failureReason: string | null;
-}
-
-export interface TenantSettings {
-  commissionRateBps: number;
-  earningsHoldPeriodDays: number;
-  cancellationFreeWindowHours: number;
-  /** Fee charged for a late cancellation, in basis points of the price. */
-  cancellationFeeBps: number;
-  holdExpiryDays: number;
-  topUpMin: number;
-  topUpMax: number;
-  payoutMin: number;
-  allowedCurrencies: string[];
-}
 
 /** A Stripe fee or dispute step, keyed by the Stripe object it belongs to. */
 export interface StripeChargeInput {
@@ -73,6 +19,14 @@ export interface StripeChargeInput {
   description: string;
 }
 
+/**
+ * The write side as the API, webhooks and jobs see it. Implemented in src/commands (ledgerService.ts)
+ * over the event store and the domain deciders. Every method:
+ *  - validates and decides purely, then appends with expected revisions (retrying conflicts, bounded);
+ *  - throws DomainError (src/domain/errors.ts) with a stable code on rejection, appending nothing;
+ *  - is idempotent for the same ctx.idempotencyKey and input (deterministic event ids).
+ * Money is { amount: integer minor units, currency: lowercase ISO 4217 }.
+ */
 export interface LedgerCommands {
   // Top-ups (money in through Stripe).
   initiateTopUp(
@@ -95,9 +49,17 @@ export interface LedgerCommands {
   ): Promise<CommandResult>;
 
   // Bookings.
+  /** With `promoCode`: the code's discount off the price, reserved on the code (docs/ledger-flows.md). */
   placeBooking(
     ctx: CommandContext,
-    input: { bookingId: string; studentId: string; tutorId: string; price: Money; scheduledAt: string },
+    input: {
+      bookingId: string;
+      studentId: string;
+      tutorId: string;
+      price: Money;
+      scheduledAt: string;
+      promoCode?: string;
+    },
   ): Promise<CommandResult & { booking: BookingView }>;
   completeBooking(
     ctx: CommandContext,
@@ -113,6 +75,23 @@ export interface LedgerCommands {
     input: { bookingId: string; amount?: number; reason: string },
   ): Promise<CommandResult & { booking: BookingView; refundId: string }>;
 
+  // Tutor payout accounts (Stripe Express accounts, docs/ledger-flows.md "Tutor payout onboarding").
+  /**
+   * Creates the tutor's Express account the first time (its id recorded in the tutor's stream and reused
+   * for good), and returns an onboarding link while Stripe still needs something from the tutor.
+   */
+  openPayoutAccount(
+    ctx: CommandContext,
+    input: { tutorId: string },
+  ): Promise<CommandResult & { account: PayoutAccountView; onboarding: PayoutOnboardingLink | null }>;
+  /** The tutor's account as last recorded, or null when the tutor has none. */
+  getPayoutAccount(tenantId: string, tutorId: string): Promise<PayoutAccountView | null>;
+  /** Stripe's current description of the account (account.updated): recorded when it changed. */
+  syncPayoutAccount(
+    ctx: CommandContext,
+    input: { tutorId: string; account: PayoutAccountSnapshot },
+  ): Promise<CommandResult>;
+
   // Payouts.
   requestPayout(
     ctx: CommandContext,
@@ -122,13 +101,31 @@ export interface LedgerCommands {
     ctx: CommandContext,
     input: { payoutId: string; stripeTransferId?: string; stripePayoutId?: string },
   ): Promise<CommandResult>;
-  markPayoutFailed(ctx: CommandContext, input: { payoutId: string; reason: string }): Promise<CommandResult>;
+  /**
+   * Failed or canceled before paid: the hold is released. With Stripe's failureCode a payout already
+   * paid fails too (Stripe reports some failures after paid): the payout is reversed.
+   */
+  markPayoutFailed(
+    ctx: CommandContext,
+    input: { payoutId: string; reason: string; failureCode?: string },
+  ): Promise<CommandResult>;
 
   // Finance admin.
   adjust(
     ctx: CommandContext,
-    input: { account: string; direction: 'debit' | 'credit'; amount: Money; reason: string },
+    input: {
+      account: string;
+      direction: 'debit' | 'credit';
+      amount: Money;
+      reason: string;
+      effectiveAt?: string;
+      corrects?: string;
+    },
   ): Promise<CommandResult & { entryId: string }>;
+  /** Closes a month of the tenant's books (docs/ledger-flows.md, "Backdated entries and closed periods"). */
+  closePeriod(ctx: CommandContext, input: { period: string }): Promise<CommandResult>;
+  /** The tenant's closed periods (the periods stream's state). */
+  periods(tenantId: string): Promise<PeriodsState>;
   /** Stripe fees and disputes (Dr expense, Cr stripe:balance and reversals), keyed by the Stripe object id. */
   recordStripeCharge(
     ctx: CommandContext,

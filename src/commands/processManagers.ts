@@ -1,6 +1,8 @@
 import type { Registry } from 'prom-client';
 import { DomainError, InvariantViolation } from '../domain/errors.js';
+import { decodeEvent, type LedgerEventType } from '../domain/events.js';
 import type { EventStore, RecordedEvent } from '../eventstore/port.js';
+import { carryOutApprovedProposal } from './adjustmentProposals.js';
 import type { CheckpointStore } from './checkpointStore.js';
 import { IdempotencyKeyReusedError } from './errors.js';
 import type { Trigger } from './flowContext.js';
@@ -13,53 +15,65 @@ import {
   startProcessManagerRunner,
 } from './processManagerRunner.js';
 
+/** The next step of a flow for each trigger event type. */
+type FlowTable = {
+  [T in LedgerEventType]?: (service: LedgerService, trigger: Trigger<T>) => Promise<unknown>;
+};
+
 /**
  * The flow table of docs/ledger-flows.md ("Process managers"): for each trigger event, the next step.
  * The command path performs the same steps inline; these only matter when a request died halfway (or
  * for steps that never run in a request, like submitting a payout to Stripe).
  */
-export function flowStepFor(service: LedgerService): (event: RecordedEvent) => Promise<void> {
-  const steps = service.steps;
-  const table: Record<string, (trigger: Trigger) => Promise<unknown>> = {
-    WalletHoldPlaced: (t) => steps.placeBookingAfterHold(t),
-    BookingCompleted: (t) => steps.captureAfterCompletion(t),
-    WalletHoldCaptured: (t) => steps.recordEarningsAfterResolution(t),
-    WalletHoldReleased: async (t) => {
-      if (typeof t.data.fee === 'number' && t.data.fee > 0) await steps.recordEarningsAfterResolution(t);
-    },
-    BookingCancelled: (t) => steps.releaseAfterBookingEnded(t),
-    BookingExpired: (t) => steps.releaseAfterBookingEnded(t),
-    BookingRefunded: (t) => steps.refundWalletAfterBookingRefund(t),
-    WalletRefunded: (t) => steps.reverseEarningsAfterWalletRefund(t),
-    TopUpSucceeded: (t) => steps.creditWalletAfterTopUp(t),
-    WalletRefundedToCard: (t) => steps.recordCardRefundAfterWalletRefund(t),
-    TutorPayoutHoldPlaced: (t) => steps.requestPayoutAfterHold(t),
-    PayoutRequested: (t) => service.submitPayout(t),
-    TutorPayoutHoldPosted: (t) => steps.closePayoutAfterHoldResolved(t),
-    TutorPayoutHoldReleased: (t) => steps.closePayoutAfterHoldResolved(t),
-  };
-  return async (event) => {
-    const step = table[event.type];
-    if (step) await step(event);
-  };
+const FLOW_TABLE = {
+  // A promo code refused after the hold ends the flow (hold released): not a poison event.
+  WalletHoldPlaced: (s, t) => s.steps.placeBookingAfterHold(t).catch(ignorePromoRefusal),
+  BookingCompleted: (s, t) => s.steps.captureAfterCompletion(t),
+  WalletHoldCaptured: (s, t) => s.steps.recordEarningsAfterResolution(t),
+  WalletHoldReleased: async (s, t) => {
+    if (t.data.fee > 0) await s.steps.recordEarningsAfterResolution(t);
+  },
+  BookingCancelled: (s, t) => s.steps.releaseAfterBookingEnded(t),
+  BookingExpired: (s, t) => s.steps.releaseAfterBookingEnded(t),
+  BookingRefunded: (s, t) => s.steps.refundWalletAfterBookingRefund(t),
+  WalletRefunded: (s, t) => s.steps.reverseEarningsAfterWalletRefund(t),
+  TopUpSucceeded: (s, t) => s.steps.creditWalletAfterTopUp(t),
+  WalletRefundedToCard: (s, t) => s.steps.recordCardRefundAfterWalletRefund(t),
+  TutorPayoutHoldPlaced: (s, t) => s.steps.requestPayoutAfterHold(t),
+  PayoutRequested: (s, t) => s.submitPayout(t),
+  TutorPayoutHoldPosted: (s, t) => s.steps.closePayoutAfterHoldResolved(t),
+  TutorPayoutHoldReleased: (s, t) => s.steps.closePayoutAfterHoldResolved(t),
+  TutorPayoutReversed: (s, t) => s.steps.failPaidPayoutAfterReversal(t),
+  AdjustmentApproved: (s, t) => carryOutApprovedProposal(s, t),
+  // A charge the subscription refused is refunded by the step itself; the refusal is the request's answer.
+  WalletSubscriptionCharged: (s, t) => s.subscriptions.recordCharge(t).catch(ignoreDomainRefusal),
+  SubscriptionCanceled: (s, t) => s.subscriptions.endInWallet(t),
+} satisfies FlowTable;
+
+function ignoreDomainRefusal(error: unknown): void {
+  if (!(error instanceof DomainError)) throw error;
 }
 
-export const FLOW_TRIGGER_TYPES = [
-  'WalletHoldPlaced',
-  'BookingCompleted',
-  'WalletHoldCaptured',
-  'WalletHoldReleased',
-  'BookingCancelled',
-  'BookingExpired',
-  'BookingRefunded',
-  'WalletRefunded',
-  'TopUpSucceeded',
-  'WalletRefundedToCard',
-  'TutorPayoutHoldPlaced',
-  'PayoutRequested',
-  'TutorPayoutHoldPosted',
-  'TutorPayoutHoldReleased',
-];
+type FlowTriggerType = keyof typeof FLOW_TABLE;
+
+function ignorePromoRefusal(error: unknown): void {
+  if (!(error instanceof DomainError) || error.code !== 'promo_code_rejected') throw error;
+}
+
+/** The event types that start a flow step: the process managers' subscription filter. */
+export const FLOW_TRIGGER_TYPES = Object.keys(FLOW_TABLE) as FlowTriggerType[];
+
+/** Runs the flow step a recorded event triggers (none for the other events). */
+export function flowStepFor(service: LedgerService): (event: RecordedEvent) => Promise<void> {
+  const steps: FlowTable = FLOW_TABLE;
+  return async (recorded) => {
+    if (!Object.hasOwn(FLOW_TABLE, recorded.type)) return;
+    const trigger = decodeEvent(recorded);
+    // The table pairs each type with its step; TypeScript cannot correlate the two through the lookup.
+    const step = steps[trigger.type] as ((s: LedgerService, t: Trigger) => Promise<unknown>) | undefined;
+    if (step) await step(service, trigger);
+  };
+}
 
 /** Rejections and bugs can never succeed on retry (poison); everything else is worth retrying. */
 export function classifyStepFailure(error: unknown): { kind: FailureKind; code: string } {

@@ -1,5 +1,6 @@
 import { bookingDecider } from '../domain/booking.js';
 import { DomainError } from '../domain/errors.js';
+import { bookingStream, tutorStream } from '../domain/streams.js';
 import { tutorDecider } from '../domain/tutor.js';
 import type { EventStore } from '../eventstore/port.js';
 import type { CommandHandler } from './commandHandler.js';
@@ -8,11 +9,22 @@ import { type DueTask, DueTaskIndex } from './dueTaskIndex.js';
 import { entryIdFor, triggerOf } from './flowContext.js';
 import type { FlowSteps } from './flowSteps.js';
 import { type Logger, silentLogger } from './logger.js';
-import { bookingStream, tutorStream } from './streams.js';
 
 /** Bound on tasks one runDueTasks call performs; the rest wait for the next tick. */
 const MAX_TASKS_PER_RUN = 10_000;
 const PAGE = 500;
+
+/** What the scheduler asks of the subscriptions (SubscriptionService). */
+export interface SubscriptionTasks {
+  renew(
+    tenantId: string,
+    subscriptionId: string,
+    period: number,
+    attempt: number,
+    now: Date,
+  ): Promise<boolean>;
+  recognize(tenantId: string, subscriptionId: string, now: Date): Promise<boolean>;
+}
 
 export interface DueTaskCounts {
   expiredHolds: number;
@@ -20,8 +32,10 @@ export interface DueTaskCounts {
 }
 
 /**
- * Performs due time-driven transitions: hold expiry (`expire:{bookingId}`) and earnings clearing
- * (`clear:{bookingId}`). Each is a command whose idempotency key is the task key, so running a task
+ * Performs due time-driven transitions: hold expiry (`expire:{bookingId}`), earnings clearing
+ * (`clear:{bookingId}`), the next attempt of payouts waiting for Stripe funds (`resubmit:{payoutId}`),
+ * subscription renewals (`renew:{subscriptionId}:{period}`, retries `…:retry{n}`) and daily revenue
+ * recognition (`recognize:{subscriptionId}:{period}:{day}`). Each is a command whose idempotency key is the task key, so running a task
  * twice, from two processes, or after a crash appends nothing new. `now` is passed in (injected clock).
  */
 export class DueTaskRunner {
@@ -29,10 +43,25 @@ export class DueTaskRunner {
   private readonly handler: CommandHandler;
   private readonly steps: FlowSteps;
 
-  constructor(options: { store: EventStore; handler: CommandHandler; steps: FlowSteps }) {
+  private readonly resubmitPayout:
+    | ((tenantId: string, payoutId: string, now: Date) => Promise<boolean>)
+    | undefined;
+  private readonly subscriptions: SubscriptionTasks | undefined;
+
+  constructor(options: {
+    store: EventStore;
+    handler: CommandHandler;
+    steps: FlowSteps;
+    /** The next attempt of a payout waiting for Stripe funds (LedgerService.resubmitPayout). */
+    resubmitPayout?: (tenantId: string, payoutId: string, now: Date) => Promise<boolean>;
+    /** Renewals and revenue recognition of subscriptions (subscriptions.ts). */
+    subscriptions?: SubscriptionTasks;
+  }) {
     this.index = new DueTaskIndex(options.store);
     this.handler = options.handler;
     this.steps = options.steps;
+    this.resubmitPayout = options.resubmitPayout;
+    this.subscriptions = options.subscriptions;
   }
 
   /** Tenants that have pending tasks (after catching up with the store). */
@@ -52,9 +81,9 @@ export class DueTaskRunner {
         performed++;
         if (await this.perform(task, now)) {
           if (task.kind === 'expire') counts.expiredHolds++;
-          else counts.clearedEarnings++;
+          else if (task.kind === 'clear') counts.clearedEarnings++;
         }
-        this.index.remove(tenantId, task.key);
+        this.index.removeTask(task);
       }
     }
     return counts;
@@ -69,7 +98,25 @@ export class DueTaskRunner {
       correlationId: task.key,
       causationId: task.key,
     };
+    if (task.kind === 'resubmit') {
+      return this.resubmitPayout ? this.resubmitPayout(task.tenantId, task.payoutId, now) : false;
+    }
     try {
+      if (task.kind === 'renew') {
+        if (!this.subscriptions) return false;
+        return await this.subscriptions.renew(
+          task.tenantId,
+          task.subscriptionId,
+          task.period,
+          task.attempt,
+          now,
+        );
+      }
+      if (task.kind === 'recognize') {
+        return this.subscriptions
+          ? await this.subscriptions.recognize(task.tenantId, task.subscriptionId, now)
+          : false;
+      }
       if (task.kind === 'expire') {
         const result = await this.handler.handle(
           bookingDecider,

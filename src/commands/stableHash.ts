@@ -19,7 +19,7 @@ export const sha256Hex = (text: string): string =>
 /**
  * Command hashes are stored in event metadata and compared on every retry, so this text must never
  * change for a given value: array holes as '' (what the `value.map(canonicalJson).join(',')` it replaced
- * produced); test/commands/stableHash.property.test.ts compares with that version.
+ * produced); test/commands/stableHash.property.unit.test.ts compares with that version.
  */
 export function canonicalJson(value: unknown): string {
   if (value === null || value === undefined) return 'null';

@@ -1,10 +1,11 @@
+import type { BookingView, PayoutAccountView, PayoutView, TopUpView } from '../contracts/views.js';
 import type { BookingState } from '../domain/booking.js';
 import { invariant } from '../domain/errors.js';
 import type { PayoutState } from '../domain/payout.js';
 import type { TopUpState } from '../domain/topUp.js';
-import type { BookingView, PayoutView, TopUpView } from './ledgerCommands.js';
+import { type PayoutAccountSnapshot, payoutAccountMissing } from '../domain/tutor.js';
 
-/** Aggregate states as the API returns them (src/commands/ledgerCommands.ts view DTOs). */
+/** Aggregate states as the API returns them (the views of src/contracts/views.ts). */
 export function bookingView(state: BookingState): BookingView {
   invariant(state.status !== 'none' && state.bookingId && state.studentId && state.tutorId, 'booking exists');
   return {
@@ -20,6 +21,7 @@ export function bookingView(state: BookingState): BookingView {
     tutorShare: state.tutorShare,
     commission: state.commission,
     cancellationFee: state.cancellationFee,
+    discounts: [...state.discounts],
   };
 }
 
@@ -54,5 +56,21 @@ export function payoutView(state: PayoutState): PayoutView {
     stripeTransferId: state.stripeTransferId,
     stripePayoutId: state.stripePayoutId,
     failureReason: state.failureReason,
+  };
+}
+
+export function payoutAccountView(tutorId: string, account: PayoutAccountSnapshot): PayoutAccountView {
+  return {
+    tutorId,
+    stripeAccountId: account.stripeAccountId,
+    chargesEnabled: account.chargesEnabled,
+    payoutsEnabled: account.payoutsEnabled,
+    detailsSubmitted: account.detailsSubmitted,
+    requirements: {
+      currentlyDue: [...account.currentlyDue],
+      pastDue: [...account.pastDue],
+      disabledReason: account.disabledReason,
+    },
+    missing: payoutAccountMissing(account),
   };
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseAllowedNetworks } from '../webhooks/addressPolicy.js';
 
 /**
  * Configuration from the environment, validated once at start. A bad value stops the app with one line
@@ -17,6 +18,10 @@ export interface Config {
   jwtSecret: string;
   /** True when the secret was generated and stored under dataDir (development only). */
   jwtSecretGenerated: boolean;
+  /** Longest lifetime (`exp - iat`) of a token the API accepts. */
+  jwtMaxLifetimeSeconds: number;
+  /** Clock skew allowed between the token issuer and this process (`iat`, `nbf`, `exp`). */
+  jwtClockSkewSeconds: number;
   host: string;
   port: number;
   dataDir: string;
@@ -32,13 +37,43 @@ export interface Config {
   databasePoolMax: number;
   /** Wallet balances kept in memory between projection changes (0: every read goes to the database). */
   balanceCacheEntries: number;
+  /** Requests per caller (tenant + subject) per minute: any request, and money-moving ones. */
+  rateLimitPerMinute: { default: number; money: number };
+  webhooks: WebhooksConfig;
 }
 
+/** Outbound webhooks (docs/webhooks.md, "Operating"). */
+export interface WebhooksConfig {
+  /**
+   * Key the endpoints' signing secrets are derived from (WEBHOOK_SECRET_KEY; generated under DATA_DIR on
+   * the embedded default). null: webhook endpoints cannot be registered (the routes say so).
+   */
+  secretKey: string | null;
+  /** Special-purpose addresses (private, loopback...) webhooks may go to anyway: IPs or CIDR ranges. */
+  allowedNetworks: string[];
+  /** Bound on one delivery attempt. */
+  timeoutMs: number;
+  /** How long a failing delivery is retried before it is given up (and its endpoint disabled). */
+  retryWindowMs: number;
+  /** Delivery log retention. */
+  retentionDays: number;
+}
+
+/**
+ * Stripe signs the events of the platform account and those of connected accounts (tutors' Express
+ * accounts: `account.updated`, their payouts) for two endpoints, each with its own secret.
+ */
 export type StripeConfig =
   /** The in-process fake Stripe server (embedded default and tests). */
-  | { mode: 'fake'; webhookSecret: string }
+  | { mode: 'fake'; webhookSecret: string; connectWebhookSecret: string }
   /** A Stripe API at apiBase (real Stripe: https://api.stripe.com, or an external fake). */
-  | { mode: 'remote'; secretKey: string; webhookSecret: string; apiBase: string | null };
+  | {
+      mode: 'remote';
+      secretKey: string;
+      webhookSecret: string;
+      connectWebhookSecret: string;
+      apiBase: string | null;
+    };
 
 export class ConfigError extends Error {
   constructor(
@@ -93,23 +128,36 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     if (!/^(sk|rk)_(test|live)_/.test(stripeKey)) {
       throw new ConfigError('STRIPE_SECRET_KEY', 'must start with sk_test_, sk_live_, rk_test_ or rk_live_');
     }
-    const webhookSecret = nonEmpty(env, 'STRIPE_WEBHOOK_SECRET');
-    if (!webhookSecret?.startsWith('whsec_')) {
+    const webhookSecret = webhookSecretOf(env, 'STRIPE_WEBHOOK_SECRET', 'the platform endpoint');
+    const connectWebhookSecret = webhookSecretOf(
+      env,
+      'STRIPE_CONNECT_WEBHOOK_SECRET',
+      'the Connect endpoint',
+    );
+    if (connectWebhookSecret === webhookSecret) {
       throw new ConfigError(
-        'STRIPE_WEBHOOK_SECRET',
-        'required with STRIPE_SECRET_KEY and must start with whsec_',
+        'STRIPE_CONNECT_WEBHOOK_SECRET',
+        'must differ from STRIPE_WEBHOOK_SECRET: Stripe gives each endpoint its own signing secret',
       );
     }
     stripe = {
       mode: 'remote',
       secretKey: stripeKey,
       webhookSecret,
+      connectWebhookSecret,
       apiBase: url(env, 'STRIPE_API_BASE', ['http:', 'https:']),
     };
   } else {
-    const webhookSecret =
-      nonEmpty(env, 'STRIPE_WEBHOOK_SECRET') ?? `whsec_${randomBytes(24).toString('hex')}`;
-    stripe = { mode: 'fake', webhookSecret };
+    // The in-process fake signs with secrets generated once under DATA_DIR (or given, e.g. by tests).
+    stripe = {
+      mode: 'fake',
+      webhookSecret:
+        nonEmpty(env, 'STRIPE_WEBHOOK_SECRET') ??
+        `whsec_${persistedSecret(dataDir, 'stripe-webhook-secret')}`,
+      connectWebhookSecret:
+        nonEmpty(env, 'STRIPE_CONNECT_WEBHOOK_SECRET') ??
+        `whsec_${persistedSecret(dataDir, 'stripe-connect-webhook-secret')}`,
+    };
   }
 
   return {
@@ -119,6 +167,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     redisUrl,
     jwtSecret,
     jwtSecretGenerated,
+    jwtMaxLifetimeSeconds: integer(env, 'JWT_MAX_LIFETIME_SECONDS', 24 * 3_600, 60, 30 * 24 * 3_600),
+    jwtClockSkewSeconds: integer(env, 'JWT_CLOCK_SKEW_SECONDS', 60, 0, 3_600),
     host: nonEmpty(env, 'HOST') ?? '127.0.0.1',
     port: integer(env, 'PORT', 3000, 0, 65_535),
     dataDir,
@@ -129,6 +179,37 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 300_000),
     databasePoolMax: integer(env, 'DATABASE_POOL_MAX', 20, 1, 500),
     balanceCacheEntries: integer(env, 'BALANCE_CACHE_ENTRIES', 100_000, 0, 10_000_000),
+    rateLimitPerMinute: {
+      default: integer(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
+      money: integer(env, 'RATE_LIMIT_MONEY_PER_MINUTE', 120, 1, 1_000_000),
+    },
+    webhooks: webhooksConfig(env, dataDir, embedded),
+  };
+}
+
+function webhooksConfig(env: Env, dataDir: string, embedded: boolean): WebhooksConfig {
+  let secretKey = nonEmpty(env, 'WEBHOOK_SECRET_KEY') ?? null;
+  if (secretKey !== null && Buffer.byteLength(secretKey) < 32) {
+    throw new ConfigError('WEBHOOK_SECRET_KEY', 'must be at least 32 bytes');
+  }
+  // Only the embedded default generates one: a generated key lost with a container would silently
+  // change every endpoint's secret, so a real deployment sets it (or has no webhooks).
+  if (secretKey === null && embedded) secretKey = persistedSecret(dataDir, 'webhook-secret-key');
+  let allowedNetworks: string[] = [];
+  const networks = nonEmpty(env, 'WEBHOOK_ALLOWED_NETWORKS');
+  if (networks !== undefined) {
+    try {
+      allowedNetworks = parseAllowedNetworks(networks);
+    } catch (error) {
+      throw new ConfigError('WEBHOOK_ALLOWED_NETWORKS', (error as Error).message);
+    }
+  }
+  return {
+    secretKey,
+    allowedNetworks,
+    timeoutMs: integer(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 30_000),
+    retryWindowMs: integer(env, 'WEBHOOK_RETRY_WINDOW_HOURS', 72, 1, 24 * 30) * 3_600_000,
+    retentionDays: integer(env, 'WEBHOOK_LOG_RETENTION_DAYS', 30, 1, 3_650),
   };
 }
 
@@ -173,15 +254,62 @@ function url(env: Env, name: string, protocols: string[]): string | null {
   return value;
 }
 
-/** A random secret generated on first start and kept in dataDir, so tokens survive restarts. */
+function webhookSecretOf(env: Env, name: string, endpoint: string): string {
+  const secret = nonEmpty(env, name);
+  if (!secret?.startsWith('whsec_')) {
+    throw new ConfigError(
+      name,
+      `required with STRIPE_SECRET_KEY (signing secret of ${endpoint}), must start with whsec_`,
+    );
+  }
+  return secret;
+}
+
+/**
+ * A random secret generated on first start and kept in dataDir, so tokens survive restarts. Created
+ * exclusively: two processes starting at once (the app and `cli token`) end up with the same secret.
+ */
 function persistedSecret(dataDir: string, file: string): string {
   const target = path.join(dataDir, file);
-  if (existsSync(target)) {
-    const stored = readFileSync(target, 'utf8').trim();
-    if (stored.length >= 32) return stored;
+  try {
+    if (existsSync(target)) {
+      const stored = readFileSync(target, 'utf8').trim();
+      if (stored.length >= 32) return stored;
+      throw new ConfigError('DATA_DIR', `${target} holds no usable secret (remove it to generate one)`);
+    }
+    mkdirSync(dataDir, { recursive: true });
+    const secret = randomBytes(32).toString('base64url');
+    // Written aside, then linked into place: a reader never sees a half-written file.
+    const aside = `${target}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    writeFileSync(aside, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+    try {
+      linkSync(aside, target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return persistedSecret(dataDir, file);
+      throw error;
+    } finally {
+      rmSync(aside, { force: true });
+    }
+    return secret;
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError('DATA_DIR', `${dataDir} is not usable: ${describeFsError(error)}`);
   }
-  mkdirSync(dataDir, { recursive: true });
-  const secret = randomBytes(32).toString('base64url');
-  writeFileSync(target, `${secret}\n`, { mode: 0o600 });
-  return secret;
+}
+
+/** `not a directory (ENOTDIR)` from a file system error, without the stack. */
+export function describeFsError(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  const meaning: Record<string, string> = {
+    ENOTDIR: 'a path component is not a directory',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    EROFS: 'read-only file system',
+    ENOSPC: 'no space left on the device',
+    EISDIR: 'is a directory',
+    EEXIST: 'exists and is not a directory',
+  };
+  return e?.code
+    ? `${meaning[e.code] ?? e.message} (${e.code}${e.path ? ` at ${e.path}` : ''})`
+    : String(error);
 }

@@ -82,7 +82,7 @@ const INT8_OID = 20;
 
 /**
  * int8 never silently becomes a float: values within Number.MAX_SAFE_INTEGER become numbers, anything
- * larger throws (DESIGN.md, Money). Amounts and positions are bounded well below that.
+ * larger throws (docs/architecture.md, invariant 9). Amounts and positions are bounded well below that.
  */
 export function parseInt8(text: string): number {
   const value = Number(text);

@@ -65,3 +65,23 @@ async function withMigrationLock<T>(db: Database, url: string | undefined, fn: (
     await client.end().catch(() => undefined);
   }
 }
+
+/**
+ * What the event store's tables hold (null: they do not exist), for commands that would destroy them.
+ * Positions are dense in the Postgres event store, so the head position tells the count.
+ */
+export async function storedEvents(db: Database): Promise<{ events: number; streams: number } | null> {
+  const exists = (await db.knex.raw(
+    "SELECT to_regclass('event_store_head') IS NOT NULL AS head, to_regclass('event_streams') IS NOT NULL AS streams",
+  )) as { rows: Array<{ head: boolean; streams: boolean }> };
+  const tables = exists.rows[0];
+  if (!tables?.head) return null;
+  const head = (await db.knex.raw('SELECT position FROM event_store_head WHERE id = 1')) as {
+    rows: Array<{ position: number }>;
+  };
+  const streams = tables.streams
+    ? ((await db.knex.raw('SELECT count(*)::int AS n FROM event_streams')) as { rows: Array<{ n: number }> })
+        .rows[0]!.n
+    : 0;
+  return { events: (head.rows[0]?.position ?? -1) + 1, streams };
+}

@@ -1,10 +1,10 @@
 import { DomainError } from './errors.js';
+import { ENTITY_ID_PATTERN } from './ids.js';
 import type { Side } from './journal.js';
-import { ENTITY_ID_PATTERN } from './validation-patterns.js';
 
 /**
  * Account paths inside a tenant (the tenant is a separate field, never part of the path), their kind,
- * normal side and constraint. DESIGN.md, "Accounts and postings"; docs/ledger-flows.md.
+ * normal side and constraint (docs/architecture.md, "Accounts, and who may post where"; docs/ledger-flows.md).
  *
  * A constrained account is owned by exactly one stream category (the wallet stream for a student wallet,
  * the tutor stream for tutor available earnings) and only that stream posts to it.
@@ -18,10 +18,13 @@ export type AccountRef =
   | { kind: 'tutor_receivable'; tutorId: string }
   | { kind: 'platform_revenue_commission' }
   | { kind: 'platform_revenue_subscriptions' }
+  | { kind: 'platform_deferred_revenue_subscriptions' }
+  | { kind: 'platform_expense_vip_discounts' }
   | { kind: 'platform_expense_promotions' }
   | { kind: 'platform_expense_stripe_fees' }
   | { kind: 'platform_expense_disputes' }
   | { kind: 'platform_adjustments' }
+  | { kind: 'platform_tax_payable' }
   | { kind: 'stripe_balance' }
   | { kind: 'clearing'; flow: string; id: string };
 
@@ -54,10 +57,16 @@ function entityId(value: string, what: string): string {
 
 export const PLATFORM_REVENUE_COMMISSION = 'platform:revenue:commission';
 export const PLATFORM_REVENUE_SUBSCRIPTIONS = 'platform:revenue:subscriptions';
+/** Subscription payments not yet earned: the platform owes the service (subscription.ts). */
+export const PLATFORM_DEFERRED_REVENUE_SUBSCRIPTIONS = 'platform:deferred-revenue:subscriptions';
+/** What VIP booking discounts cost the platform: the tutor still earns on the list price. */
+export const PLATFORM_EXPENSE_VIP_DISCOUNTS = 'platform:expense:vip-discounts';
 export const PLATFORM_EXPENSE_PROMOTIONS = 'platform:expense:promotions';
 export const PLATFORM_EXPENSE_STRIPE_FEES = 'platform:expense:stripe-fees';
 export const PLATFORM_EXPENSE_DISPUTES = 'platform:expense:disputes';
 export const PLATFORM_ADJUSTMENTS = 'platform:adjustments';
+/** Tax on the platform's commission, owed to the tax authority (tax.ts). */
+export const PLATFORM_TAX_PAYABLE = 'platform:tax:payable';
 export const STRIPE_BALANCE = 'stripe:balance';
 
 export const studentWallet = (studentId: string): string =>
@@ -83,10 +92,13 @@ export const payoutClearing = (payoutId: string): string => clearingAccount('pay
 const FIXED_ACCOUNTS: Record<string, AccountRef> = {
   [PLATFORM_REVENUE_COMMISSION]: { kind: 'platform_revenue_commission' },
   [PLATFORM_REVENUE_SUBSCRIPTIONS]: { kind: 'platform_revenue_subscriptions' },
+  [PLATFORM_DEFERRED_REVENUE_SUBSCRIPTIONS]: { kind: 'platform_deferred_revenue_subscriptions' },
+  [PLATFORM_EXPENSE_VIP_DISCOUNTS]: { kind: 'platform_expense_vip_discounts' },
   [PLATFORM_EXPENSE_PROMOTIONS]: { kind: 'platform_expense_promotions' },
   [PLATFORM_EXPENSE_STRIPE_FEES]: { kind: 'platform_expense_stripe_fees' },
   [PLATFORM_EXPENSE_DISPUTES]: { kind: 'platform_expense_disputes' },
   [PLATFORM_ADJUSTMENTS]: { kind: 'platform_adjustments' },
+  [PLATFORM_TAX_PAYABLE]: { kind: 'platform_tax_payable' },
   [STRIPE_BALANCE]: { kind: 'stripe_balance' },
 };
 
@@ -144,6 +156,10 @@ export function accountPath(ref: AccountRef): string {
       return PLATFORM_REVENUE_COMMISSION;
     case 'platform_revenue_subscriptions':
       return PLATFORM_REVENUE_SUBSCRIPTIONS;
+    case 'platform_deferred_revenue_subscriptions':
+      return PLATFORM_DEFERRED_REVENUE_SUBSCRIPTIONS;
+    case 'platform_expense_vip_discounts':
+      return PLATFORM_EXPENSE_VIP_DISCOUNTS;
     case 'platform_expense_promotions':
       return PLATFORM_EXPENSE_PROMOTIONS;
     case 'platform_expense_stripe_fees':
@@ -152,6 +168,8 @@ export function accountPath(ref: AccountRef): string {
       return PLATFORM_EXPENSE_DISPUTES;
     case 'platform_adjustments':
       return PLATFORM_ADJUSTMENTS;
+    case 'platform_tax_payable':
+      return PLATFORM_TAX_PAYABLE;
     case 'stripe_balance':
       return STRIPE_BALANCE;
     case 'clearing':
@@ -179,6 +197,8 @@ export function describeAccount(ref: AccountRef): AccountInfo {
         constraint: { minAvailable: 0, ownerCategory: 'tutor' },
       };
     case 'tutor_earnings_pending':
+    case 'platform_tax_payable':
+    case 'platform_deferred_revenue_subscriptions':
       return { path, ref, kind: 'liability', normalSide: 'credit', constraint: null };
     case 'tutor_receivable':
     case 'stripe_balance':
@@ -187,6 +207,7 @@ export function describeAccount(ref: AccountRef): AccountInfo {
     case 'platform_revenue_subscriptions':
       return { path, ref, kind: 'revenue', normalSide: 'credit', constraint: null };
     case 'platform_expense_promotions':
+    case 'platform_expense_vip_discounts':
     case 'platform_expense_stripe_fees':
     case 'platform_expense_disputes':
     // Manual adjustments are booked against the platform: crediting a student is a cost to us.

@@ -1,8 +1,28 @@
-import type { Decider, DomainEvent } from './decider.js';
+import { type Static, Type } from '@sinclair/typebox';
+import { PersistentMap } from '../lib/persistentMap.js';
+import {
+  type Discount,
+  DiscountsSchema,
+  discountTotal,
+  payableAfter,
+  refundFunding,
+} from './bookingPrice.js';
+import type { Decider, EventOf, EventSchemas, EventsOf } from './decider.js';
 import { DomainError, invariant } from './errors.js';
-import { assertAmount, assertCurrency, cumulativeShare, splitByBps } from './money.js';
-import { PersistentMap } from './persistentMap.js';
-import { type BookingPolicy, validateBookingPolicy } from './tenantSettings.js';
+import { assertAmount, assertCurrency, splitByBps } from './money.js';
+import {
+  AmountSchema,
+  CurrencySchema,
+  EntityIdSchema,
+  InstantSchema,
+  Nullable,
+  PositiveAmountSchema,
+  strictObject,
+  TextSchema,
+  UuidSchema,
+} from './schema.js';
+import { type CommissionTax, CommissionTaxSchema, splitCharge, splitRefund } from './tax.js';
+import { type BookingPolicy, BookingPolicySchema, validateBookingPolicy } from './tenantSettings.js';
 import {
   DAY_MS,
   HOUR_MS,
@@ -30,9 +50,12 @@ export interface PlaceBooking {
   bookingId: string;
   studentId: string;
   tutorId: string;
+  /** The list price: what the tutor earns on. */
   price: number;
   currency: string;
   scheduledAt: string;
+  /** Discounts off the list price (bookingPrice.ts); the wallet hold is the rest. */
+  discounts?: Discount[];
   /** The wallet hold already placed for this booking (bookingHoldId in ids.ts). */
   holdId: string;
   /** Snapshot of the tenant settings in force (bookingPolicyFrom in tenantSettings.ts). */
@@ -68,79 +91,90 @@ export interface RefundBooking {
 
 export type BookingCommand = PlaceBooking | CompleteBooking | CancelBooking | ExpireBooking | RefundBooking;
 
-interface BookingRef {
-  bookingId: string;
-  studentId: string;
-  tutorId: string;
-  holdId: string;
-  currency: string;
-}
+const bookingRef = {
+  bookingId: EntityIdSchema,
+  studentId: EntityIdSchema,
+  tutorId: EntityIdSchema,
+  holdId: UuidSchema,
+  currency: CurrencySchema,
+};
+type BookingRef = Static<ReturnType<typeof strictObject<typeof bookingRef>>>;
 
-export type BookingPlaced = DomainEvent<
-  'BookingPlaced',
-  BookingRef & {
-    price: number;
-    scheduledAt: string;
-    policy: BookingPolicy;
-    placedAt: string;
+export const BOOKING_EVENTS = {
+  BookingPlaced: strictObject({
+    ...bookingRef,
+    /** The list price (the tutor earns on it); the student pays it less `discounts`. */
+    price: PositiveAmountSchema,
+    /** Discounts off the price and who funds them (bookingPrice.ts); absent when none. */
+    discounts: Type.Optional(DiscountsSchema),
+    scheduledAt: InstantSchema,
+    policy: BookingPolicySchema,
+    placedAt: InstantSchema,
     /** scheduledAt + policy.holdExpiryDays: the hold is released if not completed by then. */
-    expiresAt: string;
+    expiresAt: InstantSchema,
     /** Cancelling at or before this instant is free. */
-    freeCancellationUntil: string;
-  }
->;
-
-export type BookingCompleted = DomainEvent<
-  'BookingCompleted',
-  BookingRef & {
-    captured: number;
-    tutorShare: number;
-    commission: number;
-    completedAt: string;
+    freeCancellationUntil: InstantSchema,
+  }),
+  BookingCompleted: strictObject({
+    ...bookingRef,
+    /** The list price captured: the wallet pays it less `discounts`, their funding accounts the rest. */
+    captured: PositiveAmountSchema,
+    discounts: Type.Optional(DiscountsSchema),
+    tutorShare: AmountSchema,
+    commission: AmountSchema,
+    /** Tax booked on the commission (tax.ts); absent when none applies. */
+    commissionTax: Type.Optional(CommissionTaxSchema),
+    completedAt: InstantSchema,
     /** completedAt + policy.earningsHoldPeriodDays: when the tutor share may become available. */
-    earningsClearableAt: string;
-  }
->;
-
-export type BookingCancelled = DomainEvent<
-  'BookingCancelled',
-  BookingRef & {
-    reason: string;
+    earningsClearableAt: InstantSchema,
+  }),
+  BookingCancelled: strictObject({
+    ...bookingRef,
+    reason: TextSchema(),
     /** True when cancelled after the free window: a fee applies (it may still round to 0). */
-    late: boolean;
-    fee: number;
-    /** The fee's split: tutorShare + commission = fee (both 0 when free). */
-    tutorShare: number;
-    commission: number;
-    cancelledAt: string;
+    late: Type.Boolean(),
+    fee: AmountSchema,
+    /** The fee's split: tutorShare + commission (+ its tax) = fee (all 0 when free). */
+    tutorShare: AmountSchema,
+    commission: AmountSchema,
+    commissionTax: Type.Optional(CommissionTaxSchema),
+    /** The discounts the booking was placed with, never granted now (their reservations are released). */
+    discounts: Type.Optional(DiscountsSchema),
+    cancelledAt: InstantSchema,
     /** When the tutor's part of the fee may clear; null when there is no fee. */
-    earningsClearableAt: string | null;
-  }
->;
-
-export type BookingExpired = DomainEvent<'BookingExpired', BookingRef & { expiredAt: string }>;
-
-export type BookingRefunded = DomainEvent<
-  'BookingRefunded',
-  BookingRef & {
-    refundId: string;
-    amount: number;
+    earningsClearableAt: Nullable(InstantSchema),
+  }),
+  BookingExpired: strictObject({
+    ...bookingRef,
+    /** As on BookingCancelled. */
+    discounts: Type.Optional(DiscountsSchema),
+    expiredAt: InstantSchema,
+  }),
+  BookingRefunded: strictObject({
+    ...bookingRef,
+    refundId: EntityIdSchema,
+    /** Of the list price: the wallet gets it less the discounts' parts. */
+    amount: PositiveAmountSchema,
+    /** The discounts' parts of this refund, credited back to their funding accounts; absent when none. */
+    discounts: Type.Optional(DiscountsSchema),
     /** The tutor share and commission reversed by this refund: tutorPart + commissionPart = amount. */
-    tutorPart: number;
-    commissionPart: number;
+    tutorPart: AmountSchema,
+    commissionPart: AmountSchema,
+    /** The tax on the commission this refund reverses (tax.ts); absent when the capture booked none. */
+    commissionTax: Type.Optional(CommissionTaxSchema),
     /** Sum of refunds of this booking after this one (<= captured). */
-    refundedTotal: number;
-    reason: string;
-    refundedAt: string;
-  }
->;
+    refundedTotal: PositiveAmountSchema,
+    reason: TextSchema(),
+    refundedAt: InstantSchema,
+  }),
+} as const satisfies EventSchemas;
 
-export type BookingEvent =
-  | BookingPlaced
-  | BookingCompleted
-  | BookingCancelled
-  | BookingExpired
-  | BookingRefunded;
+export type BookingEvent = EventsOf<typeof BOOKING_EVENTS>;
+export type BookingPlaced = EventOf<typeof BOOKING_EVENTS, 'BookingPlaced'>;
+export type BookingCompleted = EventOf<typeof BOOKING_EVENTS, 'BookingCompleted'>;
+export type BookingCancelled = EventOf<typeof BOOKING_EVENTS, 'BookingCancelled'>;
+export type BookingExpired = EventOf<typeof BOOKING_EVENTS, 'BookingExpired'>;
+export type BookingRefunded = EventOf<typeof BOOKING_EVENTS, 'BookingRefunded'>;
 
 export type BookingStatus = 'none' | 'held' | 'completed' | 'cancelled' | 'expired';
 
@@ -152,6 +186,8 @@ export interface BookingState {
   holdId: string | null;
   price: number;
   currency: string | null;
+  /** Discounts off the list price; empty when none. */
+  discounts: readonly Discount[];
   scheduledAt: string | null;
   expiresAt: string | null;
   freeCancellationUntil: string | null;
@@ -159,10 +195,13 @@ export interface BookingState {
   captured: number;
   tutorShare: number;
   commission: number;
+  /** Tax booked with the commission at capture; undefined when none. */
+  commissionTax: CommissionTax | undefined;
   cancellationFee: number;
   refunded: number;
   refundedTutor: number;
   refundedCommission: number;
+  refundedTax: number;
   refundIds: PersistentMap<true>;
 }
 
@@ -174,6 +213,7 @@ export const initialBookingState = (): BookingState => ({
   holdId: null,
   price: 0,
   currency: null,
+  discounts: [],
   scheduledAt: null,
   expiresAt: null,
   freeCancellationUntil: null,
@@ -181,10 +221,12 @@ export const initialBookingState = (): BookingState => ({
   captured: 0,
   tutorShare: 0,
   commission: 0,
+  commissionTax: undefined,
   cancellationFee: 0,
   refunded: 0,
   refundedTutor: 0,
   refundedCommission: 0,
+  refundedTax: 0,
   refundIds: PersistentMap.empty(),
 });
 
@@ -257,6 +299,8 @@ export function decideBooking(command: BookingCommand, state: BookingState): Boo
       const holdId = requireUuid(command.holdId, 'holdId');
       const policy = validateBookingPolicy(command.policy);
       const placedMs = parseInstant(command.placedAt, 'placedAt');
+      const discounts = command.discounts ?? [];
+      payableAfter(price, discounts);
       if (state.status !== 'none') {
         throw new DomainError('invalid_state', `booking ${bookingId} already exists (${state.status})`, {
           status: state.status,
@@ -275,6 +319,7 @@ export function decideBooking(command: BookingCommand, state: BookingState): Boo
             holdId,
             currency,
             price,
+            ...(discounts.length > 0 ? { discounts } : {}),
             scheduledAt: toIso(scheduledMs),
             policy,
             placedAt: toIso(placedMs),
@@ -289,9 +334,10 @@ export function decideBooking(command: BookingCommand, state: BookingState): Boo
       const booking = requirePlaced(state);
       const completedMs = parseInstant(command.completedAt, 'completedAt');
       requireLiveHold(state, booking, completedMs, 'complete');
-      const { part: commission, rest: tutorShare } = splitByBps(
+      const { commission, tutorShare, commissionTax } = splitCharge(
         booking.price,
         booking.policy.commissionRateBps,
+        booking.policy.commissionTax,
       );
       return [
         {
@@ -299,8 +345,10 @@ export function decideBooking(command: BookingCommand, state: BookingState): Boo
           data: {
             ...refOf(booking),
             captured: booking.price,
+            ...(state.discounts.length > 0 ? { discounts: [...state.discounts] } : {}),
             tutorShare,
             commission,
+            ...(commissionTax ? { commissionTax } : {}),
             completedAt: toIso(completedMs),
             earningsClearableAt: toIso(completedMs + booking.policy.earningsHoldPeriodDays * DAY_MS),
           },
@@ -314,8 +362,14 @@ export function decideBooking(command: BookingCommand, state: BookingState): Boo
       const cancelledMs = parseInstant(command.cancelledAt, 'cancelledAt');
       requireLiveHold(state, booking, cancelledMs, 'cancel');
       const late = cancelledMs > booking.freeUntilMs;
-      const fee = late ? splitByBps(booking.price, booking.policy.cancellationFeeBps).part : 0;
-      const { part: commission, rest: tutorShare } = splitByBps(fee, booking.policy.commissionRateBps);
+      // The fee is a share of what the student would have paid (the discount was never granted).
+      const payable = booking.price - discountTotal(state.discounts);
+      const fee = late ? splitByBps(payable, booking.policy.cancellationFeeBps).part : 0;
+      const { commission, tutorShare, commissionTax } = splitCharge(
+        fee,
+        booking.policy.commissionRateBps,
+        fee > 0 ? booking.policy.commissionTax : undefined,
+      );
       return [
         {
           type: 'BookingCancelled',
@@ -326,6 +380,8 @@ export function decideBooking(command: BookingCommand, state: BookingState): Boo
             fee,
             tutorShare,
             commission,
+            ...(commissionTax ? { commissionTax } : {}),
+            ...(state.discounts.length > 0 ? { discounts: [...state.discounts] } : {}),
             cancelledAt: toIso(cancelledMs),
             earningsClearableAt:
               fee > 0 ? toIso(cancelledMs + booking.policy.earningsHoldPeriodDays * DAY_MS) : null,
@@ -349,7 +405,16 @@ export function decideBooking(command: BookingCommand, state: BookingState): Boo
           { expiresAt: toIso(booking.expiresAtMs) },
         );
       }
-      return [{ type: 'BookingExpired', data: { ...refOf(booking), expiredAt: toIso(nowMs) } }];
+      return [
+        {
+          type: 'BookingExpired',
+          data: {
+            ...refOf(booking),
+            ...(state.discounts.length > 0 ? { discounts: [...state.discounts] } : {}),
+            expiredAt: toIso(nowMs),
+          },
+        },
+      ];
     }
 
     case 'RefundBooking': {
@@ -383,8 +448,12 @@ export function decideBooking(command: BookingCommand, state: BookingState): Boo
       }
       // Cumulative proportional split: no refund takes more of either side than is left, and the
       // refund that completes the total takes exactly what remains of each (money.ts cumulativeShare).
-      const commissionPart = cumulativeShare(state.commission, state.captured, state.refunded, amount);
-      const tutorPart = amount - commissionPart;
+      const { tutorPart, commissionPart, commissionTax } = splitRefund(
+        { captured: state.captured, commission: state.commission, tax: state.commissionTax },
+        state.refunded,
+        amount,
+      );
+      const funding = refundFunding(state.captured, state.discounts, state.refunded, amount);
       return [
         {
           type: 'BookingRefunded',
@@ -392,8 +461,10 @@ export function decideBooking(command: BookingCommand, state: BookingState): Boo
             ...refOf(booking),
             refundId,
             amount,
+            ...(funding.discounts.length > 0 ? { discounts: funding.discounts } : {}),
             tutorPart,
             commissionPart,
+            ...(commissionTax ? { commissionTax } : {}),
             refundedTotal: state.refunded + amount,
             reason,
             refundedAt: toIso(refundedMs),
@@ -421,6 +492,7 @@ export function evolveBooking(state: BookingState, event: BookingEvent): Booking
         holdId: e.holdId,
         price: e.price,
         currency: e.currency,
+        discounts: e.discounts ?? [],
         scheduledAt: e.scheduledAt,
         expiresAt: e.expiresAt,
         freeCancellationUntil: e.freeCancellationUntil,
@@ -431,19 +503,27 @@ export function evolveBooking(state: BookingState, event: BookingEvent): Booking
       invariant(state.status === 'held', `booking completed from ${state.status}`);
       const e = event.data;
       invariant(e.captured <= state.price, 'captured more than the price');
-      invariant(e.tutorShare + e.commission === e.captured, 'completion split does not sum to the capture');
+      invariant(
+        e.tutorShare + e.commission + (e.commissionTax?.amount ?? 0) === e.captured,
+        'completion split does not sum to the capture',
+      );
       return {
         ...state,
         status: 'completed',
         captured: e.captured,
         tutorShare: e.tutorShare,
         commission: e.commission,
+        commissionTax: e.commissionTax,
       };
     }
     case 'BookingCancelled': {
       invariant(state.status === 'held', `booking cancelled from ${state.status}`);
       const e = event.data;
-      invariant(e.fee <= state.price && e.tutorShare + e.commission === e.fee, 'bad cancellation fee split');
+      invariant(
+        e.fee <= state.price - discountTotal(state.discounts) &&
+          e.tutorShare + e.commission + (e.commissionTax?.amount ?? 0) === e.fee,
+        'bad cancellation fee split',
+      );
       return { ...state, status: 'cancelled', cancellationFee: e.fee };
     }
     case 'BookingExpired':
@@ -456,7 +536,10 @@ export function evolveBooking(state: BookingState, event: BookingEvent): Booking
       const refunded = state.refunded + e.amount;
       const refundedTutor = state.refundedTutor + e.tutorPart;
       const refundedCommission = state.refundedCommission + e.commissionPart;
-      invariant(e.tutorPart + e.commissionPart === e.amount, 'refund split does not sum');
+      const taxPart = e.commissionTax?.amount ?? 0;
+      const refundedTax = state.refundedTax + taxPart;
+      invariant(e.tutorPart + e.commissionPart + taxPart === e.amount, 'refund split does not sum');
+      invariant(refundedTax <= (state.commissionTax?.amount ?? 0), 'refunds exceed the commission tax');
       invariant(refunded <= state.captured, 'refunds exceed the capture');
       invariant(refundedTutor <= state.tutorShare, 'refunds exceed the tutor share');
       invariant(refundedCommission <= state.commission, 'refunds exceed the commission');
@@ -466,6 +549,7 @@ export function evolveBooking(state: BookingState, event: BookingEvent): Booking
         refunded,
         refundedTutor,
         refundedCommission,
+        refundedTax,
         refundIds: state.refundIds.set(e.refundId, true),
       };
     }

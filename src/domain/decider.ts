@@ -1,3 +1,5 @@
+import type { Static, TSchema } from '@sinclair/typebox';
+
 /**
  * The decider pattern (Jérémie Chassaing; Emmett): pure decide/evolve over one aggregate.
  * `decide` returns the new events or throws a DomainError; it never performs I/O.
@@ -14,8 +16,13 @@ export interface DomainEvent<Type extends string = string, Data = unknown> {
   data: Data;
 }
 
-/** Who asked for a command, as recorded in audited events (same shape as the event store's Actor). */
-export interface Actor {
-  id: string;
-  role: string;
-}
+/** Event type -> schema of its data: how each aggregate declares the events its stream may hold. */
+export type EventSchemas = Readonly<Record<string, TSchema>>;
+
+/** The event union of a schema map: one DomainEvent per type, its data the schema's static type. */
+export type EventsOf<M extends EventSchemas> = {
+  [T in keyof M & string]: DomainEvent<T, Static<M[T]>>;
+}[keyof M & string];
+
+/** One event of a schema map, by type. */
+export type EventOf<M extends EventSchemas, T extends keyof M & string> = DomainEvent<T, Static<M[T]>>;

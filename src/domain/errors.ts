@@ -1,6 +1,6 @@
 /**
  * Typed domain errors with stable codes. The API maps codes to HTTP statuses; clients act on codes.
- * A rejected command appends nothing (invariant 8).
+ * A rejected command appends nothing (docs/architecture.md, invariant 8).
  */
 export type DomainErrorCode =
   | 'validation_failed'
@@ -9,7 +9,17 @@ export type DomainErrorCode =
   | 'not_found'
   | 'currency_mismatch'
   | 'limit_exceeded'
-  | 'forbidden';
+  /** A posting or an account's totals would pass the ledger's bounds (ledgerLimits.ts; details: account, limit). */
+  | 'account_limit_exceeded'
+  | 'forbidden'
+  /** A payout for a tutor whose Stripe account cannot take payouts yet (details: what is missing). */
+  | 'payout_account_not_ready'
+  /** A booking over a wallet's spending limit (details: which limit, what is left; spendingLimits.ts). */
+  | 'spending_limit_exceeded'
+  /** A promo code that cannot be redeemed on this purchase (details.reason: promoCode.ts PromoRejection). */
+  | 'promo_code_rejected'
+  /** An entry effective inside a closed accounting period (details: the period). */
+  | 'period_closed';
 
 export class DomainError extends Error {
   constructor(

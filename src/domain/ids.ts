@@ -1,11 +1,37 @@
 import * as nodeCrypto from 'node:crypto';
 import { v5 as uuidv5 } from 'uuid';
 
+/**
+ * The id vocabulary: the alphabets of tenant ids, entity ids (students, bookings, payouts...: they name
+ * streams and accounts), UUIDs and idempotency keys, and the deterministic ids derived from them. Every
+ * layer checks ids against these (the HTTP schemas use their `.source`).
+ */
+
+/** Tenant ids: no dash or dot, so in `{category}-{tenant}.{id}` the first dot ends the tenant. */
+export const TENANT_ID_CHARS = '[a-z0-9_]{1,40}';
+export const TENANT_ID_PATTERN = new RegExp(`^${TENANT_ID_CHARS}$`);
+/** Entity ids: the alphabet of stream entity ids and account path segments. */
+export const ENTITY_ID_CHARS = '[A-Za-z0-9_-]{1,64}';
+export const ENTITY_ID_PATTERN = new RegExp(`^${ENTITY_ID_CHARS}$`);
+/** Lowercase UUIDs (event, entry and hold ids). */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** Client idempotency keys (the `Idempotency-Key` header): printable ASCII, no spaces. */
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+/** Longest idempotency key any command accepts (keys derived by the ledger itself included). */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+
+export const isTenantId = (value: unknown): value is string =>
+  typeof value === 'string' && TENANT_ID_PATTERN.test(value);
+export const isEntityId = (value: unknown): value is string =>
+  typeof value === 'string' && ENTITY_ID_PATTERN.test(value);
+export const isUuid = (value: unknown): value is string =>
+  typeof value === 'string' && UUID_PATTERN.test(value);
+
 /** Namespace for all deterministic ids of this project (a fixed random UUID; never change it). */
 export const LEDGER_NAMESPACE = '6f1d7c52-4b0e-4b8e-9a57-2a8f3c0d9e11';
 
 /**
- * Deterministic event id (DESIGN.md, Events): UUID v5 of tenant + command type + idempotency key + index.
+ * Deterministic event id: UUID v5 of tenant + command type + idempotency key + index.
  * A retried command produces the same ids, so the store appends nothing new.
  */
 export function eventId(
@@ -32,7 +58,7 @@ export const payoutHoldId = (tenantId: string, payoutId: string): string =>
 
 // ---------------------------------------------------------------------------------------------------
 // UUID v5 (RFC 4122 name-based, SHA-1) in LEDGER_NAMESPACE. These ids are persisted, so the output must
-// equal uuid's v5(name, LEDGER_NAMESPACE) for every string (test/domain/ids.test.ts proves it). uuid's
+// equal uuid's v5(name, LEDGER_NAMESPACE) for every string (test/domain/ids.unit.test.ts proves it). uuid's
 // v5 parses the namespace and UTF-8-encodes through unescape(encodeURIComponent()) on every call, which
 // was 7% of the server's CPU under the booking-hold benchmark.
 

@@ -9,9 +9,46 @@ import {
   type AdjustmentState,
   adjustmentDecider,
 } from './adjustment.js';
+import {
+  type AdjustmentProposalCommand,
+  type AdjustmentProposalEvent,
+  type AdjustmentProposalState,
+  adjustmentProposalDecider,
+} from './adjustmentProposal.js';
+import {
+  type BalanceMonitorCommand,
+  type BalanceMonitorEvent,
+  type BalanceMonitorState,
+  balanceMonitorDecider,
+} from './balanceMonitor.js';
+import {
+  type BillingSettingsCommand,
+  type BillingSettingsEvent,
+  type BillingSettingsState,
+  billingSettingsDecider,
+} from './billingSettings.js';
 import { type BookingCommand, type BookingEvent, type BookingState, bookingDecider } from './booking.js';
 import type { Decider } from './decider.js';
+import {
+  type DocumentSeriesCommand,
+  type DocumentSeriesEvent,
+  type DocumentSeriesState,
+  documentSeriesDecider,
+} from './documentSeries.js';
+import {
+  type GuardianshipCommand,
+  type GuardianshipEvent,
+  type GuardianshipState,
+  guardianshipDecider,
+} from './guardianship.js';
 import { type PayoutCommand, type PayoutEvent, type PayoutState, payoutDecider } from './payout.js';
+import { type PeriodsCommand, type PeriodsEvent, type PeriodsState, periodsDecider } from './periods.js';
+import {
+  type PromoCodeCommand,
+  type PromoCodeEvent,
+  type PromoCodeState,
+  promoCodeDecider,
+} from './promoCode.js';
 import type { StreamCategory } from './streams.js';
 import {
   type StripeChargeCommand,
@@ -19,6 +56,18 @@ import {
   type StripeChargeState,
   stripeChargeDecider,
 } from './stripeCharge.js';
+import {
+  type SubscriptionCommand,
+  type SubscriptionEvent,
+  type SubscriptionState,
+  subscriptionDecider,
+} from './subscription.js';
+import {
+  type PlanCatalogCommand,
+  type PlanCatalogEvent,
+  type PlanCatalogState,
+  planCatalogDecider,
+} from './subscriptionPlans.js';
 import {
   type TenantSettingsCommand,
   type TenantSettingsEvent,
@@ -28,24 +77,47 @@ import {
 import { type TopUpCommand, type TopUpEvent, type TopUpState, topUpDecider } from './topUp.js';
 import { type TutorCommand, type TutorEvent, type TutorState, tutorDecider } from './tutor.js';
 import { type WalletCommand, type WalletEvent, type WalletState, walletDecider } from './wallet.js';
+import {
+  type WebhookEndpointCommand,
+  type WebhookEndpointEvent,
+  type WebhookEndpointsState,
+  webhookEndpointsDecider,
+} from './webhookEndpoints.js';
 
 export * from './accounts.js';
 export * from './adjustment.js';
+export * from './adjustmentProposal.js';
+export * from './balanceMonitor.js';
 export * from './balances.js';
+export * from './billingSettings.js';
 export * from './booking.js';
+export * from './bookingPrice.js';
 export * from './decider.js';
+export * from './documentSeries.js';
+export * from './effectiveTime.js';
 export * from './errors.js';
+export * from './events.js';
+export * from './guardianship.js';
 export * from './ids.js';
 export * from './journal.js';
+export * from './metadata.js';
 export * from './money.js';
 export * from './payout.js';
+export * from './periods.js';
+export * from './promoCode.js';
+export * from './reconciliationRun.js';
+export * from './schema.js';
 export * from './streams.js';
 export * from './stripeCharge.js';
+export * from './subscription.js';
+export * from './subscriptionPlans.js';
+export * from './tax.js';
 export * from './tenantSettings.js';
 export * from './topUp.js';
 export * from './tutor.js';
 export * from './validate.js';
 export * from './wallet.js';
+export * from './webhookEndpoints.js';
 
 /** Command, event and state types of each category that has a decider. */
 export interface DeciderTypes {
@@ -56,7 +128,21 @@ export interface DeciderTypes {
   topup: { command: TopUpCommand; event: TopUpEvent; state: TopUpState };
   tenant: { command: TenantSettingsCommand; event: TenantSettingsEvent; state: TenantSettingsState };
   adjustment: { command: AdjustmentCommand; event: AdjustmentEvent; state: AdjustmentState };
+  adjustmentproposal: {
+    command: AdjustmentProposalCommand;
+    event: AdjustmentProposalEvent;
+    state: AdjustmentProposalState;
+  };
   stripe: { command: StripeChargeCommand; event: StripeChargeEvent; state: StripeChargeState };
+  webhook: { command: WebhookEndpointCommand; event: WebhookEndpointEvent; state: WebhookEndpointsState };
+  balancemonitor: { command: BalanceMonitorCommand; event: BalanceMonitorEvent; state: BalanceMonitorState };
+  docseries: { command: DocumentSeriesCommand; event: DocumentSeriesEvent; state: DocumentSeriesState };
+  billing: { command: BillingSettingsCommand; event: BillingSettingsEvent; state: BillingSettingsState };
+  promo: { command: PromoCodeCommand; event: PromoCodeEvent; state: PromoCodeState };
+  guardianship: { command: GuardianshipCommand; event: GuardianshipEvent; state: GuardianshipState };
+  period: { command: PeriodsCommand; event: PeriodsEvent; state: PeriodsState };
+  plans: { command: PlanCatalogCommand; event: PlanCatalogEvent; state: PlanCatalogState };
+  subscription: { command: SubscriptionCommand; event: SubscriptionEvent; state: SubscriptionState };
 }
 
 export type DeciderCategory = keyof DeciderTypes;
@@ -76,7 +162,17 @@ export const deciders: { [C in DeciderCategory]: DeciderFor<C> } = {
   topup: topUpDecider,
   tenant: tenantSettingsDecider,
   adjustment: adjustmentDecider,
+  adjustmentproposal: adjustmentProposalDecider,
   stripe: stripeChargeDecider,
+  webhook: webhookEndpointsDecider,
+  balancemonitor: balanceMonitorDecider,
+  docseries: documentSeriesDecider,
+  billing: billingSettingsDecider,
+  promo: promoCodeDecider,
+  guardianship: guardianshipDecider,
+  period: periodsDecider,
+  plans: planCatalogDecider,
+  subscription: subscriptionDecider,
 };
 
 export function deciderFor<C extends DeciderCategory>(category: C): DeciderFor<C> {
@@ -86,40 +182,6 @@ export function deciderFor<C extends DeciderCategory>(category: C): DeciderFor<C
 export function hasDecider(category: StreamCategory): category is DeciderCategory {
   return Object.hasOwn(deciders, category);
 }
-
-/** Event types each category's stream may hold (for subscription filters and upcasting checks). */
-export const EVENT_TYPES: { [C in DeciderCategory]: readonly DeciderTypes[C]['event']['type'][] } = {
-  wallet: [
-    'WalletToppedUp',
-    'WalletHoldPlaced',
-    'WalletHoldCaptured',
-    'WalletHoldReleased',
-    'WalletRefunded',
-    'WalletRefundedToCard',
-    'WalletAdjusted',
-  ],
-  booking: ['BookingPlaced', 'BookingCompleted', 'BookingCancelled', 'BookingExpired', 'BookingRefunded'],
-  tutor: [
-    'TutorEarningsRecorded',
-    'TutorEarningsCleared',
-    'TutorEarningsReversed',
-    'TutorPayoutHoldPlaced',
-    'TutorPayoutHoldPosted',
-    'TutorPayoutHoldReleased',
-    'TutorAdjusted',
-  ],
-  payout: ['PayoutRequested', 'PayoutSubmitted', 'PayoutPaid', 'PayoutFailed'],
-  topup: [
-    'TopUpInitiated',
-    'TopUpPaymentIntentCreated',
-    'TopUpSucceeded',
-    'TopUpFailed',
-    'TopUpRefundedToCard',
-  ],
-  tenant: ['TenantSettingsUpdated'],
-  adjustment: ['LedgerAdjusted'],
-  stripe: ['StripeFeeBooked', 'StripeDisputeOpened', 'StripeDisputeClosed'],
-};
 
 /** Folds events into a state with a decider (the load half of load -> decide -> append). */
 export function fold<Command, Event, State>(

@@ -1,4 +1,14 @@
+import { type Static, Type } from '@sinclair/typebox';
 import { invariant } from './errors.js';
+import { CURRENCY_CODE_PATTERN } from './money.js';
+import {
+  CurrencySchema,
+  EffectSchema,
+  PositiveAmountSchema,
+  SideSchema,
+  strictObject,
+  UuidSchema,
+} from './schema.js';
 
 /**
  * Double-entry journal entries with two-phase (TigerBeetle-style) holds.
@@ -12,29 +22,31 @@ import { invariant } from './errors.js';
  *
  * An entry balances when, per currency and per effect, debits equal credits.
  */
-export type Side = 'debit' | 'credit';
-export type Effect = 'post' | 'hold' | 'release';
+export type Side = Static<typeof SideSchema>;
+export type Effect = Static<typeof EffectSchema>;
 
-export interface Posting {
+export const PostingSchema = strictObject({
   /** Account path inside the tenant, e.g. `student:s1:wallet` (see accounts.ts). */
-  account: string;
-  side: Side;
-  effect: Effect;
+  account: Type.String({ minLength: 1, maxLength: 300 }),
+  side: SideSchema,
+  effect: EffectSchema,
   /** Positive integer in minor units. */
-  amount: number;
+  amount: PositiveAmountSchema,
   /** Lowercase ISO 4217 code. */
-  currency: string;
-}
+  currency: CurrencySchema,
+});
+export type Posting = Static<typeof PostingSchema>;
 
-export interface JournalEntry {
+export const JournalEntrySchema = strictObject({
   /** Deterministic UUID (derived from the event id), unique across the tenant. */
-  entryId: string;
+  entryId: UuidSchema,
   /** Set on entries that place, or resolve, a hold; the hold's id (one hold resolves exactly once). */
-  holdId?: string;
+  holdId: Type.Optional(UuidSchema),
   /** Human-readable reason shown in statements and audits. */
-  description: string;
-  postings: Posting[];
-}
+  description: Type.String({ maxLength: 2_000 }),
+  postings: Type.Array(PostingSchema, { minItems: 2, maxItems: 100 }),
+});
+export type JournalEntry = Static<typeof JournalEntrySchema>;
 
 // Messages are built lazily: the projection runs this for every entry it replays.
 export function assertBalanced(entry: JournalEntry): void {
@@ -49,7 +61,10 @@ export function assertBalanced(entry: JournalEntry): void {
       () =>
         `entry ${entry.entryId}: posting amount ${p.amount} on ${p.account} is not a positive safe integer`,
     );
-    invariant(/^[a-z]{3}$/.test(p.currency), () => `entry ${entry.entryId}: bad currency ${p.currency}`);
+    invariant(
+      CURRENCY_CODE_PATTERN.test(p.currency),
+      () => `entry ${entry.entryId}: bad currency ${p.currency}`,
+    );
     const key = `${p.currency}/${p.effect}`;
     const signed = p.side === 'debit' ? p.amount : -p.amount;
     const next = (sums.get(key) ?? 0) + signed;

@@ -48,6 +48,9 @@ export const CURRENCY_EXPONENTS: Readonly<Record<string, number>> = Object.freez
 
 export const BPS_DENOMINATOR = 10_000;
 
+/** The shape of a currency code (which codes the ledger supports is CURRENCY_EXPONENTS). */
+export const CURRENCY_CODE_PATTERN = /^[a-z]{3}$/;
+
 export function isKnownCurrency(value: unknown): value is string {
   return typeof value === 'string' && Object.hasOwn(CURRENCY_EXPONENTS, value);
 }

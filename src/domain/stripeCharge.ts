@@ -1,8 +1,17 @@
+import { Type } from '@sinclair/typebox';
 import { PLATFORM_EXPENSE_DISPUTES, PLATFORM_EXPENSE_STRIPE_FEES, STRIPE_BALANCE } from './accounts.js';
-import type { Decider, DomainEvent } from './decider.js';
+import type { Decider, EventOf, EventSchemas, EventsOf } from './decider.js';
 import { DomainError, invariant } from './errors.js';
-import { type JournalEntry, postEntry } from './journal.js';
+import { JournalEntrySchema, postEntry } from './journal.js';
 import { assertAmount, assertCurrency, formatMoney } from './money.js';
+import {
+  CurrencySchema,
+  EntityIdSchema,
+  InstantSchema,
+  PositiveAmountSchema,
+  strictObject,
+  TextSchema,
+} from './schema.js';
 import {
   parseInstant,
   requireEntityId,
@@ -51,43 +60,39 @@ export interface CloseStripeDispute {
 
 export type StripeChargeCommand = BookStripeFee | OpenStripeDispute | CloseStripeDispute;
 
-export type StripeFeeBooked = DomainEvent<
-  'StripeFeeBooked',
-  {
-    stripeObjectId: string;
-    amount: number;
-    currency: string;
-    description: string;
-    bookedAt: string;
-    entry: JournalEntry;
-  }
->;
-export type StripeDisputeOpened = DomainEvent<
-  'StripeDisputeOpened',
-  {
-    stripeObjectId: string;
-    amount: number;
-    currency: string;
-    description: string;
-    openedAt: string;
-    entry: JournalEntry;
-  }
->;
-export type StripeDisputeClosed = DomainEvent<
-  'StripeDisputeClosed',
-  {
-    stripeObjectId: string;
-    outcome: 'won' | 'lost';
-    amount: number;
-    currency: string;
-    description: string;
-    closedAt: string;
+export const STRIPE_CHARGE_EVENTS = {
+  StripeFeeBooked: strictObject({
+    stripeObjectId: EntityIdSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    description: TextSchema(),
+    bookedAt: InstantSchema,
+    entry: JournalEntrySchema,
+  }),
+  StripeDisputeOpened: strictObject({
+    stripeObjectId: EntityIdSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    description: TextSchema(),
+    openedAt: InstantSchema,
+    entry: JournalEntrySchema,
+  }),
+  StripeDisputeClosed: strictObject({
+    stripeObjectId: EntityIdSchema,
+    outcome: Type.Union([Type.Literal('won'), Type.Literal('lost')]),
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    description: TextSchema(),
+    closedAt: InstantSchema,
     /** Present when won (the withdrawn amount returns); a lost dispute moves nothing more. */
-    entry?: JournalEntry;
-  }
->;
+    entry: Type.Optional(JournalEntrySchema),
+  }),
+} as const satisfies EventSchemas;
 
-export type StripeChargeEvent = StripeFeeBooked | StripeDisputeOpened | StripeDisputeClosed;
+export type StripeChargeEvent = EventsOf<typeof STRIPE_CHARGE_EVENTS>;
+export type StripeFeeBooked = EventOf<typeof STRIPE_CHARGE_EVENTS, 'StripeFeeBooked'>;
+export type StripeDisputeOpened = EventOf<typeof STRIPE_CHARGE_EVENTS, 'StripeDisputeOpened'>;
+export type StripeDisputeClosed = EventOf<typeof STRIPE_CHARGE_EVENTS, 'StripeDisputeClosed'>;
 
 export interface StripeChargeState {
   stripeObjectId: string | null;

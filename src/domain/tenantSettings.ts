@@ -1,6 +1,10 @@
-import type { Decider, DomainEvent } from './decider.js';
+import { type Static, Type } from '@sinclair/typebox';
+import { requireTimeZone } from './calendar.js';
+import type { Decider, EventOf, EventSchemas, EventsOf } from './decider.js';
 import { DomainError, invariant } from './errors.js';
 import { BPS_DENOMINATOR, isKnownCurrency } from './money.js';
+import { CurrencySchema, InstantSchema, Nullable, strictObject } from './schema.js';
+import { commissionTaxFits, type TaxRate, TaxRateSchema } from './tax.js';
 import { parseInstant, requireIntegerInRange, toIso, validationFailed } from './validate.js';
 
 /**
@@ -8,30 +12,92 @@ import { parseInstant, requireIntegerInRange, toIso, validationFailed } from './
  * settings in force after it, so a reader needs only the last event. Bookings snapshot the part they
  * need (BookingPolicy) when placed, so later changes never alter an existing booking.
  *
- * Same shape as TenantSettings in src/commands/ledgerCommands.ts (the domain imports nothing outside it).
  * Amounts (topUpMin, topUpMax, payoutMin) are minor units and apply to every allowed currency.
  */
-export interface TenantSettings {
+const MAX_DAYS = 365;
+const MAX_WINDOW_HOURS = 24 * 90;
+const MAX_ALLOWED_CURRENCIES = 32;
+const MAX_PROPOSAL_EXPIRY_HOURS = 24 * 30;
+const MAX_URL_CHARS = 2048;
+
+const intIn = (minimum: number, maximum: number) => Type.Integer({ minimum, maximum });
+
+/** The part of the settings a booking snapshots when it is placed. */
+export const BookingPolicySchema = strictObject({
   /** Platform commission on completed bookings, basis points; < 10000 so the tutor always earns something. */
-  commissionRateBps: number;
-  /** Days a completed booking's tutor share stays pending before it becomes withdrawable. */
-  earningsHoldPeriodDays: number;
+  commissionRateBps: intIn(0, BPS_DENOMINATOR - 1),
   /** Cancelling at least this many hours before the session is free. */
-  cancellationFreeWindowHours: number;
+  cancellationFreeWindowHours: intIn(0, MAX_WINDOW_HOURS),
   /** Fee charged for a late cancellation, in basis points of the price. */
-  cancellationFeeBps: number;
+  cancellationFeeBps: intIn(0, BPS_DENOMINATOR),
   /** A hold not completed within this many days after the scheduled time is released (expired). */
-  holdExpiryDays: number;
-  topUpMin: number;
-  topUpMax: number;
-  payoutMin: number;
-  allowedCurrencies: string[];
-}
+  holdExpiryDays: intIn(1, MAX_DAYS),
+  /** Days a completed booking's tutor share stays pending before it becomes withdrawable. */
+  earningsHoldPeriodDays: intIn(0, MAX_DAYS),
+  /**
+   * Tax on the commission (the tenant's billing settings when the booking was placed, tax.ts); absent
+   * when none applies, as in every booking placed before billing settings existed.
+   */
+  commissionTax: Type.Optional(TaxRateSchema),
+});
+export type BookingPolicy = Static<typeof BookingPolicySchema>;
+
+const { commissionTax: _commissionTax, ...tenantPolicyProperties } = BookingPolicySchema.properties;
+
+export const TenantSettingsSchema = strictObject({
+  ...tenantPolicyProperties,
+  topUpMin: intIn(1, Number.MAX_SAFE_INTEGER),
+  topUpMax: intIn(1, Number.MAX_SAFE_INTEGER),
+  payoutMin: intIn(1, Number.MAX_SAFE_INTEGER),
+  allowedCurrencies: Type.Array(CurrencySchema, { minItems: 1, maxItems: MAX_ALLOWED_CURRENCIES }),
+  /**
+   * Four eyes: a manual adjustment of more than this many minor units takes effect only when a second
+   * finance admin approves it (adjustmentProposal.ts); up to it one finance admin may make it directly.
+   */
+  adjustmentApprovalThreshold: intIn(0, Number.MAX_SAFE_INTEGER),
+  /** An adjustment proposal not approved or rejected within this many hours expires. */
+  adjustmentProposalExpiryHours: intIn(1, MAX_PROPOSAL_EXPIRY_HOURS),
+  /**
+   * Where Stripe's onboarding (Account Links) sends a tutor: `return_url` when they leave the flow,
+   * `refresh_url` when the link expired or was used (the tutor app asks for a new link there). Absolute
+   * http(s) URLs of the tutor app; null: not configured (the embedded default falls back to the app's
+   * own start page).
+   */
+  payoutOnboardingReturnUrl: Nullable(Type.String({ minLength: 1, maxLength: MAX_URL_CHARS })),
+  payoutOnboardingRefreshUrl: Nullable(Type.String({ minLength: 1, maxLength: MAX_URL_CHARS })),
+  /**
+   * The tenant's calendar (an IANA name, e.g. Europe/Berlin): the days, weeks and months spending
+   * limits count in (spendingLimits.ts).
+   */
+  timeZone: Type.String({ minLength: 1, maxLength: 64 }),
+  /**
+   * The daily reconciliation with Stripe (src/reconciliation/dailyRuns.ts): at this hour (UTC) each day
+   * the scheduler reconciles the previous UTC day; null: no daily run (finance admins start runs).
+   */
+  reconciliationDailyHourUtc: Nullable(intIn(0, 23)),
+});
+export type TenantSettings = Static<typeof TenantSettingsSchema>;
 
 /**
- * Defaults (DESIGN.md and issue 4): 20% commission, 7-day earnings hold, free cancellation until 24 h
+ * The settings as a TenantSettingsUpdated event stores them. The settings added after the first version
+ * are optional here: events stored before them hold none, which means the default (validateTenantSettings
+ * fills it in when the event is applied). Events written now always hold every setting.
+ */
+const StoredTenantSettingsSchema = strictObject({
+  ...TenantSettingsSchema.properties,
+  adjustmentApprovalThreshold: Type.Optional(TenantSettingsSchema.properties.adjustmentApprovalThreshold),
+  adjustmentProposalExpiryHours: Type.Optional(TenantSettingsSchema.properties.adjustmentProposalExpiryHours),
+  payoutOnboardingReturnUrl: Type.Optional(TenantSettingsSchema.properties.payoutOnboardingReturnUrl),
+  payoutOnboardingRefreshUrl: Type.Optional(TenantSettingsSchema.properties.payoutOnboardingRefreshUrl),
+  timeZone: Type.Optional(TenantSettingsSchema.properties.timeZone),
+  reconciliationDailyHourUtc: Type.Optional(TenantSettingsSchema.properties.reconciliationDailyHourUtc),
+});
+
+/**
+ * Defaults: 20% commission, 7-day earnings hold, free cancellation until 24 h
  * before, 50% late-cancellation fee (half the price: the tutor reserved the slot), holds expire 7 days
- * after the scheduled time; top-ups 5.00..10,000.00, payouts from 10.00 (in 2-decimal currencies).
+ * after the scheduled time; top-ups 5.00..10,000.00, payouts from 10.00, manual adjustments above 10,000.00
+ * need a second finance admin, proposals expire after 72 hours (in 2-decimal currencies).
  */
 export const DEFAULT_TENANT_SETTINGS: Readonly<TenantSettings> = Object.freeze({
   commissionRateBps: 2000,
@@ -43,6 +109,12 @@ export const DEFAULT_TENANT_SETTINGS: Readonly<TenantSettings> = Object.freeze({
   topUpMax: 1_000_000,
   payoutMin: 1000,
   allowedCurrencies: Object.freeze(['usd', 'eur', 'gbp']) as unknown as string[],
+  adjustmentApprovalThreshold: 1_000_000,
+  adjustmentProposalExpiryHours: 72,
+  payoutOnboardingReturnUrl: null,
+  payoutOnboardingRefreshUrl: null,
+  timeZone: 'UTC',
+  reconciliationDailyHourUtc: null,
 });
 
 export const defaultTenantSettings = (): TenantSettings => ({
@@ -50,28 +122,16 @@ export const defaultTenantSettings = (): TenantSettings => ({
   allowedCurrencies: [...DEFAULT_TENANT_SETTINGS.allowedCurrencies],
 });
 
-/** The part of the settings a booking snapshots when it is placed. */
-export interface BookingPolicy {
-  commissionRateBps: number;
-  cancellationFreeWindowHours: number;
-  cancellationFeeBps: number;
-  holdExpiryDays: number;
-  earningsHoldPeriodDays: number;
-}
-
-export function bookingPolicyFrom(settings: TenantSettings): BookingPolicy {
+export function bookingPolicyFrom(settings: TenantSettings, commissionTax?: TaxRate): BookingPolicy {
   return {
     commissionRateBps: settings.commissionRateBps,
     cancellationFreeWindowHours: settings.cancellationFreeWindowHours,
     cancellationFeeBps: settings.cancellationFeeBps,
     holdExpiryDays: settings.holdExpiryDays,
     earningsHoldPeriodDays: settings.earningsHoldPeriodDays,
+    ...(commissionTax ? { commissionTax } : {}),
   };
 }
-
-const MAX_DAYS = 365;
-const MAX_WINDOW_HOURS = 24 * 90;
-const MAX_ALLOWED_CURRENCIES = 32;
 
 /** Validates a BookingPolicy snapshot (it arrives inside commands). */
 export function validateBookingPolicy(value: unknown, field = 'policy'): BookingPolicy {
@@ -105,7 +165,27 @@ export function validateBookingPolicy(value: unknown, field = 'policy'): Booking
       0,
       MAX_DAYS,
     ),
+    ...(p.commissionTax === undefined ? {} : { commissionTax: validateCommissionTax(p, field) }),
   };
+}
+
+function validateCommissionTax(p: Record<string, unknown>, field: string): TaxRate {
+  const tax = p.commissionTax as Record<string, unknown> | null;
+  if (tax === null || typeof tax !== 'object' || typeof tax.inclusive !== 'boolean') {
+    validationFailed(`${field}.commissionTax must be {rateBps, inclusive}`, {
+      field: `${field}.commissionTax`,
+    });
+  }
+  const rate: TaxRate = {
+    rateBps: requireIntegerInRange(tax.rateBps, `${field}.commissionTax.rateBps`, 1, BPS_DENOMINATOR),
+    inclusive: tax.inclusive,
+  };
+  if (!commissionTaxFits(p.commissionRateBps as number, rate)) {
+    validationFailed('the commission plus its tax on top would exceed the price', {
+      field: `${field}.commissionTax`,
+    });
+  }
+  return rate;
 }
 
 /** Validates a complete settings object: every field present, in range, and consistent. */
@@ -138,7 +218,58 @@ export function validateTenantSettings(value: unknown): TenantSettings {
       { field: 'settings.allowedCurrencies' },
     );
   }
-  return { ...policy, topUpMin, topUpMax, payoutMin, allowedCurrencies: [...(currencies as string[])] };
+  // Settings added after the first version: events stored before them hold none, and mean the default.
+  const adjustmentApprovalThreshold = requireIntegerInRange(
+    s.adjustmentApprovalThreshold ?? DEFAULT_TENANT_SETTINGS.adjustmentApprovalThreshold,
+    'settings.adjustmentApprovalThreshold',
+    0,
+    Number.MAX_SAFE_INTEGER,
+  );
+  const adjustmentProposalExpiryHours = requireIntegerInRange(
+    s.adjustmentProposalExpiryHours ?? DEFAULT_TENANT_SETTINGS.adjustmentProposalExpiryHours,
+    'settings.adjustmentProposalExpiryHours',
+    1,
+    MAX_PROPOSAL_EXPIRY_HOURS,
+  );
+  return {
+    ...policy,
+    topUpMin,
+    topUpMax,
+    payoutMin,
+    allowedCurrencies: [...(currencies as string[])],
+    adjustmentApprovalThreshold,
+    adjustmentProposalExpiryHours,
+    payoutOnboardingReturnUrl: optionalUrl(s.payoutOnboardingReturnUrl, 'settings.payoutOnboardingReturnUrl'),
+    payoutOnboardingRefreshUrl: optionalUrl(
+      s.payoutOnboardingRefreshUrl,
+      'settings.payoutOnboardingRefreshUrl',
+    ),
+    timeZone: requireTimeZone(s.timeZone ?? DEFAULT_TENANT_SETTINGS.timeZone, 'settings.timeZone'),
+    reconciliationDailyHourUtc:
+      s.reconciliationDailyHourUtc === undefined || s.reconciliationDailyHourUtc === null
+        ? null
+        : requireIntegerInRange(s.reconciliationDailyHourUtc, 'settings.reconciliationDailyHourUtc', 0, 23),
+  };
+}
+
+/** An absolute http(s) URL (Stripe's Account Links take nothing else), or null / absent: not set. */
+function optionalUrl(value: unknown, field: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_URL_CHARS) {
+    validationFailed(`${field} must be an absolute http(s) URL of at most ${MAX_URL_CHARS} characters`, {
+      field,
+    });
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    validationFailed(`${field} must be an absolute http(s) URL`, { field });
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    validationFailed(`${field} must be an http(s) URL`, { field });
+  }
+  return value;
 }
 
 const SETTINGS_KEYS: readonly (keyof TenantSettings)[] = [
@@ -151,6 +282,12 @@ const SETTINGS_KEYS: readonly (keyof TenantSettings)[] = [
   'topUpMax',
   'payoutMin',
   'allowedCurrencies',
+  'adjustmentApprovalThreshold',
+  'adjustmentProposalExpiryHours',
+  'payoutOnboardingReturnUrl',
+  'payoutOnboardingRefreshUrl',
+  'timeZone',
+  'reconciliationDailyHourUtc',
 ];
 
 // ---------------------------------------------------------------------------------------------------
@@ -164,11 +301,17 @@ export interface UpdateTenantSettings {
 }
 export type TenantSettingsCommand = UpdateTenantSettings;
 
-export type TenantSettingsUpdated = DomainEvent<
-  'TenantSettingsUpdated',
-  { settings: TenantSettings; changed: (keyof TenantSettings)[]; updatedAt: string }
->;
-export type TenantSettingsEvent = TenantSettingsUpdated;
+export const TENANT_SETTINGS_EVENTS = {
+  /** The full settings in force after the change, and which of them changed. */
+  TenantSettingsUpdated: strictObject({
+    settings: StoredTenantSettingsSchema,
+    changed: Type.Array(Type.Union(SETTINGS_KEYS.map((k) => Type.Literal(k))), { minItems: 1 }),
+    updatedAt: InstantSchema,
+  }),
+} as const satisfies EventSchemas;
+
+export type TenantSettingsEvent = EventsOf<typeof TENANT_SETTINGS_EVENTS>;
+export type TenantSettingsUpdated = EventOf<typeof TENANT_SETTINGS_EVENTS, 'TenantSettingsUpdated'>;
 
 export interface TenantSettingsState {
   settings: TenantSettings;

@@ -1,7 +1,17 @@
-import type { Decider, DomainEvent } from './decider.js';
+import { PersistentMap } from '../lib/persistentMap.js';
+import type { Decider, EventOf, EventSchemas, EventsOf } from './decider.js';
 import { DomainError, invariant } from './errors.js';
 import { assertAmount, assertCurrency, assertSameCurrency, formatMoney } from './money.js';
-import { PersistentMap } from './persistentMap.js';
+import {
+  CurrencySchema,
+  EntityIdSchema,
+  InstantSchema,
+  Nullable,
+  PositiveAmountSchema,
+  StripeIdSchema,
+  strictObject,
+  TextSchema,
+} from './schema.js';
 import { parseInstant, requireEntityId, requireText, toIso, validationFailed } from './validate.js';
 
 /**
@@ -65,49 +75,54 @@ export type TopUpCommand =
   | FailTopUp
   | RecordTopUpRefundToCard;
 
-export type TopUpInitiated = DomainEvent<
-  'TopUpInitiated',
-  { topUpId: string; studentId: string; amount: number; currency: string; initiatedAt: string }
->;
-export type TopUpPaymentIntentCreated = DomainEvent<
-  'TopUpPaymentIntentCreated',
-  { topUpId: string; studentId: string; paymentIntentId: string; clientSecret: string }
->;
-export type TopUpSucceeded = DomainEvent<
-  'TopUpSucceeded',
-  {
-    topUpId: string;
-    studentId: string;
-    paymentIntentId: string;
-    amount: number;
-    currency: string;
-    succeededAt: string;
-  }
->;
-export type TopUpFailed = DomainEvent<
-  'TopUpFailed',
-  { topUpId: string; studentId: string; paymentIntentId: string | null; reason: string; failedAt: string }
->;
-export type TopUpRefundedToCard = DomainEvent<
-  'TopUpRefundedToCard',
-  {
-    topUpId: string;
-    studentId: string;
-    stripeRefundId: string;
-    amount: number;
-    currency: string;
+export const TOP_UP_EVENTS = {
+  TopUpInitiated: strictObject({
+    topUpId: EntityIdSchema,
+    studentId: EntityIdSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    initiatedAt: InstantSchema,
+  }),
+  TopUpPaymentIntentCreated: strictObject({
+    topUpId: EntityIdSchema,
+    studentId: EntityIdSchema,
+    paymentIntentId: StripeIdSchema,
+    clientSecret: TextSchema(),
+  }),
+  TopUpSucceeded: strictObject({
+    topUpId: EntityIdSchema,
+    studentId: EntityIdSchema,
+    paymentIntentId: StripeIdSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    succeededAt: InstantSchema,
+  }),
+  TopUpFailed: strictObject({
+    topUpId: EntityIdSchema,
+    studentId: EntityIdSchema,
+    /** Null when the payment never got a PaymentIntent (the gateway refused it up front). */
+    paymentIntentId: Nullable(StripeIdSchema),
+    reason: TextSchema(),
+    failedAt: InstantSchema,
+  }),
+  TopUpRefundedToCard: strictObject({
+    topUpId: EntityIdSchema,
+    studentId: EntityIdSchema,
+    stripeRefundId: StripeIdSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
     /** Sum of card refunds of this top-up after this one. */
-    refundedTotal: number;
-    refundedAt: string;
-  }
->;
+    refundedTotal: PositiveAmountSchema,
+    refundedAt: InstantSchema,
+  }),
+} as const satisfies EventSchemas;
 
-export type TopUpEvent =
-  | TopUpInitiated
-  | TopUpPaymentIntentCreated
-  | TopUpSucceeded
-  | TopUpFailed
-  | TopUpRefundedToCard;
+export type TopUpEvent = EventsOf<typeof TOP_UP_EVENTS>;
+export type TopUpInitiated = EventOf<typeof TOP_UP_EVENTS, 'TopUpInitiated'>;
+export type TopUpPaymentIntentCreated = EventOf<typeof TOP_UP_EVENTS, 'TopUpPaymentIntentCreated'>;
+export type TopUpSucceeded = EventOf<typeof TOP_UP_EVENTS, 'TopUpSucceeded'>;
+export type TopUpFailed = EventOf<typeof TOP_UP_EVENTS, 'TopUpFailed'>;
+export type TopUpRefundedToCard = EventOf<typeof TOP_UP_EVENTS, 'TopUpRefundedToCard'>;
 
 export type TopUpStatus = 'none' | 'initiated' | 'succeeded' | 'failed';
 

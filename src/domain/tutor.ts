@@ -1,3 +1,5 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { PersistentMap } from '../lib/persistentMap.js';
 import {
   payoutClearing,
   refundClearing,
@@ -7,12 +9,35 @@ import {
   tutorReceivable,
 } from './accounts.js';
 import { type AccountTotals, applyEntryToAccount, available, emptyTotals } from './balances.js';
-import type { Actor, Decider, DomainEvent } from './decider.js';
+import type { Decider, EventOf, EventSchemas, EventsOf } from './decider.js';
+import { EffectiveFields, type EffectiveInput, sameMonthEffectiveFields } from './effectiveTime.js';
 import { DomainError, invariant } from './errors.js';
-import { captureEntry, holdEntry, type JournalEntry, postEntry, releaseEntry } from './journal.js';
+import {
+  captureEntry,
+  holdEntry,
+  type JournalEntry,
+  JournalEntrySchema,
+  postEntry,
+  releaseEntry,
+} from './journal.js';
+import { assertOwnedAccountWithinLimit, entriesOf, volumeLimitFor } from './ledgerLimits.js';
 import { manualAdjustmentEntry } from './manualAdjustment.js';
 import { assertAmount, assertCurrency, assertSameCurrency, formatMoney } from './money.js';
-import { PersistentMap } from './persistentMap.js';
+import {
+  type Actor,
+  ActorSchema,
+  AmountSchema,
+  CurrencySchema,
+  EntityIdSchema,
+  InstantSchema,
+  Nullable,
+  PositiveAmountSchema,
+  SideSchema,
+  StripeIdSchema,
+  strictObject,
+  TextSchema,
+  UuidSchema,
+} from './schema.js';
 import {
   parseInstant,
   requireDirection,
@@ -31,8 +56,6 @@ import {
  * by refunds (from pending, or into the receivable once cleared), recovery of the receivable from the
  * next clearings, and payout holds on available earnings.
  */
-
-export type EarningsSource = 'completion' | 'cancellation_fee';
 
 export interface RecordEarnings {
   type: 'RecordEarnings';
@@ -74,6 +97,12 @@ export interface PlacePayoutHold {
   currency: string;
   /** Tenant setting in force. */
   payoutMin: number;
+  /**
+   * Stripe pays this payout out (a gateway is configured): the tutor's Express account must be recorded
+   * and able to take payouts, or the payout is refused with payout_account_not_ready. Without Stripe a
+   * payout is bookkeeping only and settled by hand.
+   */
+  requireReadyPayoutAccount?: boolean;
   entryId: string;
 }
 
@@ -92,8 +121,24 @@ export interface ReleasePayoutHold {
   entryId: string;
 }
 
-export interface AdjustTutor {
+/**
+ * Stripe reported a payout failed after it had reported it paid (Stripe documents that some failed
+ * payouts first show as paid): the money is back at Stripe, on the tutor's account, so the posted payout
+ * is reversed (Dr stripe:balance, Cr tutor available).
+ */
+export interface ReversePayout {
+  type: 'ReversePayout';
+  tutorId: string;
+  payoutId: string;
+  /** Stripe's failure_code (account_closed, no_account, …). */
+  failureCode: string;
+  entryId: string;
+}
+
+export interface AdjustTutor extends EffectiveInput {
   type: 'AdjustTutor';
+  /** When the adjustment is recorded; required with effectiveAt (which may not be before its month). */
+  recordedAt?: string;
   tutorId: string;
   adjustmentId: string;
   /** Which of the tutor's accounts: withdrawable earnings, or what the tutor owes us. */
@@ -107,104 +152,144 @@ export interface AdjustTutor {
   entryId: string;
 }
 
+/**
+ * The tutor's Stripe Express account as Stripe last described it (the Account object's `charges_enabled`,
+ * `payouts_enabled`, `details_submitted`, `requirements.currently_due`/`past_due`/`disabled_reason`).
+ * Recorded once when the account is created (its id is the tutor's for good) and again whenever Stripe
+ * says it changed (`account.updated`).
+ */
+export interface PayoutAccountSnapshot {
+  stripeAccountId: string;
+  chargesEnabled: boolean;
+  payoutsEnabled: boolean;
+  detailsSubmitted: boolean;
+  currentlyDue: string[];
+  pastDue: string[];
+  disabledReason: string | null;
+}
+
+export interface OpenPayoutAccount {
+  type: 'OpenPayoutAccount';
+  tutorId: string;
+  account: PayoutAccountSnapshot;
+  openedAt: string;
+}
+
+export interface UpdatePayoutAccount {
+  type: 'UpdatePayoutAccount';
+  tutorId: string;
+  account: PayoutAccountSnapshot;
+  updatedAt: string;
+}
+
 export type TutorCommand =
+  | OpenPayoutAccount
+  | UpdatePayoutAccount
   | RecordEarnings
   | ClearEarnings
   | ReverseEarnings
   | PlacePayoutHold
   | PostPayoutHold
   | ReleasePayoutHold
+  | ReversePayout
   | AdjustTutor;
 
-export type TutorEarningsRecorded = DomainEvent<
-  'TutorEarningsRecorded',
-  {
-    tutorId: string;
-    bookingId: string;
-    amount: number;
-    currency: string;
-    source: EarningsSource;
-    earnedAt: string;
-    clearableAt: string;
-  }
->;
+const EarningsSourceSchema = Type.Union([Type.Literal('completion'), Type.Literal('cancellation_fee')]);
 
-export type TutorEarningsCleared = DomainEvent<
-  'TutorEarningsCleared',
-  {
-    tutorId: string;
-    bookingId: string;
+/** Stripe's requirement names (`individual.verification.document`, `external_account`, …). */
+const RequirementListSchema = Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 200 });
+
+const payoutAccountFields = {
+  tutorId: EntityIdSchema,
+  stripeAccountId: StripeIdSchema,
+  chargesEnabled: Type.Boolean(),
+  payoutsEnabled: Type.Boolean(),
+  detailsSubmitted: Type.Boolean(),
+  currentlyDue: RequirementListSchema,
+  pastDue: RequirementListSchema,
+  disabledReason: Nullable(TextSchema(200)),
+};
+
+const payoutHold = {
+  tutorId: EntityIdSchema,
+  payoutId: EntityIdSchema,
+  holdId: UuidSchema,
+  amount: PositiveAmountSchema,
+  currency: CurrencySchema,
+};
+
+export const TUTOR_EVENTS = {
+  /** The tutor's Express account was created at Stripe; this id is the tutor's from now on. */
+  TutorPayoutAccountOpened: strictObject({ ...payoutAccountFields, openedAt: InstantSchema }),
+  /** Stripe reported a change of the account (onboarding finished, requirements due, disabled). */
+  TutorPayoutAccountUpdated: strictObject({ ...payoutAccountFields, updatedAt: InstantSchema }),
+  TutorEarningsRecorded: strictObject({
+    tutorId: EntityIdSchema,
+    bookingId: EntityIdSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    source: EarningsSourceSchema,
+    earnedAt: InstantSchema,
+    clearableAt: InstantSchema,
+  }),
+  TutorEarningsCleared: strictObject({
+    tutorId: EntityIdSchema,
+    bookingId: EntityIdSchema,
     /** Moved out of pending: the booking's earnings less what refunds already reversed. */
-    amount: number;
+    amount: AmountSchema,
     /** Part of `amount` that paid back the receivable instead of becoming available. */
-    recovered: number;
-    currency: string;
-    clearedAt: string;
+    recovered: AmountSchema,
+    currency: CurrencySchema,
+    clearedAt: InstantSchema,
     /** Absent only when amount is 0 (refunds reversed everything while pending): nothing moves. */
-    entry?: JournalEntry;
-  }
->;
-
-export type TutorEarningsReversed = DomainEvent<
-  'TutorEarningsReversed',
-  {
-    tutorId: string;
-    bookingId: string;
-    refundId: string;
-    amount: number;
-    currency: string;
+    entry: Type.Optional(JournalEntrySchema),
+  }),
+  TutorEarningsReversed: strictObject({
+    tutorId: EntityIdSchema,
+    bookingId: EntityIdSchema,
+    refundId: EntityIdSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
     /** 'pending': Dr tutor pending; 'cleared': already withdrawable, so Dr tutor receivable. */
-    from: 'pending' | 'cleared';
-    entry: JournalEntry;
-  }
->;
+    from: Type.Union([Type.Literal('pending'), Type.Literal('cleared')]),
+    entry: JournalEntrySchema,
+  }),
+  TutorPayoutHoldPlaced: strictObject({ ...payoutHold, entry: JournalEntrySchema }),
+  TutorPayoutHoldPosted: strictObject({ ...payoutHold, entry: JournalEntrySchema }),
+  TutorPayoutHoldReleased: strictObject({ ...payoutHold, reason: TextSchema(), entry: JournalEntrySchema }),
+  /** A paid payout that Stripe then reported failed: Dr stripe:balance, Cr tutor available. */
+  TutorPayoutReversed: strictObject({
+    ...payoutHold,
+    failureCode: TextSchema(100),
+    entry: JournalEntrySchema,
+  }),
+  TutorAdjusted: strictObject({
+    tutorId: EntityIdSchema,
+    adjustmentId: EntityIdSchema,
+    account: Type.Union([Type.Literal('available'), Type.Literal('receivable')]),
+    direction: SideSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    reason: TextSchema(),
+    actor: ActorSchema,
+    entry: JournalEntrySchema,
+    ...EffectiveFields,
+  }),
+} as const satisfies EventSchemas;
 
-export type TutorPayoutHoldPlaced = DomainEvent<
-  'TutorPayoutHoldPlaced',
-  { tutorId: string; payoutId: string; holdId: string; amount: number; currency: string; entry: JournalEntry }
->;
+export type TutorEvent = EventsOf<typeof TUTOR_EVENTS>;
+export type TutorPayoutAccountOpened = EventOf<typeof TUTOR_EVENTS, 'TutorPayoutAccountOpened'>;
+export type TutorPayoutAccountUpdated = EventOf<typeof TUTOR_EVENTS, 'TutorPayoutAccountUpdated'>;
+export type TutorEarningsRecorded = EventOf<typeof TUTOR_EVENTS, 'TutorEarningsRecorded'>;
+export type TutorEarningsCleared = EventOf<typeof TUTOR_EVENTS, 'TutorEarningsCleared'>;
+export type TutorEarningsReversed = EventOf<typeof TUTOR_EVENTS, 'TutorEarningsReversed'>;
+export type TutorPayoutHoldPlaced = EventOf<typeof TUTOR_EVENTS, 'TutorPayoutHoldPlaced'>;
+export type TutorPayoutHoldPosted = EventOf<typeof TUTOR_EVENTS, 'TutorPayoutHoldPosted'>;
+export type TutorPayoutHoldReleased = EventOf<typeof TUTOR_EVENTS, 'TutorPayoutHoldReleased'>;
+export type TutorPayoutReversed = EventOf<typeof TUTOR_EVENTS, 'TutorPayoutReversed'>;
+export type TutorAdjusted = EventOf<typeof TUTOR_EVENTS, 'TutorAdjusted'>;
 
-export type TutorPayoutHoldPosted = DomainEvent<
-  'TutorPayoutHoldPosted',
-  { tutorId: string; payoutId: string; holdId: string; amount: number; currency: string; entry: JournalEntry }
->;
-
-export type TutorPayoutHoldReleased = DomainEvent<
-  'TutorPayoutHoldReleased',
-  {
-    tutorId: string;
-    payoutId: string;
-    holdId: string;
-    amount: number;
-    currency: string;
-    reason: string;
-    entry: JournalEntry;
-  }
->;
-
-export type TutorAdjusted = DomainEvent<
-  'TutorAdjusted',
-  {
-    tutorId: string;
-    adjustmentId: string;
-    account: 'available' | 'receivable';
-    direction: 'debit' | 'credit';
-    amount: number;
-    currency: string;
-    reason: string;
-    actor: Actor;
-    entry: JournalEntry;
-  }
->;
-
-export type TutorEvent =
-  | TutorEarningsRecorded
-  | TutorEarningsCleared
-  | TutorEarningsReversed
-  | TutorPayoutHoldPlaced
-  | TutorPayoutHoldPosted
-  | TutorPayoutHoldReleased
-  | TutorAdjusted;
+export type EarningsSource = Static<typeof EarningsSourceSchema>;
 
 export interface BookingEarnings {
   amount: number;
@@ -220,7 +305,8 @@ export interface BookingEarnings {
 export interface PayoutHold {
   holdId: string;
   amount: number;
-  status: 'held' | 'posted' | 'released';
+  /** reversed: posted, then Stripe reported the payout failed after all. */
+  status: 'held' | 'posted' | 'released' | 'reversed';
 }
 
 export interface TutorState {
@@ -240,6 +326,8 @@ export interface TutorState {
   payouts: PersistentMap<PayoutHold>;
   refundIds: PersistentMap<true>;
   adjustmentIds: PersistentMap<true>;
+  /** The tutor's Stripe Express account, once created (never replaced). */
+  payoutAccount: PayoutAccountSnapshot | null;
   version: number;
 }
 
@@ -254,8 +342,55 @@ export const initialTutorState = (): TutorState => ({
   payouts: PersistentMap.empty(),
   refundIds: PersistentMap.empty(),
   adjustmentIds: PersistentMap.empty(),
+  payoutAccount: null,
   version: 0,
 });
+
+/** What keeps an account from taking payouts, in Stripe's words; empty when it can. */
+export function payoutAccountMissing(account: PayoutAccountSnapshot | null): string[] {
+  if (account === null) return ['payout_account'];
+  if (account.payoutsEnabled) return [];
+  const missing = [...new Set([...account.pastDue, ...account.currentlyDue])];
+  return missing.length > 0 ? missing : [account.disabledReason ?? 'payouts_enabled'];
+}
+
+function validSnapshot(value: PayoutAccountSnapshot): PayoutAccountSnapshot {
+  if (value === null || typeof value !== 'object') validationFailed('account must be an object', {});
+  if (typeof value.stripeAccountId !== 'string' || !/^acct_[A-Za-z0-9]{1,250}$/.test(value.stripeAccountId)) {
+    validationFailed('stripeAccountId must be a Stripe account id (acct_...)', { field: 'stripeAccountId' });
+  }
+  const list = (xs: unknown, field: string): string[] => {
+    if (
+      !Array.isArray(xs) ||
+      xs.length > 200 ||
+      !xs.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 200)
+    ) {
+      validationFailed(`${field} must be a list of requirement names`, { field });
+    }
+    return [...(xs as string[])].sort();
+  };
+  const flag = (x: unknown, field: string): boolean => {
+    if (typeof x !== 'boolean') validationFailed(`${field} must be a boolean`, { field });
+    return x;
+  };
+  const reason = value.disabledReason;
+  if (reason !== null && (typeof reason !== 'string' || reason.length === 0 || reason.length > 200)) {
+    validationFailed('disabledReason must be null or 1-200 characters', { field: 'disabledReason' });
+  }
+  return {
+    stripeAccountId: value.stripeAccountId,
+    chargesEnabled: flag(value.chargesEnabled, 'chargesEnabled'),
+    payoutsEnabled: flag(value.payoutsEnabled, 'payoutsEnabled'),
+    detailsSubmitted: flag(value.detailsSubmitted, 'detailsSubmitted'),
+    currentlyDue: list(value.currentlyDue, 'currentlyDue'),
+    pastDue: list(value.pastDue, 'pastDue'),
+    disabledReason: reason,
+  };
+}
+
+function sameSnapshot(a: PayoutAccountSnapshot, b: PayoutAccountSnapshot): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
 
 /** Withdrawable now: credits_posted - debits_posted - debits_pending of tutor available. */
 export const tutorAvailable = (state: TutorState): number => available(state.availableTotals, 'credit');
@@ -308,7 +443,62 @@ function requireSpendable(state: TutorState, amount: number, what: string): void
 }
 
 export function decideTutor(command: TutorCommand, state: TutorState): TutorEvent[] {
+  const events = decideTutorEvents(command, state);
+  // The tutor stream owns the available earnings' totals: their limit is checked exactly here
+  // (ledgerLimits.ts); the tutor's other accounts are checked with the shared ones.
+  const moving = events.find((e) => 'entry' in e.data && e.data.entry !== undefined);
+  if (moving && 'currency' in moving.data) {
+    const { tutorId, currency } = moving.data;
+    assertOwnedAccountWithinLimit(
+      state.availableTotals,
+      tutorEarningsAvailable(tutorId),
+      currency,
+      entriesOf(events),
+      volumeLimitFor(command.type),
+    );
+  }
+  return events;
+}
+
+function decideTutorEvents(command: TutorCommand, state: TutorState): TutorEvent[] {
   switch (command.type) {
+    case 'OpenPayoutAccount': {
+      const tutorId = checkTutor(state, command.tutorId);
+      const account = validSnapshot(command.account);
+      const openedAt = toIso(parseInstant(command.openedAt, 'openedAt'));
+      const recorded = state.payoutAccount;
+      if (recorded !== null) {
+        // The same account again (a retried request): nothing to record. Another one: the tutor keeps
+        // the first; the caller uses it (ledgerService.openPayoutAccount).
+        if (recorded.stripeAccountId === account.stripeAccountId) return [];
+        throw new DomainError(
+          'invalid_state',
+          `tutor ${tutorId} already has payout account ${recorded.stripeAccountId}`,
+          { stripeAccountId: recorded.stripeAccountId },
+        );
+      }
+      return [{ type: 'TutorPayoutAccountOpened', data: { tutorId, ...account, openedAt } }];
+    }
+
+    case 'UpdatePayoutAccount': {
+      const tutorId = checkTutor(state, command.tutorId);
+      const account = validSnapshot(command.account);
+      const updatedAt = toIso(parseInstant(command.updatedAt, 'updatedAt'));
+      const recorded = state.payoutAccount;
+      if (recorded === null) {
+        throw new DomainError('not_found', `tutor ${tutorId} has no payout account yet`, { tutorId });
+      }
+      if (recorded.stripeAccountId !== account.stripeAccountId) {
+        throw new DomainError(
+          'invalid_state',
+          `account ${account.stripeAccountId} is not tutor ${tutorId}'s payout account (${recorded.stripeAccountId})`,
+          { stripeAccountId: recorded.stripeAccountId },
+        );
+      }
+      if (sameSnapshot(recorded, account)) return [];
+      return [{ type: 'TutorPayoutAccountUpdated', data: { tutorId, ...account, updatedAt } }];
+    }
+
     case 'RecordEarnings': {
       const tutorId = checkTutor(state, command.tutorId);
       const bookingId = requireEntityId(command.bookingId, 'bookingId');
@@ -450,6 +640,22 @@ export function decideTutor(command: TutorCommand, state: TutorState): TutorEven
           { min: payoutMin, requested: amount },
         );
       }
+      if (command.requireReadyPayoutAccount === true) {
+        const missing = payoutAccountMissing(state.payoutAccount);
+        if (missing.length > 0) {
+          throw new DomainError(
+            'payout_account_not_ready',
+            state.payoutAccount === null
+              ? `tutor ${tutorId} has no payout account: open one with POST /v1/tutors/${tutorId}/payout-account`
+              : `tutor ${tutorId}'s payout account ${state.payoutAccount.stripeAccountId} cannot take payouts yet: ${missing.join(', ')}`,
+            {
+              missing,
+              stripeAccountId: state.payoutAccount?.stripeAccountId ?? null,
+              disabledReason: state.payoutAccount?.disabledReason ?? null,
+            },
+          );
+        }
+      }
       requireSpendable(state, amount, `payout ${payoutId}`);
       const entry = holdEntry({
         entryId,
@@ -523,6 +729,37 @@ export function decideTutor(command: TutorCommand, state: TutorState): TutorEven
       ];
     }
 
+    case 'ReversePayout': {
+      const tutorId = checkTutor(state, command.tutorId);
+      const payoutId = requireEntityId(command.payoutId, 'payoutId');
+      const failureCode = requireText(command.failureCode, 'failureCode', 100);
+      const entryId = requireUuid(command.entryId, 'entryId');
+      const hold = state.payouts.get(payoutId);
+      if (!hold) throw new DomainError('not_found', `no payout hold for payout ${payoutId}`, { payoutId });
+      if (hold.status !== 'posted') {
+        throw new DomainError('invalid_state', `payout ${payoutId} is ${hold.status}, not paid`, {
+          payoutId,
+          status: hold.status,
+        });
+      }
+      const currency = state.currency!;
+      const entry = postEntry({
+        entryId,
+        currency,
+        description: `Payout ${payoutId} failed after it was paid (${failureCode}): ${formatMoney({ amount: hold.amount, currency })} back to the tutor's available earnings`,
+        lines: [
+          { account: STRIPE_BALANCE, side: 'debit', amount: hold.amount },
+          { account: tutorEarningsAvailable(tutorId), side: 'credit', amount: hold.amount },
+        ],
+      });
+      return [
+        {
+          type: 'TutorPayoutReversed',
+          data: { tutorId, payoutId, holdId: hold.holdId, amount: hold.amount, currency, failureCode, entry },
+        },
+      ];
+    }
+
     case 'AdjustTutor': {
       const tutorId = checkTutor(state, command.tutorId);
       const adjustmentId = requireEntityId(command.adjustmentId, 'adjustmentId');
@@ -535,6 +772,7 @@ export function decideTutor(command: TutorCommand, state: TutorState): TutorEven
       const actor = requireFinanceAdmin(command.actor);
       const entryId = requireUuid(command.entryId, 'entryId');
       const currency = checkCurrency(state, command.currency);
+      const effective = sameMonthEffectiveFields(command);
       if (state.adjustmentIds.get(adjustmentId)) {
         throw new DomainError('invalid_state', `adjustment ${adjustmentId} was already applied`, {
           adjustmentId,
@@ -573,6 +811,7 @@ export function decideTutor(command: TutorCommand, state: TutorState): TutorEven
             reason,
             actor,
             entry,
+            ...effective,
           },
         },
       ];
@@ -621,8 +860,37 @@ function withPayout(state: TutorState, payoutId: string, status: 'posted' | 'rel
   return { ...state, payouts: state.payouts.set(payoutId, { ...hold, status }) };
 }
 
+function snapshotOf(e: PayoutAccountSnapshot): PayoutAccountSnapshot {
+  return {
+    stripeAccountId: e.stripeAccountId,
+    chargesEnabled: e.chargesEnabled,
+    payoutsEnabled: e.payoutsEnabled,
+    detailsSubmitted: e.detailsSubmitted,
+    currentlyDue: e.currentlyDue,
+    pastDue: e.pastDue,
+    disabledReason: e.disabledReason,
+  };
+}
+
 export function evolveTutor(state: TutorState, event: TutorEvent): TutorState {
   switch (event.type) {
+    case 'TutorPayoutAccountOpened':
+    case 'TutorPayoutAccountUpdated': {
+      const e = event.data;
+      invariant(
+        state.tutorId === null || state.tutorId === e.tutorId,
+        `account of ${e.tutorId} in ${state.tutorId}`,
+      );
+      if (event.type === 'TutorPayoutAccountOpened') {
+        invariant(state.payoutAccount === null, `tutor ${e.tutorId}: payout account opened twice`);
+      } else {
+        invariant(
+          state.payoutAccount?.stripeAccountId === e.stripeAccountId,
+          `tutor ${e.tutorId}: update of an account that is not theirs`,
+        );
+      }
+      return { ...state, tutorId: e.tutorId, payoutAccount: snapshotOf(e), version: state.version + 1 };
+    }
     case 'TutorEarningsRecorded': {
       const e = event.data;
       invariant(!state.earnings.get(e.bookingId), `earnings of ${e.bookingId} recorded twice`);
@@ -695,6 +963,18 @@ export function evolveTutor(state: TutorState, event: TutorEvent): TutorState {
     case 'TutorPayoutHoldReleased': {
       const e = event.data;
       return withPayout(base(state, e.tutorId, e.currency, e.entry), e.payoutId, 'released');
+    }
+    case 'TutorPayoutReversed': {
+      const e = event.data;
+      const hold = state.payouts.get(e.payoutId);
+      invariant(hold && hold.status === 'posted', `payout ${e.payoutId} reversed but not posted`);
+      invariant(hold.amount === e.amount, `payout ${e.payoutId} reversed for another amount`);
+      const next = base(state, e.tutorId, e.currency, e.entry);
+      return {
+        ...next,
+        paidOut: next.paidOut - e.amount,
+        payouts: next.payouts.set(e.payoutId, { ...hold, status: 'reversed' }),
+      };
     }
     case 'TutorAdjusted': {
       const e = event.data;

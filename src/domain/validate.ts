@@ -6,40 +6,21 @@ import { DomainError } from './errors.js';
  * use, because commands arrive from HTTP, webhooks and process managers alike.
  */
 
-import { ENTITY_ID_PATTERN, UUID_PATTERN } from './validation-patterns.js';
-
-export { ENTITY_ID_PATTERN, UUID_PATTERN };
+import { ENTITY_ID_PATTERN, UUID_PATTERN } from './ids.js';
 
 /**
  * ISO-8601 instant with a zone (`Z` or an offset): local times are ambiguous for money deadlines.
- * Groups: year, month, day, hour, minute, second, fraction digits, offset sign, offset hour, minute.
+ * Groups: year, month, day, hour, minute, second, offset hour, offset minute.
  */
 const ISO_INSTANT_PATTERN =
-  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:Z|([+-])(\d{2}):(\d{2}))$/;
-
-const DAYS_IN_MONTH = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] as const;
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):(\d{2}))$/;
 
 /**
- * Days in `month` (1-12) of `year` (0-9999), as `new Date(Date.UTC(year, month, 0)).getUTCDate()` answered
- * before (kept byte-identical: which instants are refused must not change): Date.UTC reads years 0-99 as
- * 1900-1999, so 0000-02-29 is refused although year 0 is a leap year.
+ * Days in `month` (1-12) of `year`. Date.UTC reads years 0-99 as 1900-1999, so 0000-02-29 is refused
+ * although year 0 is a leap year: kept, because which stored or requested instants are refused must not
+ * change (test/domain/validate.property.unit.test.ts pins it).
  */
-function daysInMonth(year: number, month: number): number {
-  if (month !== 2) return DAYS_IN_MONTH[month]!;
-  const y = year <= 99 ? 1900 + year : year;
-  return y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28;
-}
-
-/** Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil; any year). */
-function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yearOfEra = y - era * 400;
-  const shiftedMonth = month > 2 ? month - 3 : month + 9;
-  const dayOfYear = Math.floor((153 * shiftedMonth + 2) / 5) + day - 1;
-  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear;
-  return era * 146_097 + dayOfEra - 719_468;
-}
+const daysInMonth = (year: number, month: number): number => new Date(Date.UTC(year, month, 0)).getUTCDate();
 
 export const MAX_TEXT_LENGTH = 500;
 
@@ -74,27 +55,29 @@ export function requireText(value: unknown, field: string, maxLength = MAX_TEXT_
 }
 
 /**
- * Parses an ISO-8601 instant to epoch milliseconds. The arithmetic gives what Date.parse gives for every
- * string the pattern and the calendar check accept (fraction truncated to milliseconds, proleptic
- * Gregorian, year 0 literal); test/domain/validate.property.test.ts compares it with the Date.parse version.
+ * Parses an ISO-8601 instant to epoch milliseconds (Date.parse: fraction truncated to milliseconds,
+ * proleptic Gregorian), after checking the fields name a real calendar time: Date.parse would roll
+ * 2026-02-30 over into March and read a leap second as the next minute.
  */
 export function parseInstant(value: unknown, field: string): number {
   const match = typeof value === 'string' ? ISO_INSTANT_PATTERN.exec(value) : null;
-  if (match === null) {
+  if (typeof value !== 'string' || match === null) {
     validationFailed(`${field} must be an ISO-8601 instant with a zone, e.g. 2026-01-31T10:00:00Z`, {
       field,
     });
   }
-  const year = Number(match[1]);
-  const month = Number(match[2]);
-  const day = Number(match[3]);
-  const hour = Number(match[4]);
-  const minute = Number(match[5]);
-  const second = match[6] === undefined ? 0 : Number(match[6]);
-  const fraction = match[7];
-  const offsetHour = match[9] === undefined ? 0 : Number(match[9]);
-  const offsetMinute = match[10] === undefined ? 0 : Number(match[10]);
-  // Date.parse would roll 2026-02-30 over into March; a deadline must name a real calendar time.
+  const [year, month, day, hour, minute, second, offsetHour, offsetMinute] = match
+    .slice(1)
+    .map((part) => (part === undefined ? 0 : Number(part))) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   if (
     month < 1 ||
     month > 12 ||
@@ -108,55 +91,14 @@ export function parseInstant(value: unknown, field: string): number {
   ) {
     validationFailed(`${field} is not a valid calendar date and time`, { field });
   }
-  const fractionMs = fraction === undefined ? 0 : Number(`${fraction}00`.slice(0, 3));
-  const offsetMs = (offsetHour * 60 + offsetMinute) * 60_000 * (match[8] === '-' ? -1 : 1);
-  const ms =
-    daysFromCivil(year, month, day) * DAY_MS +
-    ((hour * 60 + minute) * 60 + second) * 1000 +
-    fractionMs -
-    offsetMs;
+  const ms = Date.parse(value);
   if (!Number.isFinite(ms)) validationFailed(`${field} is not a valid date`, { field });
   return ms;
 }
 
-/** Epoch milliseconds of 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: four-digit years. */
-const MIN_FOUR_DIGIT_YEAR_MS = -62_167_219_200_000;
-const MAX_FOUR_DIGIT_YEAR_MS = 253_402_300_799_999;
-
-const TWO_DIGITS: readonly string[] = Array.from({ length: 100 }, (_, n) => String(n).padStart(2, '0'));
-
-/**
- * Canonical form of an instant in events: UTC, millisecond precision; exactly Date#toISOString, which
- * still formats what is not an integer in the four-digit-year range (and throws for invalid times).
- */
+/** Canonical form of an instant in events: UTC, millisecond precision (Date#toISOString). */
 export function toIso(ms: number): string {
-  if (!Number.isInteger(ms) || ms < MIN_FOUR_DIGIT_YEAR_MS || ms > MAX_FOUR_DIGIT_YEAR_MS) {
-    return new Date(ms).toISOString();
-  }
-  const days = Math.floor(ms / DAY_MS);
-  const msOfDay = ms - days * DAY_MS;
-  // H. Hinnant's civil_from_days.
-  const shifted = days + 719_468;
-  const era = Math.floor(shifted / 146_097);
-  const dayOfEra = shifted - era * 146_097;
-  const yearOfEra = Math.floor(
-    (dayOfEra -
-      Math.floor(dayOfEra / 1460) +
-      Math.floor(dayOfEra / 36_524) -
-      Math.floor(dayOfEra / 146_096)) /
-      365,
-  );
-  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
-  const shiftedMonth = Math.floor((5 * dayOfYear + 2) / 153);
-  const day = dayOfYear - Math.floor((153 * shiftedMonth + 2) / 5) + 1;
-  const month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9;
-  const year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
-  const hour = Math.floor(msOfDay / 3_600_000);
-  const minute = Math.floor(msOfDay / 60_000) % 60;
-  const second = Math.floor(msOfDay / 1000) % 60;
-  const milli = msOfDay % 1000;
-  const d = TWO_DIGITS;
-  return `${d[Math.floor(year / 100)]}${d[year % 100]}-${d[month]}-${d[day]}T${d[hour]}:${d[minute]}:${d[second]}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+  return new Date(ms).toISOString();
 }
 
 export function requireIntegerInRange(value: unknown, field: string, min: number, max: number): number {
@@ -169,7 +111,20 @@ export function requireIntegerInRange(value: unknown, field: string, min: number
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 24 * HOUR_MS;
 
-/** Manual adjustments are finance-admin only (DESIGN.md); the API checks too, the domain refuses anyway. */
+/** Who asks for a command: an id and a role, as ActorSchema stores them. */
+export function requireActor(value: unknown): { id: string; role: string } {
+  if (value === null || typeof value !== 'object') validationFailed('actor is required', { field: 'actor' });
+  const actor = value as { id?: unknown; role?: unknown };
+  if (typeof actor.id !== 'string' || actor.id.length === 0 || actor.id.length > 200) {
+    validationFailed('actor.id is required', { field: 'actor.id' });
+  }
+  if (typeof actor.role !== 'string' || actor.role.length === 0 || actor.role.length > 64) {
+    validationFailed('actor.role is required', { field: 'actor.role' });
+  }
+  return { id: actor.id, role: actor.role };
+}
+
+/** Manual adjustments are finance-admin only (docs/ledger-flows.md); the API checks too, the domain refuses anyway. */
 export function requireFinanceAdmin(value: unknown): { id: string; role: string } {
   if (value === null || typeof value !== 'object') validationFailed('actor is required', { field: 'actor' });
   const actor = value as { id?: unknown; role?: unknown };

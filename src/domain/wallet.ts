@@ -1,28 +1,72 @@
+import { Type } from '@sinclair/typebox';
+import { PersistentMap } from '../lib/persistentMap.js';
 import {
   bookingClearing,
+  PLATFORM_DEFERRED_REVENUE_SUBSCRIPTIONS,
   PLATFORM_REVENUE_COMMISSION,
+  PLATFORM_TAX_PAYABLE,
   refundClearing,
   STRIPE_BALANCE,
   studentWallet,
   tutorEarningsPending,
 } from './accounts.js';
 import { type AccountTotals, applyEntryToAccount, available, emptyTotals } from './balances.js';
-import type { Actor, Decider, DomainEvent } from './decider.js';
+import {
+  type Discount,
+  DiscountsSchema,
+  discountLines,
+  discountTotal,
+  payableAfter,
+} from './bookingPrice.js';
+import { type CalendarPeriods, calendarPeriods, requireTimeZone } from './calendar.js';
+import type { Decider, EventOf, EventSchemas, EventsOf } from './decider.js';
+import { EffectiveFields, type EffectiveInput, sameMonthEffectiveFields } from './effectiveTime.js';
 import { DomainError, invariant } from './errors.js';
 import {
   captureEntry,
   type HoldLeg,
   holdEntry,
   type JournalEntry,
+  JournalEntrySchema,
   type Line,
   postEntry,
   releaseEntry,
 } from './journal.js';
+import { assertOwnedAccountWithinLimit, entriesOf, volumeLimitFor } from './ledgerLimits.js';
 import { manualAdjustmentEntry } from './manualAdjustment.js';
 import { assertAmount, assertCurrency, assertSameCurrency, formatMoney } from './money.js';
-import { PersistentMap } from './persistentMap.js';
+import {
+  type Actor,
+  ActorSchema,
+  AmountSchema,
+  CurrencySchema,
+  EntityIdSchema,
+  InstantSchema,
+  PositiveAmountSchema,
+  SideSchema,
+  StripeIdSchema,
+  strictObject,
+  TextSchema,
+  UuidSchema,
+} from './schema.js';
+import {
+  checkSpendingLimits,
+  countHold,
+  giveBack,
+  initialSpendingState,
+  periodsForHold,
+  raisedLimits,
+  requireLimits,
+  type SpendingLimits,
+  SpendingLimitsSchema,
+  SpendingPeriodsSchema,
+  type SpendingState,
+  sameLimits,
+} from './spendingLimits.js';
+import { type CommissionTax, CommissionTaxSchema } from './tax.js';
 import {
   parseInstant,
+  requireActor,
   requireDirection,
   requireEntityId,
   requireFinanceAdmin,
@@ -62,6 +106,16 @@ export interface PlaceWalletHold {
   amount: number;
   currency: string;
   scheduledAt: string;
+  /** When the hold is placed and the tenant's time zone: the periods its spending counts in. */
+  placedAt: string;
+  timeZone: string;
+  /**
+   * The booking's price breakdown (bookingPrice.ts) when discounts apply: `amount` is then what is
+   * payable, listPrice - discounts. Omitted: the hold is the list price.
+   */
+  pricing?: { listPrice: number; discounts: Discount[] };
+  /** Set when a discount is only for a first purchase: refused if the wallet has a booking held or captured. */
+  firstPurchaseOnly?: { code: string };
   entryId: string;
 }
 
@@ -69,10 +123,15 @@ export interface CaptureWalletHold {
   type: 'CaptureWalletHold';
   studentId: string;
   holdId: string;
-  /** At most the hold; the rest of the hold is released. captured = tutorShare + commission. */
+  /**
+   * Charged to the wallet: at most the hold, the rest released. The hold's discounts (if any) are charged
+   * to their funding accounts next to it: captured + discounts = tutorShare + commission (+ tax).
+   */
   captured: number;
   tutorShare: number;
   commission: number;
+  /** Tax on the commission, booked to platform:tax:payable (tax.ts); absent when none applies. */
+  commissionTax?: CommissionTax;
   entryId: string;
 }
 
@@ -85,6 +144,7 @@ export interface ReleaseWalletHold {
   fee: number;
   tutorShare: number;
   commission: number;
+  commissionTax?: CommissionTax;
   entryId: string;
 }
 
@@ -93,9 +153,14 @@ export interface RefundToWallet {
   studentId: string;
   refundId: string;
   bookingId: string;
+  /** Back to the wallet; amount + discounts = tutorPart + commissionPart (+ tax). */
   amount: number;
+  /** The discounts' parts of the refund, credited back to their funding accounts (bookingPrice.ts). */
+  discounts?: Discount[];
   tutorPart: number;
   commissionPart: number;
+  /** The commission tax this refund reverses; absent when the capture booked none. */
+  commissionTax?: CommissionTax;
   currency: string;
   entryId: string;
 }
@@ -110,8 +175,10 @@ export interface RefundWalletToCard {
   entryId: string;
 }
 
-export interface AdjustWallet {
+export interface AdjustWallet extends EffectiveInput {
   type: 'AdjustWallet';
+  /** When the adjustment is recorded; required with effectiveAt (which may not be before its month). */
+  recordedAt?: string;
   studentId: string;
   adjustmentId: string;
   /** From the wallet's side: 'credit' gives the student money, 'debit' takes it. */
@@ -123,7 +190,64 @@ export interface AdjustWallet {
   entryId: string;
 }
 
+/** Replaces the wallet's spending limits (spendingLimits.ts); the same limits again append nothing. */
+export interface SetSpendingLimits {
+  type: 'SetSpendingLimits';
+  studentId: string;
+  /** The limits' currency: the wallet's, or, on a wallet without money yet, the one it will hold. */
+  currency: string;
+  limits: SpendingLimits;
+  actor: Actor;
+  setAt: string;
+  /** Whether the student has a linked guardian (guardianship.ts): then a student may only lower limits. */
+  guardianLinked: boolean;
+}
+
+/** A subscription payment (subscription.ts): a direct charge, no hold (docs/ledger-flows.md). */
+export interface ChargeSubscription {
+  type: 'ChargeSubscription';
+  studentId: string;
+  subscriptionId: string;
+  /** periodChargeId / changeChargeId (subscription.ts): the wallet takes each at most once. */
+  chargeId: string;
+  kind: 'period' | 'change';
+  period: number;
+  planId: string;
+  /** The first day of the period this charge pays for (0 for a period; later for an upgrade). */
+  startDay: number;
+  amount: number;
+  currency: string;
+  entryId: string;
+}
+
+/** Unused subscription money back to the wallet (cancel now, or a charge its subscription refused). */
+export interface RefundSubscription {
+  type: 'RefundSubscription';
+  studentId: string;
+  subscriptionId: string;
+  refundId: string;
+  amount: number;
+  currency: string;
+  entryId: string;
+}
+
+/** The subscription ended (with the refund of its unused part, if any): the student may subscribe again. */
+export interface EndSubscription {
+  type: 'EndSubscription';
+  studentId: string;
+  subscriptionId: string;
+  /** 0: nothing comes back (refundId then null). */
+  refund: number;
+  refundId: string | null;
+  currency: string;
+  entryId: string;
+}
+
 export type WalletCommand =
+  | SetSpendingLimits
+  | ChargeSubscription
+  | RefundSubscription
+  | EndSubscription
   | CreditTopUp
   | PlaceWalletHold
   | CaptureWalletHold
@@ -135,116 +259,153 @@ export type WalletCommand =
 // ---------------------------------------------------------------------------------------------------
 // Events (every one moves money, so every one carries its entry)
 
-export type WalletToppedUp = DomainEvent<
-  'WalletToppedUp',
-  {
-    studentId: string;
-    topUpId: string;
-    paymentIntentId: string;
-    amount: number;
-    currency: string;
-    entry: JournalEntry;
-  }
->;
+const holdRef = {
+  studentId: EntityIdSchema,
+  holdId: UuidSchema,
+  bookingId: EntityIdSchema,
+  tutorId: EntityIdSchema,
+};
 
-export type WalletHoldPlaced = DomainEvent<
-  'WalletHoldPlaced',
-  {
-    studentId: string;
-    holdId: string;
-    bookingId: string;
-    tutorId: string;
-    amount: number;
-    currency: string;
-    scheduledAt: string;
-    entry: JournalEntry;
-  }
->;
-
-export type WalletHoldCaptured = DomainEvent<
-  'WalletHoldCaptured',
-  {
-    studentId: string;
-    holdId: string;
-    bookingId: string;
-    tutorId: string;
+export const WALLET_EVENTS = {
+  WalletToppedUp: strictObject({
+    studentId: EntityIdSchema,
+    topUpId: EntityIdSchema,
+    paymentIntentId: StripeIdSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    entry: JournalEntrySchema,
+  }),
+  WalletHoldPlaced: strictObject({
+    ...holdRef,
+    /** What the student pays (listPrice - discounts when discounted). */
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    scheduledAt: InstantSchema,
+    /**
+     * The day, week and month (tenant time zone) the hold's spending counts in; absent on holds
+     * placed before spending limits existed, which count in none.
+     */
+    spendingPeriods: Type.Optional(SpendingPeriodsSchema),
+    /** The booking's list price; absent when no discount applies (then it is `amount`). */
+    listPrice: Type.Optional(PositiveAmountSchema),
+    /** Discounts off the list price, charged to their funding accounts at capture (bookingPrice.ts). */
+    discounts: Type.Optional(DiscountsSchema),
+    entry: JournalEntrySchema,
+  }),
+  WalletHoldCaptured: strictObject({
+    ...holdRef,
     /** The hold's amount (released in full). */
-    held: number;
-    captured: number;
-    tutorShare: number;
-    commission: number;
-    currency: string;
-    entry: JournalEntry;
-  }
->;
-
-export type WalletHoldReleased = DomainEvent<
-  'WalletHoldReleased',
-  {
-    studentId: string;
-    holdId: string;
-    bookingId: string;
-    tutorId: string;
-    reason: 'cancelled' | 'expired';
+    held: PositiveAmountSchema,
+    /** Charged to the wallet. */
+    captured: PositiveAmountSchema,
+    tutorShare: AmountSchema,
+    commission: AmountSchema,
+    /** Tax on the commission (tax.ts): credited to platform:tax:payable; absent when none applies. */
+    commissionTax: Type.Optional(CommissionTaxSchema),
+    /** The hold's discounts, debited to their funding accounts: captured + discounts = the split. */
+    discounts: Type.Optional(DiscountsSchema),
+    currency: CurrencySchema,
+    entry: JournalEntrySchema,
+  }),
+  WalletHoldReleased: strictObject({
+    ...holdRef,
+    reason: Type.Union([Type.Literal('cancelled'), Type.Literal('expired')]),
     /** The hold's amount (released in full). */
-    held: number;
-    fee: number;
-    tutorShare: number;
-    commission: number;
-    currency: string;
-    entry: JournalEntry;
-  }
->;
+    held: PositiveAmountSchema,
+    fee: AmountSchema,
+    tutorShare: AmountSchema,
+    commission: AmountSchema,
+    commissionTax: Type.Optional(CommissionTaxSchema),
+    currency: CurrencySchema,
+    entry: JournalEntrySchema,
+  }),
+  WalletRefunded: strictObject({
+    studentId: EntityIdSchema,
+    refundId: EntityIdSchema,
+    bookingId: EntityIdSchema,
+    tutorId: EntityIdSchema,
+    /** Back to the wallet: 0 only when the discounts' parts take the whole refund. */
+    amount: AmountSchema,
+    tutorPart: AmountSchema,
+    commissionPart: AmountSchema,
+    /** The discounts' parts, credited back to their funding accounts; absent when none. */
+    discounts: Type.Optional(DiscountsSchema),
+    /** The commission tax reversed: debited to platform:tax:payable; absent when none. */
+    commissionTax: Type.Optional(CommissionTaxSchema),
+    currency: CurrencySchema,
+    entry: JournalEntrySchema,
+  }),
+  WalletRefundedToCard: strictObject({
+    studentId: EntityIdSchema,
+    topUpId: EntityIdSchema,
+    stripeRefundId: StripeIdSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    entry: JournalEntrySchema,
+  }),
+  WalletAdjusted: strictObject({
+    studentId: EntityIdSchema,
+    adjustmentId: EntityIdSchema,
+    direction: SideSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    reason: TextSchema(),
+    actor: ActorSchema,
+    entry: JournalEntrySchema,
+    ...EffectiveFields,
+  }),
+  /** No postings: the limits in force from now on (all null: none). Fixes the wallet's currency. */
+  WalletSpendingLimitsSet: strictObject({
+    studentId: EntityIdSchema,
+    currency: CurrencySchema,
+    limits: SpendingLimitsSchema,
+    actor: ActorSchema,
+    setAt: InstantSchema,
+  }),
+  WalletSubscriptionCharged: strictObject({
+    studentId: EntityIdSchema,
+    subscriptionId: EntityIdSchema,
+    chargeId: EntityIdSchema,
+    kind: Type.Union([Type.Literal('period'), Type.Literal('change')]),
+    period: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+    planId: EntityIdSchema,
+    startDay: Type.Integer({ minimum: 0, maximum: 366 }),
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    entry: JournalEntrySchema,
+  }),
+  WalletSubscriptionRefunded: strictObject({
+    studentId: EntityIdSchema,
+    subscriptionId: EntityIdSchema,
+    refundId: EntityIdSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    entry: JournalEntrySchema,
+  }),
+  /**
+   * The wallet's record that the student's subscription ended; with a refund of its unused part
+   * (Dr deferred revenue, Cr wallet) when `refund` > 0, else no entry.
+   */
+  WalletSubscriptionEnded: strictObject({
+    studentId: EntityIdSchema,
+    subscriptionId: EntityIdSchema,
+    refund: AmountSchema,
+    refundId: Type.Union([EntityIdSchema, Type.Null()]),
+    currency: CurrencySchema,
+    entry: Type.Optional(JournalEntrySchema),
+  }),
+} as const satisfies EventSchemas;
 
-export type WalletRefunded = DomainEvent<
-  'WalletRefunded',
-  {
-    studentId: string;
-    refundId: string;
-    bookingId: string;
-    tutorId: string;
-    amount: number;
-    tutorPart: number;
-    commissionPart: number;
-    currency: string;
-    entry: JournalEntry;
-  }
->;
-
-export type WalletRefundedToCard = DomainEvent<
-  'WalletRefundedToCard',
-  {
-    studentId: string;
-    topUpId: string;
-    stripeRefundId: string;
-    amount: number;
-    currency: string;
-    entry: JournalEntry;
-  }
->;
-
-export type WalletAdjusted = DomainEvent<
-  'WalletAdjusted',
-  {
-    studentId: string;
-    adjustmentId: string;
-    direction: 'debit' | 'credit';
-    amount: number;
-    currency: string;
-    reason: string;
-    actor: Actor;
-    entry: JournalEntry;
-  }
->;
-
-export type WalletEvent =
-  | WalletToppedUp
-  | WalletHoldPlaced
-  | WalletHoldCaptured
-  | WalletHoldReleased
-  | WalletRefunded
-  | WalletRefundedToCard
-  | WalletAdjusted;
+export type WalletEvent = EventsOf<typeof WALLET_EVENTS>;
+export type WalletToppedUp = EventOf<typeof WALLET_EVENTS, 'WalletToppedUp'>;
+export type WalletHoldPlaced = EventOf<typeof WALLET_EVENTS, 'WalletHoldPlaced'>;
+export type WalletHoldCaptured = EventOf<typeof WALLET_EVENTS, 'WalletHoldCaptured'>;
+export type WalletHoldReleased = EventOf<typeof WALLET_EVENTS, 'WalletHoldReleased'>;
+export type WalletRefunded = EventOf<typeof WALLET_EVENTS, 'WalletRefunded'>;
+export type WalletRefundedToCard = EventOf<typeof WALLET_EVENTS, 'WalletRefundedToCard'>;
+export type WalletAdjusted = EventOf<typeof WALLET_EVENTS, 'WalletAdjusted'>;
+export type WalletSpendingLimitsSet = EventOf<typeof WALLET_EVENTS, 'WalletSpendingLimitsSet'>;
+type WalletMoneyEvent = Exclude<WalletEvent, WalletSpendingLimitsSet | { type: 'WalletSubscriptionEnded' }>;
 
 // ---------------------------------------------------------------------------------------------------
 // State
@@ -260,6 +421,19 @@ export interface WalletHold {
   captured: number;
   /** Sum of refunds back to the wallet for this booking (never above captured). */
   refunded: number;
+  /** The periods its spending was counted in; undefined for holds from before spending limits. */
+  periods?: CalendarPeriods;
+  /** Discounts off the list price (bookingPrice.ts); empty when none. */
+  discounts: readonly Discount[];
+  /** Sum of the discounts' parts refunded (never above their total). */
+  discountsRefunded: number;
+}
+
+/** What the wallet paid into one subscription (it bounds the refunds). */
+export interface WalletSubscription {
+  charged: number;
+  refunded: number;
+  ended: boolean;
 }
 
 export interface WalletState {
@@ -275,6 +449,16 @@ export interface WalletState {
   refundIds: PersistentMap<true>;
   cardRefundIds: PersistentMap<true>;
   adjustmentIds: PersistentMap<true>;
+  /** Spending limits and what was spent in the current periods (spendingLimits.ts). */
+  spending: SpendingState;
+  /** Holds held or captured: purchases, for first-purchase-only discounts. */
+  purchases: number;
+  /** Every subscription this wallet paid for, by id. */
+  subscriptions: PersistentMap<WalletSubscription>;
+  /** `{subscriptionId}/{chargeId}` and `{subscriptionId}/{refundId}` already applied. */
+  subscriptionMoves: PersistentMap<true>;
+  /** The student's one subscription that has not ended (a student has at most one). */
+  liveSubscriptionId: string | null;
   /** Number of events applied. */
   version: number;
 }
@@ -289,6 +473,11 @@ export const initialWalletState = (): WalletState => ({
   refundIds: PersistentMap.empty(),
   cardRefundIds: PersistentMap.empty(),
   adjustmentIds: PersistentMap.empty(),
+  spending: initialSpendingState(),
+  purchases: 0,
+  subscriptions: PersistentMap.empty(),
+  subscriptionMoves: PersistentMap.empty(),
+  liveSubscriptionId: null,
   version: 0,
 });
 
@@ -357,21 +546,259 @@ function checkSplit(total: number, a: number, b: number, names: [string, string,
 function settlementLegs(
   studentId: string,
   hold: WalletHold,
-  split: { charged: number; tutorShare: number; commission: number },
+  split: {
+    charged: number;
+    tutorShare: number;
+    commission: number;
+    commissionTax?: CommissionTax | undefined;
+    discounts?: readonly Discount[] | undefined;
+  },
 ): { hold: HoldLeg; lines: Line[] } {
   const wallet = studentWallet(studentId);
+  const lines: Line[] = [
+    { account: wallet, side: 'debit', amount: split.charged },
+    ...discountLines(split.discounts, 'debit'),
+    { account: tutorEarningsPending(hold.tutorId), side: 'credit', amount: split.tutorShare },
+    { account: PLATFORM_REVENUE_COMMISSION, side: 'credit', amount: split.commission },
+  ];
+  // Only with tax: an untaxed settlement's entry is exactly what it always was.
+  if (split.commissionTax) {
+    lines.push({ account: PLATFORM_TAX_PAYABLE, side: 'credit', amount: split.commissionTax.amount });
+  }
   return {
     hold: { debitAccount: wallet, creditAccount: bookingClearing(hold.bookingId), amount: hold.amount },
-    lines: [
-      { account: wallet, side: 'debit', amount: split.charged },
-      { account: tutorEarningsPending(hold.tutorId), side: 'credit', amount: split.tutorShare },
-      { account: PLATFORM_REVENUE_COMMISSION, side: 'credit', amount: split.commission },
-    ],
+    lines,
   };
 }
 
+/** A command's commission tax, checked; undefined when it has none. */
+function commissionTaxOf(value: CommissionTax | undefined): CommissionTax | undefined {
+  if (value === undefined) return undefined;
+  const amount = assertAmount(value.amount, { field: 'commissionTax.amount', allowZero: true });
+  if (
+    !Number.isInteger(value.rateBps) ||
+    value.rateBps < 1 ||
+    value.rateBps > 10_000 ||
+    typeof value.inclusive !== 'boolean'
+  ) {
+    validationFailed('commissionTax must be {amount, rateBps 1..10000, inclusive}', {
+      field: 'commissionTax',
+    });
+  }
+  return { amount, rateBps: value.rateBps, inclusive: value.inclusive };
+}
+
+function requireWalletSubscription(state: WalletState, subscriptionId: string): WalletSubscription {
+  const known = state.subscriptions.get(subscriptionId);
+  if (!known) {
+    throw new DomainError('not_found', `subscription ${subscriptionId} was never paid from this wallet`, {
+      subscriptionId,
+    });
+  }
+  return known;
+}
+
+/** Unused subscription money back to the wallet: Dr deferred revenue, Cr wallet, at most what was paid. */
+function subscriptionRefundEntry(
+  state: WalletState,
+  r: {
+    studentId: string;
+    subscriptionId: string;
+    refundId: string;
+    amount: number;
+    currency: string;
+    entryId: string;
+  },
+  why: 'refund' | 'end',
+): JournalEntry {
+  const known = requireWalletSubscription(state, r.subscriptionId);
+  if (state.subscriptionMoves.get(`${r.subscriptionId}/${r.refundId}`)) {
+    throw new DomainError('invalid_state', `refund ${r.refundId} was already applied`, {
+      refundId: r.refundId,
+    });
+  }
+  if (known.refunded + r.amount > known.charged) {
+    throw new DomainError(
+      'limit_exceeded',
+      `refund of ${r.amount} exceeds what subscription ${r.subscriptionId} has left to refund (${known.charged - known.refunded})`,
+      { charged: known.charged, refunded: known.refunded, requested: r.amount },
+    );
+  }
+  const money = formatMoney({ amount: r.amount, currency: r.currency });
+  return postEntry({
+    entryId: r.entryId,
+    currency: r.currency,
+    description:
+      why === 'end'
+        ? `Subscription ${r.subscriptionId} ended: unused ${money} back to the wallet`
+        : `Subscription ${r.subscriptionId} refund ${r.refundId}: ${money} back to the wallet`,
+    lines: [
+      { account: PLATFORM_DEFERRED_REVENUE_SUBSCRIPTIONS, side: 'debit', amount: r.amount },
+      { account: studentWallet(r.studentId), side: 'credit', amount: r.amount },
+    ],
+  });
+}
+
 export function decideWallet(command: WalletCommand, state: WalletState): WalletEvent[] {
+  const events = decideWalletEvents(command, state);
+  const first = events[0];
+  // The wallet stream owns the wallet's totals: its limit is checked exactly here (ledgerLimits.ts).
+  if (first) {
+    const { studentId, currency } = first.data;
+    assertOwnedAccountWithinLimit(
+      state.totals,
+      studentWallet(studentId),
+      currency,
+      entriesOf(events),
+      volumeLimitFor(command.type),
+    );
+  }
+  return events;
+}
+
+function decideWalletEvents(command: WalletCommand, state: WalletState): WalletEvent[] {
   switch (command.type) {
+    case 'SetSpendingLimits': {
+      const studentId = checkStudent(state, command.studentId);
+      const currency = checkCurrency(state, command.currency);
+      const limits = requireLimits(command.limits);
+      const actor = requireActor(command.actor);
+      const setAt = toIso(parseInstant(command.setAt, 'setAt'));
+      if (command.guardianLinked === true && actor.role === 'student') {
+        const raised = raisedLimits(state.spending.limits, limits);
+        if (raised.length > 0) {
+          throw new DomainError(
+            'forbidden',
+            `a guardian is linked to this wallet: only they may raise its limits (${raised.join(', ')})`,
+            { raised },
+          );
+        }
+      }
+      // The limits in force again change nothing (on a fresh wallet: no limits, and no currency fixed).
+      if (sameLimits(limits, state.spending.limits)) return [];
+      return [{ type: 'WalletSpendingLimitsSet', data: { studentId, currency, limits, actor, setAt } }];
+    }
+
+    case 'ChargeSubscription': {
+      const studentId = checkStudent(state, command.studentId);
+      const subscriptionId = requireEntityId(command.subscriptionId, 'subscriptionId');
+      const chargeId = requireEntityId(command.chargeId, 'chargeId');
+      const planId = requireEntityId(command.planId, 'planId');
+      const amount = assertAmount(command.amount);
+      const entryId = requireUuid(command.entryId, 'entryId');
+      const currency = checkCurrency(state, command.currency);
+      if (command.kind !== 'period' && command.kind !== 'change') {
+        validationFailed("kind must be 'period' or 'change'", { field: 'kind' });
+      }
+      if (!Number.isSafeInteger(command.period) || command.period < 0) {
+        validationFailed('period must be a non-negative integer', { field: 'period' });
+      }
+      if (!Number.isInteger(command.startDay) || command.startDay < 0 || command.startDay > 366) {
+        validationFailed('startDay must be 0..366', { field: 'startDay' });
+      }
+      const known = state.subscriptions.get(subscriptionId);
+      if (state.liveSubscriptionId !== null && state.liveSubscriptionId !== subscriptionId) {
+        throw new DomainError(
+          'invalid_state',
+          `student ${studentId} already has subscription ${state.liveSubscriptionId}: change or cancel it`,
+          { subscriptionId: state.liveSubscriptionId },
+        );
+      }
+      if (known?.ended) {
+        throw new DomainError('invalid_state', `subscription ${subscriptionId} has ended`, {
+          subscriptionId,
+        });
+      }
+      if (!known && (command.kind !== 'period' || command.period !== 0)) {
+        throw new DomainError('not_found', `subscription ${subscriptionId} was never paid from this wallet`, {
+          subscriptionId,
+        });
+      }
+      if (state.subscriptionMoves.get(`${subscriptionId}/${chargeId}`)) {
+        throw new DomainError(
+          'invalid_state',
+          `${chargeId} of subscription ${subscriptionId} was already charged`,
+          {
+            subscriptionId,
+            chargeId,
+          },
+        );
+      }
+      requireSpendable(state, amount, `subscription ${subscriptionId} ${chargeId}`);
+      const entry = postEntry({
+        entryId,
+        currency,
+        description: `Subscription ${subscriptionId} ${chargeId} (plan ${planId}): ${formatMoney({ amount, currency })}`,
+        lines: [
+          { account: studentWallet(studentId), side: 'debit', amount },
+          { account: PLATFORM_DEFERRED_REVENUE_SUBSCRIPTIONS, side: 'credit', amount },
+        ],
+      });
+      return [
+        {
+          type: 'WalletSubscriptionCharged',
+          data: {
+            studentId,
+            subscriptionId,
+            chargeId,
+            kind: command.kind,
+            period: command.period,
+            planId,
+            startDay: command.startDay,
+            amount,
+            currency,
+            entry,
+          },
+        },
+      ];
+    }
+
+    case 'RefundSubscription': {
+      const studentId = checkStudent(state, command.studentId);
+      const subscriptionId = requireEntityId(command.subscriptionId, 'subscriptionId');
+      const refundId = requireEntityId(command.refundId, 'refundId');
+      const amount = assertAmount(command.amount);
+      const entryId = requireUuid(command.entryId, 'entryId');
+      const currency = checkCurrency(state, command.currency);
+      const entry = subscriptionRefundEntry(
+        state,
+        { studentId, subscriptionId, refundId, amount, currency, entryId },
+        'refund',
+      );
+      return [
+        {
+          type: 'WalletSubscriptionRefunded',
+          data: { studentId, subscriptionId, refundId, amount, currency, entry },
+        },
+      ];
+    }
+
+    case 'EndSubscription': {
+      const studentId = checkStudent(state, command.studentId);
+      const subscriptionId = requireEntityId(command.subscriptionId, 'subscriptionId');
+      const known = requireWalletSubscription(state, subscriptionId);
+      if (known.ended) {
+        throw new DomainError('invalid_state', `subscription ${subscriptionId} already ended`, {
+          subscriptionId,
+        });
+      }
+      const refund = assertAmount(command.refund, { field: 'refund', allowZero: true });
+      const currency = checkCurrency(state, command.currency);
+      const entryId = requireUuid(command.entryId, 'entryId');
+      if (refund > 0 !== (command.refundId !== null)) {
+        validationFailed('a refund names its refundId, no refund has none', { field: 'refundId' });
+      }
+      const data = { studentId, subscriptionId, refund, refundId: command.refundId, currency };
+      if (command.refundId === null) return [{ type: 'WalletSubscriptionEnded', data }];
+      const refundId = requireEntityId(command.refundId, 'refundId');
+      const entry = subscriptionRefundEntry(
+        state,
+        { studentId, subscriptionId, refundId, amount: refund, currency, entryId },
+        'end',
+      );
+      return [{ type: 'WalletSubscriptionEnded', data: { ...data, refundId, entry } }];
+    }
+
     case 'CreditTopUp': {
       const studentId = checkStudent(state, command.studentId);
       const topUpId = requireEntityId(command.topUpId, 'topUpId');
@@ -408,13 +835,32 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       const tutorId = requireEntityId(command.tutorId, 'tutorId');
       const amount = assertAmount(command.amount);
       const scheduledAt = toIso(parseInstant(command.scheduledAt, 'scheduledAt'));
+      const placedAt = parseInstant(command.placedAt, 'placedAt');
+      const timeZone = requireTimeZone(command.timeZone, 'timeZone');
       const entryId = requireUuid(command.entryId, 'entryId');
       const currency = checkCurrency(state, command.currency);
+      const pricing = command.pricing;
+      if (pricing !== undefined) {
+        const listPrice = assertAmount(pricing.listPrice, { field: 'price' });
+        if (payableAfter(listPrice, pricing.discounts) !== amount || pricing.discounts.length === 0) {
+          validationFailed('a discounted hold is the list price less its discounts', { field: 'amount' });
+        }
+      }
       if (state.holds.get(holdId) || state.holdByBooking.get(bookingId)) {
         throw new DomainError('invalid_state', `booking ${bookingId} already has a hold on this wallet`, {
           holdId,
           bookingId,
         });
+      }
+      const spendingPeriods = periodsForHold(state.spending, calendarPeriods(placedAt, timeZone));
+      // The limits first: a booking over a limit is refused whatever the wallet holds.
+      checkSpendingLimits(state.spending, amount, spendingPeriods, currency);
+      if (command.firstPurchaseOnly !== undefined && state.purchases > 0) {
+        throw new DomainError(
+          'promo_code_rejected',
+          `promo code ${command.firstPurchaseOnly.code}: only for a first purchase, and this student has ${state.purchases} booking(s)`,
+          { code: command.firstPurchaseOnly.code, reason: 'first_purchase_only' },
+        );
       }
       requireSpendable(state, amount, `hold for booking ${bookingId}`);
       const entry = holdEntry({
@@ -427,7 +873,18 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       return [
         {
           type: 'WalletHoldPlaced',
-          data: { studentId, holdId, bookingId, tutorId, amount, currency, scheduledAt, entry },
+          data: {
+            studentId,
+            holdId,
+            bookingId,
+            tutorId,
+            amount,
+            currency,
+            scheduledAt,
+            spendingPeriods,
+            ...(pricing ? { listPrice: pricing.listPrice, discounts: pricing.discounts } : {}),
+            entry,
+          },
         },
       ];
     }
@@ -439,7 +896,16 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       const tutorShare = assertAmount(command.tutorShare, { field: 'tutorShare', allowZero: true });
       const commission = assertAmount(command.commission, { field: 'commission', allowZero: true });
       const entryId = requireUuid(command.entryId, 'entryId');
-      checkSplit(captured, tutorShare, commission, ['captured', 'tutorShare', 'commission']);
+      const commissionTax = commissionTaxOf(command.commissionTax);
+      const discounted = discountTotal(hold.discounts);
+      checkSplit(captured + discounted, tutorShare, commission + (commissionTax?.amount ?? 0), [
+        'captured',
+        'tutorShare',
+        'commission',
+      ]);
+      if (discounted > 0 && captured !== hold.amount) {
+        validationFailed('a discounted hold is captured in full', { field: 'captured', held: hold.amount });
+      }
       if (captured > hold.amount) {
         throw new DomainError(
           'limit_exceeded',
@@ -452,8 +918,22 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
         entryId,
         holdId: hold.holdId,
         currency,
-        description: `Booking ${hold.bookingId} completed: ${formatMoney({ amount: captured, currency })} captured`,
-        ...settlementLegs(studentId, hold, { charged: captured, tutorShare, commission }),
+        // A statement line says why the promotions account paid part of it (undiscounted: as it always was).
+        description:
+          `Booking ${hold.bookingId} completed: ${formatMoney({ amount: captured, currency })} captured` +
+          hold.discounts
+            .map(
+              (d) =>
+                `, ${d.kind.replace('_', ' ')} ${d.reference} ${formatMoney({ amount: d.amount, currency })} off`,
+            )
+            .join(''),
+        ...settlementLegs(studentId, hold, {
+          charged: captured,
+          tutorShare,
+          commission,
+          commissionTax,
+          discounts: hold.discounts,
+        }),
       });
       return [
         {
@@ -467,6 +947,8 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
             captured,
             tutorShare,
             commission,
+            ...(commissionTax ? { commissionTax } : {}),
+            ...(hold.discounts.length > 0 ? { discounts: [...hold.discounts] } : {}),
             currency,
             entry,
           },
@@ -484,7 +966,12 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       const tutorShare = assertAmount(command.tutorShare, { field: 'tutorShare', allowZero: true });
       const commission = assertAmount(command.commission, { field: 'commission', allowZero: true });
       const entryId = requireUuid(command.entryId, 'entryId');
-      checkSplit(fee, tutorShare, commission, ['fee', 'tutorShare', 'commission']);
+      const commissionTax = commissionTaxOf(command.commissionTax);
+      checkSplit(fee, tutorShare, commission + (commissionTax?.amount ?? 0), [
+        'fee',
+        'tutorShare',
+        'commission',
+      ]);
       if (fee > 0 && command.reason === 'expired') {
         validationFailed('an expired hold is released without a fee', { field: 'fee' });
       }
@@ -503,7 +990,7 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
           fee > 0
             ? `Booking ${hold.bookingId} ${command.reason}: hold released, late-cancellation fee ${formatMoney({ amount: fee, currency })}`
             : `Booking ${hold.bookingId} ${command.reason}: hold released`,
-        ...settlementLegs(studentId, hold, { charged: fee, tutorShare, commission }),
+        ...settlementLegs(studentId, hold, { charged: fee, tutorShare, commission, commissionTax }),
       });
       return [
         {
@@ -518,6 +1005,7 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
             fee,
             tutorShare,
             commission,
+            ...(commissionTax ? { commissionTax } : {}),
             currency,
             entry,
           },
@@ -529,7 +1017,9 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       const studentId = checkStudent(state, command.studentId);
       const refundId = requireEntityId(command.refundId, 'refundId');
       const bookingId = requireEntityId(command.bookingId, 'bookingId');
-      const amount = assertAmount(command.amount);
+      const discounts = command.discounts ?? [];
+      const discountPart = discountTotal(discounts);
+      const amount = assertAmount(command.amount, { allowZero: discounts.length > 0 });
       const tutorPart = assertAmount(command.tutorPart, { field: 'tutorPart', allowZero: true });
       const commissionPart = assertAmount(command.commissionPart, {
         field: 'commissionPart',
@@ -537,7 +1027,12 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       });
       const entryId = requireUuid(command.entryId, 'entryId');
       const currency = assertCurrency(command.currency);
-      checkSplit(amount, tutorPart, commissionPart, ['amount', 'tutorPart', 'commissionPart']);
+      const commissionTax = commissionTaxOf(command.commissionTax);
+      checkSplit(amount + discountPart, tutorPart, commissionPart + (commissionTax?.amount ?? 0), [
+        'amount',
+        'tutorPart',
+        'commissionPart',
+      ]);
       const holdId = state.holdByBooking.get(bookingId);
       const hold = holdId === undefined ? undefined : state.holds.get(holdId);
       if (!hold) {
@@ -557,6 +1052,24 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
           },
         );
       }
+      for (const d of discounts) {
+        const given = hold.discounts.find((h) => h.kind === d.kind && h.reference === d.reference);
+        if (!given || !Number.isSafeInteger(d.amount) || d.amount < 1) {
+          validationFailed(`refund names discount ${d.kind}:${d.reference}, not one of the booking's`, {
+            field: 'discounts',
+          });
+        }
+      }
+      if (hold.discountsRefunded + discountPart > discountTotal(hold.discounts)) {
+        throw new DomainError(
+          'limit_exceeded',
+          `refund returns more discount than booking ${bookingId} had`,
+          {
+            discounts: discountTotal(hold.discounts),
+            refunded: hold.discountsRefunded,
+          },
+        );
+      }
       if (hold.refunded + amount > hold.captured) {
         throw new DomainError(
           'limit_exceeded',
@@ -571,7 +1084,11 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
         lines: [
           { account: refundClearing(refundId), side: 'debit', amount: tutorPart },
           { account: PLATFORM_REVENUE_COMMISSION, side: 'debit', amount: commissionPart },
+          ...(commissionTax
+            ? [{ account: PLATFORM_TAX_PAYABLE, side: 'debit' as const, amount: commissionTax.amount }]
+            : []),
           { account: studentWallet(studentId), side: 'credit', amount },
+          ...discountLines(discounts, 'credit'),
         ],
       });
       return [
@@ -585,6 +1102,8 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
             amount,
             tutorPart,
             commissionPart,
+            ...(discounts.length > 0 ? { discounts } : {}),
+            ...(commissionTax ? { commissionTax } : {}),
             currency,
             entry,
           },
@@ -645,6 +1164,7 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       const actor = requireFinanceAdmin(command.actor);
       const entryId = requireUuid(command.entryId, 'entryId');
       const currency = checkCurrency(state, command.currency);
+      const effective = sameMonthEffectiveFields(command);
       if (state.adjustmentIds.get(adjustmentId)) {
         throw new DomainError('invalid_state', `adjustment ${adjustmentId} was already applied`, {
           adjustmentId,
@@ -663,7 +1183,7 @@ export function decideWallet(command: WalletCommand, state: WalletState): Wallet
       return [
         {
           type: 'WalletAdjusted',
-          data: { studentId, adjustmentId, direction, amount, currency, reason, actor, entry },
+          data: { studentId, adjustmentId, direction, amount, currency, reason, actor, entry, ...effective },
         },
       ];
     }
@@ -706,9 +1226,108 @@ function withHold(state: WalletState, holdId: string, update: (hold: WalletHold)
 }
 
 export function evolveWallet(state: WalletState, event: WalletEvent): WalletState {
+  if (event.type === 'WalletSpendingLimitsSet') {
+    const e = event.data;
+    invariant(
+      state.studentId === null || state.studentId === e.studentId,
+      `limits of ${e.studentId} in wallet ${state.studentId}`,
+    );
+    invariant(
+      state.currency === null || state.currency === e.currency,
+      `limits in ${e.currency} on a wallet in ${state.currency}`,
+    );
+    return {
+      ...state,
+      studentId: e.studentId,
+      currency: e.currency,
+      spending: { ...state.spending, limits: e.limits },
+      version: state.version + 1,
+    };
+  }
+  if (event.type === 'WalletSubscriptionEnded') {
+    const e = event.data;
+    const known = state.subscriptions.get(e.subscriptionId);
+    invariant(
+      state.studentId === e.studentId,
+      `wallet event for ${e.studentId} in wallet ${state.studentId}`,
+    );
+    invariant(known && !known.ended, `subscription ${e.subscriptionId} ended twice or never paid`);
+    invariant(
+      e.refund > 0 === (e.entry !== undefined),
+      `subscription ${e.subscriptionId}: refund without entry`,
+    );
+    invariant(
+      known.refunded + e.refund <= known.charged,
+      `refunds of ${e.subscriptionId} exceed its charges`,
+    );
+    const next = e.entry
+      ? applyMoney(state, e.studentId, e.currency, e.entry)
+      : { ...state, version: state.version + 1 };
+    return {
+      ...next,
+      subscriptions: next.subscriptions.set(e.subscriptionId, {
+        ...known,
+        refunded: known.refunded + e.refund,
+        ended: true,
+      }),
+      subscriptionMoves: e.refundId
+        ? next.subscriptionMoves.set(`${e.subscriptionId}/${e.refundId}`, true)
+        : next.subscriptionMoves,
+      liveSubscriptionId: state.liveSubscriptionId === e.subscriptionId ? null : state.liveSubscriptionId,
+    };
+  }
+  return evolveMoney(state, event);
+}
+
+/** A hold's resolution: what the student was not charged comes back to the spending limits. */
+function unspent(state: WalletState, hold: WalletHold, charged: number): SpendingState {
+  return hold.periods ? giveBack(state.spending, hold.amount - charged, hold.periods) : state.spending;
+}
+
+function evolveMoney(state: WalletState, event: WalletMoneyEvent): WalletState {
   const d = event.data;
   const next = applyMoney(state, d.studentId, d.currency, d.entry);
   switch (event.type) {
+    case 'WalletSubscriptionCharged': {
+      const e = event.data;
+      const key = `${e.subscriptionId}/${e.chargeId}`;
+      const known = state.subscriptions.get(e.subscriptionId);
+      invariant(!state.subscriptionMoves.get(key), `subscription charge ${key} applied twice`);
+      invariant(!known?.ended, `charge of ended subscription ${e.subscriptionId}`);
+      invariant(
+        state.liveSubscriptionId === null || state.liveSubscriptionId === e.subscriptionId,
+        `a second live subscription ${e.subscriptionId} beside ${state.liveSubscriptionId}`,
+      );
+      return {
+        ...next,
+        subscriptions: next.subscriptions.set(e.subscriptionId, {
+          charged: (known?.charged ?? 0) + e.amount,
+          refunded: known?.refunded ?? 0,
+          ended: false,
+        }),
+        subscriptionMoves: next.subscriptionMoves.set(key, true),
+        liveSubscriptionId: e.subscriptionId,
+      };
+    }
+    case 'WalletSubscriptionRefunded': {
+      const e = event.data;
+      const key = `${e.subscriptionId}/${e.refundId}`;
+      const known = state.subscriptions.get(e.subscriptionId);
+      invariant(known, `refund of unknown subscription ${e.subscriptionId}`);
+      invariant(!state.subscriptionMoves.get(key), `subscription refund ${key} applied twice`);
+      invariant(
+        known.refunded + e.amount <= known.charged,
+        `refunds of ${e.subscriptionId} exceed its charges`,
+      );
+      return {
+        ...next,
+        subscriptions: next.subscriptions.set(e.subscriptionId, {
+          ...known,
+          refunded: known.refunded + e.amount,
+        }),
+        subscriptionMoves: next.subscriptionMoves.set(key, true),
+      };
+    }
     case 'WalletToppedUp': {
       const e = event.data;
       invariant(!state.topUps.get(e.topUpId), `top-up ${e.topUpId} credited twice`);
@@ -728,25 +1347,36 @@ export function evolveWallet(state: WalletState, event: WalletEvent): WalletStat
           status: 'held',
           captured: 0,
           refunded: 0,
+          ...(e.spendingPeriods ? { periods: e.spendingPeriods } : {}),
+          discounts: e.discounts ?? [],
+          discountsRefunded: 0,
         }),
         holdByBooking: next.holdByBooking.set(e.bookingId, e.holdId),
+        spending: e.spendingPeriods ? countHold(next.spending, e.amount, e.spendingPeriods) : next.spending,
+        purchases: next.purchases + 1,
       };
     }
     case 'WalletHoldCaptured': {
       const e = event.data;
-      return withHold(next, e.holdId, (hold) => {
+      const resolved = withHold(next, e.holdId, (hold) => {
         invariant(hold.status === 'held', `hold ${e.holdId} resolved twice`);
         invariant(e.captured <= hold.amount, `hold ${e.holdId} captured above its amount`);
         return { ...hold, status: 'captured', captured: e.captured };
       });
+      return { ...resolved, spending: unspent(next, next.holds.get(e.holdId)!, e.captured) };
     }
     case 'WalletHoldReleased': {
       const e = event.data;
-      return withHold(next, e.holdId, (hold) => {
+      const resolved = withHold(next, e.holdId, (hold) => {
         invariant(hold.status === 'held', `hold ${e.holdId} resolved twice`);
         invariant(e.fee <= hold.amount, `hold ${e.holdId} fee above its amount`);
         return { ...hold, status: 'released' };
       });
+      return {
+        ...resolved,
+        spending: unspent(next, next.holds.get(e.holdId)!, e.fee),
+        purchases: resolved.purchases - 1,
+      };
     }
     case 'WalletRefunded': {
       const e = event.data;
@@ -756,7 +1386,12 @@ export function evolveWallet(state: WalletState, event: WalletEvent): WalletStat
       const updated = withHold(next, holdId, (hold) => {
         invariant(hold.status === 'captured', `refund of booking ${e.bookingId} that was not captured`);
         invariant(hold.refunded + e.amount <= hold.captured, `refunds of ${e.bookingId} exceed the capture`);
-        return { ...hold, refunded: hold.refunded + e.amount };
+        const discountsRefunded = hold.discountsRefunded + discountTotal(e.discounts);
+        invariant(
+          discountsRefunded <= discountTotal(hold.discounts),
+          `refunds of ${e.bookingId} return more discount than it had`,
+        );
+        return { ...hold, refunded: hold.refunded + e.amount, discountsRefunded };
       });
       return { ...updated, refundIds: updated.refundIds.set(e.refundId, true) };
     }

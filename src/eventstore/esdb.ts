@@ -224,6 +224,51 @@ export class EsdbEventStore implements EventStore {
   }
 
   /**
+   * Found through the id's claim (see claimIds): no claim, or a claim for another stream, means the id
+   * was never appended here. A claim for this stream may outlive a failed append, so the stream is then
+   * read backwards until the event turns up or the stream ends: this walks the stream's history, and the
+   * command layer asks only on its rare path (a command older than the ids it keeps in memory). Only
+   * ids that start an append are claimed, and those are the ones the command layer asks about; another
+   * id of an append is not found.
+   */
+  async findEvent(streamName: string, eventId: string): Promise<RecordedEvent | undefined> {
+    assertValidStreamName(streamName);
+    const claimStream = `${CLAIM_STREAM_PREFIX}${eventId}`;
+    let claim: ResolvedEvent | undefined;
+    try {
+      [claim] = await this.readPage(
+        () => this.client.readStream(claimStream, { fromRevision: START, maxCount: 1 }),
+        `find event ${eventId}: read its claim`,
+        claimStream,
+      );
+    } catch (error) {
+      if (error instanceof StreamNotFoundError) return undefined;
+      throw error;
+    }
+    const owner = claim?.event?.data as { streamName?: unknown } | undefined;
+    if (owner?.streamName !== streamName) return undefined;
+    let fromRevision: bigint | undefined;
+    for (;;) {
+      let page: RecordedEvent[];
+      try {
+        page = await this.readStream(streamName, {
+          direction: 'backwards',
+          maxCount: this.readPageSize,
+          ...(fromRevision === undefined ? {} : { fromRevision }),
+        });
+      } catch (error) {
+        if (error instanceof StreamNotFoundError) return undefined;
+        throw error;
+      }
+      const found = page.find((e) => e.id === eventId);
+      if (found) return found;
+      const oldest = page[page.length - 1];
+      if (!oldest || oldest.revision === 0n || page.length < this.readPageSize) return undefined;
+      fromRevision = oldest.revision - 1n;
+    }
+  }
+
+  /**
    * Client 6.x reads $all without server-side filters, so readAll pages through $all and filters here
    * (system events and id claims are skipped too). Forwards reads from a position are inclusive in
    * EventStoreDB and the port's `after` is exclusive, so the event at `after` is dropped; backwards reads

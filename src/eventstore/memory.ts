@@ -104,6 +104,12 @@ export class MemoryEventStore implements EventStore {
     return stream.slice(from, from + options.maxCount).map(copy);
   }
 
+  async findEvent(streamName: string, eventId: string): Promise<RecordedEvent | undefined> {
+    assertValidStreamName(streamName);
+    const found = this.byId.get(eventId);
+    return found && found.streamName === streamName ? copy(found) : undefined;
+  }
+
   async readAll(options: ReadAllOptions): Promise<RecordedEvent[]> {
     assertValidMaxCount(options.maxCount);
     const out: RecordedEvent[] = [];

@@ -4,27 +4,14 @@
  * (EventStoreDB uses unsigned 64-bit values); convert to string at the HTTP edge.
  */
 
+import type { EventMetadata } from '../domain/metadata.js';
+import type { Actor } from '../domain/schema.js';
+
+export type { Actor, EventMetadata };
+
 export type JsonPrimitive = string | number | boolean | null;
 export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
-
-/** Who caused an event. */
-export interface Actor {
-  id: string;
-  role: string;
-}
-
-/** Metadata stored with every event (DESIGN.md, Events). */
-export interface EventMetadata {
-  tenantId: string;
-  correlationId: string;
-  causationId: string;
-  actor: Actor;
-  idempotencyKey: string;
-  /** ISO-8601 instant from the injected clock, not the store's clock. */
-  occurredAt: string;
-  schemaVersion: number;
-}
 
 /** An event proposed for append. `id` is a UUID, deterministic per command (see ids.ts). */
 export interface EventToAppend {
@@ -120,6 +107,12 @@ export interface EventStore {
   /** Throws StreamNotFoundError when the stream has no events. */
   readStream(streamName: string, options: ReadStreamOptions): Promise<RecordedEvent[]>;
   readAll(options: ReadAllOptions): Promise<RecordedEvent[]>;
+  /**
+   * The event with this id if it was appended to this stream, else undefined (never for another
+   * stream's event). The command layer's proof that a command was done before, for commands older
+   * than the ids it keeps in memory (src/commands/commandHandler.ts, the id window).
+   */
+  findEvent(streamName: string, eventId: string): Promise<RecordedEvent | undefined>;
   subscribe(options: SubscribeOptions): Subscription;
   /** Position of the last committed event, or -1n for an empty store. */
   headPosition(): Promise<bigint>;

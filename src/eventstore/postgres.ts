@@ -95,19 +95,22 @@ interface WrittenRow {
 
 /**
  * The head and the id of the event at it, then the group's stream revisions and already-stored events,
- * from one snapshot; bindings: stream names, ids (JSON arrays).
+ * from one snapshot; bindings: stream names (text[]), ids (uuid[]). Every lookup is one of the
+ * migration's event_store_* functions, whose plans are index lookups whatever the planner's statistics
+ * say (migrations/20261204031000_event_store_index_lookups.ts): this statement is prepared once per
+ * connection and would otherwise keep a plan chosen while `events` was small.
  */
 const STATE_SQL = `SELECT 'head' AS kind, NULL::text AS stream_name, NULL::bigint AS revision,
-         (SELECT e.id::text FROM events e WHERE e.position = h.position) AS id, h.position,
+         event_store_event_id_at(h.position)::text AS id, h.position,
          NULL::text AS type, NULL::jsonb AS data
   FROM event_store_head h WHERE h.id = 1
   UNION ALL
-  SELECT 'stream' AS kind, stream_name, revision, NULL::text AS id, NULL::bigint AS position,
+  SELECT 'stream' AS kind, s.stream_name, s.revision, NULL::text AS id, NULL::bigint AS position,
          NULL::text AS type, NULL::jsonb AS data
-  FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text($1::jsonb))
+  FROM event_store_stream_revisions($1::text[]) s
   UNION ALL
-  SELECT 'event', stream_name, revision, id::text, position, type, data
-  FROM events WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb)::uuid)`;
+  SELECT 'event', e.stream_name, e.revision, e.id::text, e.position, e.type, e.data
+  FROM event_store_events_with_ids($2::uuid[]) e`;
 
 interface StateRow {
   kind: 'head' | 'stream' | 'event';
@@ -125,18 +128,17 @@ interface StateRow {
  * The write of a planned group, one statement: lock the head row, and only if it still is the plan's
  * head (position $2 and the event id $3 there) and none of the ids ($4) or streams ($5) the plan
  * assumed new exist, insert the events ($6), set the stream revisions ($7) and move the head to $8;
- * $1 is the lock_timeout. Returns the new head's row when it wrote, no row otherwise.
+ * $1 is the lock_timeout. Returns the new head's row when it wrote, no row otherwise. The checks are
+ * index lookups whatever the statistics say, as in STATE_SQL.
  */
 const WRITE_PLAN_SQL = `WITH locked AS (
     SELECT position, set_config('lock_timeout', $1, true) AS lock_timeout
     FROM event_store_head WHERE id = 1 FOR UPDATE
   ), go AS (
     SELECT 1 FROM locked WHERE position = $2
-      AND (SELECT e.id FROM events e WHERE e.position = locked.position) IS NOT DISTINCT FROM $3::uuid
-      AND NOT EXISTS (SELECT 1 FROM events WHERE id IN (SELECT jsonb_array_elements_text($4::jsonb)::uuid))
-      AND NOT EXISTS (
-        SELECT 1 FROM event_streams WHERE stream_name IN (SELECT jsonb_array_elements_text($5::jsonb))
-      )
+      AND event_store_event_id_at(locked.position) IS NOT DISTINCT FROM $3::uuid
+      AND NOT event_store_any_event_with_id($4::uuid[])
+      AND NOT event_store_any_stream($5::text[])
   ), inserted AS (
     INSERT INTO events (position, stream_name, revision, id, type, data, metadata)
     SELECT x.position, x.stream_name, x.revision, x.id, x.type, x.data, x.metadata
@@ -160,27 +162,28 @@ const ROLLBACK: SqlStatement = { text: 'ROLLBACK', values: [] };
 type ReadStreamRow = EventRow & { stream_exists: boolean };
 
 /**
- * The stream read's four texts (direction, with or without a start revision), each its own prepared
- * statement; bindings: stream name, max count, then the start revision. The existence check rides
- * along in the same statement so an empty page can tell "no stream" apart.
+ * The stream read; bindings: stream name, direction, start revision (null: the stream's end in that
+ * direction), max count. The page comes from event_store_stream_page, an index range scan whatever the
+ * statistics say (see STATE_SQL). The existence check rides along in the same statement so an empty
+ * page can tell "no stream" apart.
  */
-const READ_STREAM_STATEMENTS = (() => {
-  const text = (backwards: boolean, from: boolean): string =>
-    `SELECT e.*, true AS stream_exists FROM (
-       SELECT ${EVENT_COLUMNS} FROM events WHERE stream_name = $1${from ? (backwards ? ' AND revision <= $3' : ' AND revision >= $3') : ''}
-       ORDER BY revision ${backwards ? 'DESC' : 'ASC'} LIMIT $2
+const READ_STREAM_STATEMENT = {
+  name: 'event_store_read_stream',
+  text: `SELECT e.*, true AS stream_exists FROM (
+       SELECT ${EVENT_COLUMNS} FROM event_store_stream_page($1::text, $2::boolean, $3::bigint, $4::bigint)
      ) e
      UNION ALL
-     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, EXISTS (SELECT 1 FROM event_streams WHERE stream_name = $1)`;
-  const statement = (backwards: boolean, from: boolean) => ({
-    name: `event_store_read_stream_${backwards ? 'backwards' : 'forwards'}_${from ? 'from' : 'all'}`,
-    text: text(backwards, from),
-  });
-  return {
-    forwards: { all: statement(false, false), from: statement(false, true) },
-    backwards: { all: statement(true, false), from: statement(true, true) },
-  };
-})();
+     SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, event_store_any_stream(ARRAY[$1::text])`,
+};
+
+/** One event by id in one stream, an index lookup whatever the statistics say (see STATE_SQL). */
+const FIND_EVENT_STATEMENT = {
+  name: 'event_store_find_event',
+  text: `SELECT ${EVENT_COLUMNS} FROM event_store_event_by_id($1::uuid) WHERE stream_name = $2`,
+};
+
+/** Event ids are UUIDs on this store (the column's type); anything else cannot be stored here. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * A missing stream is an ordinary answer on the hold path (a new booking's stream is read before its
@@ -486,8 +489,8 @@ export class PostgresEventStore implements EventStore {
         `${this.settings.lockTimeoutMs}ms`,
         plan.head.position,
         plan.head.eventId,
-        JSON.stringify(checks.ids),
-        JSON.stringify(checks.absentStreams),
+        checks.ids,
+        checks.absentStreams,
         JSON.stringify(plan.rows),
         JSON.stringify(plan.touched),
         plan.rows[plan.rows.length - 1]!.position,
@@ -504,13 +507,15 @@ export class PostgresEventStore implements EventStore {
     assertValidMaxCount(options.maxCount);
     const backwards = options.direction === 'backwards';
     const from = options.fromRevision;
-    const statement =
-      READ_STREAM_STATEMENTS[backwards ? 'backwards' : 'forwards'][from === undefined ? 'all' : 'from'];
-    const values: unknown[] = [streamName, options.maxCount];
-    if (from !== undefined) values.push(toSafeNumber(from, 'fromRevision'));
+    const values: unknown[] = [
+      streamName,
+      backwards,
+      from === undefined ? null : toSafeNumber(from, 'fromRevision'),
+      options.maxCount,
+    ];
     let rows: ReadStreamRow[];
     try {
-      rows = await this.db.query<ReadStreamRow>({ ...statement, values });
+      rows = await this.db.query<ReadStreamRow>({ ...READ_STREAM_STATEMENT, values });
     } catch (error) {
       throw mapDatabaseError(error);
     }
@@ -519,6 +524,19 @@ export class PostgresEventStore implements EventStore {
     if (events.length === 0 && !marker?.stream_exists) throw streamNotFound(streamName);
     events.sort((a, b) => (Number(a.revision) - Number(b.revision)) * (backwards ? -1 : 1));
     return events.map(toRecordedEvent);
+  }
+
+  async findEvent(streamName: string, eventId: string): Promise<RecordedEvent | undefined> {
+    assertValidStreamName(streamName);
+    if (!UUID.test(eventId)) return undefined;
+    let rows: EventRow[];
+    try {
+      rows = await this.db.query<EventRow>({ ...FIND_EVENT_STATEMENT, values: [eventId, streamName] });
+    } catch (error) {
+      throw mapDatabaseError(error);
+    }
+    const row = rows[0];
+    return row ? toRecordedEvent(row) : undefined;
   }
 
   async readAll(options: ReadAllOptions): Promise<RecordedEvent[]> {
@@ -677,7 +695,7 @@ function definedOnly<T extends object>(value: T): Partial<T> {
 /** Streams above this many are forgotten (all at once; forgetting is always safe, only slower). */
 const MAX_CACHED_STREAMS = 50_000;
 
-/** What a plan assumed new and the write must confirm under the lock (JSON arrays of ids/names). */
+/** What a plan assumed new and the write must confirm under the lock (bound as SQL arrays). */
 interface WriteChecks {
   ids: string[];
   absentStreams: string[];
@@ -712,7 +730,7 @@ function stateStatement(group: PendingAppend[]): SqlStatement {
   return {
     name: 'event_store_group_state',
     text: STATE_SQL,
-    values: [JSON.stringify(streamNames), JSON.stringify(ids)],
+    values: [streamNames, ids],
   };
 }
 

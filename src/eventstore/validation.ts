@@ -1,3 +1,4 @@
+import { UUID_PATTERN } from '../domain/ids.js';
 import {
   type AppendOptions,
   type EventFilter,
@@ -26,7 +27,6 @@ const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
 export function hasUnstorableEscape(json: string): boolean {
   return (json.includes('\\u') || json.includes('\\U')) && UNSTORABLE_ESCAPE.test(json);
 }
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function assertValidStreamName(streamName: unknown): asserts streamName is string {
   if (typeof streamName !== 'string' || !STREAM_NAME.test(streamName)) {
@@ -62,7 +62,7 @@ export function validateAppend(streamName: unknown, events: unknown, options: Ap
   for (let index = 0; index < events.length; index++) {
     const e = events[index] as Partial<EventToAppend> | null;
     if (e === null || typeof e !== 'object') throw new InvalidAppendError(`event ${index}: not an object`);
-    if (typeof e.id !== 'string' || !UUID.test(e.id)) {
+    if (typeof e.id !== 'string' || !UUID_PATTERN.test(e.id)) {
       throw new InvalidAppendError(`event ${index}: id must be a lowercase UUID`);
     }
     if (ids.has(e.id)) throw new InvalidAppendError(`event ${index}: duplicate id ${e.id} in one append`);

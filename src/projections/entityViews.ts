@@ -1,26 +1,18 @@
 import type { Knex } from 'knex';
+import { tutorEarningsAvailable } from '../domain/accounts.js';
 import { InvariantViolation } from '../domain/errors.js';
-import type { JournalEntry } from '../domain/journal.js';
-import type { JsonObject, RecordedEvent } from '../eventstore/port.js';
-import type { StreamParts } from './eventShape.js';
+import type { DecodedEvent, LedgerEventType } from '../domain/events.js';
 import type { ReadModelSchema } from './schema.js';
 import { type CellValue, type Column, insertRows, int8 } from './sql.js';
 
 /**
- * Per-entity views (bookings, top-ups, payouts, tutor payout totals) folded from the events that the
- * domain defines (src/domain/{booking,topUp,payout,tutor,wallet}.ts, docs/ledger-flows.md). Each view
- * follows its entity's own stream; the constrained-account event appended first in a flow (wallet hold,
- * tutor payout hold) only creates the row early so it is visible as soon as the money is reserved.
+ * Per-entity views (bookings, top-ups, payouts, tutor payout totals) folded from the events the domain
+ * defines (src/domain/{booking,topUp,payout,tutor,wallet}.ts, docs/ledger-flows.md). Each view follows
+ * its entity's own stream; the constrained-account event appended first in a flow (wallet hold, tutor
+ * payout hold) only creates the row early so it is visible as soon as the money is reserved.
  *
  * Same shape as the ledger projection: load every touched row once, fold in memory, upsert once.
  */
-export interface ProjectedEvent {
-  event: RecordedEvent;
-  entry: JournalEntry | null;
-  tenantId: string;
-  stream: StreamParts;
-}
-
 type Row = Record<string, CellValue>;
 
 interface ViewTable {
@@ -48,6 +40,7 @@ const BOOKINGS: ViewTable = {
     ['commission', 'int8'],
     ['cancellation_fee', 'int8'],
     ['last_position', 'int8'],
+    ['discounts', 'jsonb'],
   ],
 };
 const TOP_UPS: ViewTable = {
@@ -96,29 +89,6 @@ const TUTOR_PAYOUTS: ViewTable = {
 };
 const TABLES = [BOOKINGS, TOP_UPS, PAYOUTS, TUTOR_PAYOUTS];
 
-const str = (d: JsonObject, k: string): string | undefined => {
-  const v = d[k];
-  return typeof v === 'string' ? v : undefined;
-};
-const num = (d: JsonObject, k: string): number | undefined => {
-  const v = d[k];
-  return typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined;
-};
-/** Money fields appear as flat `amount` + `currency` or as `{amount, currency}` objects. */
-function money(d: JsonObject, k: string): { amount: number; currency: string } | undefined {
-  const v = d[k];
-  if (typeof v === 'number') {
-    const currency = str(d, 'currency');
-    return currency ? { amount: v, currency } : undefined;
-  }
-  if (v && typeof v === 'object' && !Array.isArray(v)) {
-    const amount = num(v, 'amount');
-    const currency = str(v, 'currency');
-    return amount !== undefined && currency ? { amount, currency } : undefined;
-  }
-  return undefined;
-}
-
 /** One change to a view row: the row's key and a function from the old row (or undefined) to the new. */
 interface Change {
   view: ViewTable;
@@ -127,9 +97,9 @@ interface Change {
 }
 
 /**
- * The event types any view follows. Checked before anything is parsed or allocated for an event (most
- * events of a money-heavy history move no view); the switch in changesFor must handle exactly these,
- * which the compiler enforces (a case outside the list does not type-check; a missing one fails the
+ * The event types any view follows. Checked before anything is allocated for an event (most events of
+ * a money-heavy history move no view); the switch in viewChangesFor handles exactly these, which the
+ * compiler enforces (a type outside the union does not type-check; a missing case fails the
  * exhaustive default).
  */
 const VIEW_EVENT_TYPES = [
@@ -139,6 +109,7 @@ const VIEW_EVENT_TYPES = [
   'BookingCancelled',
   'BookingExpired',
   'BookingRefunded',
+  'WalletHoldReleased',
   'TopUpInitiated',
   'TopUpPaymentIntentCreated',
   'TopUpSucceeded',
@@ -150,207 +121,208 @@ const VIEW_EVENT_TYPES = [
   'PayoutPaid',
   'PayoutFailed',
   'TutorPayoutHoldPosted',
-] as const;
+] as const satisfies readonly LedgerEventType[];
 type ViewEventType = (typeof VIEW_EVENT_TYPES)[number];
 const VIEW_EVENT_TYPE_SET: ReadonlySet<string> = new Set(VIEW_EVENT_TYPES);
 
-function isViewEvent(type: string): type is ViewEventType {
-  return VIEW_EVENT_TYPE_SET.has(type);
+function isViewEvent(event: DecodedEvent): event is DecodedEvent<ViewEventType> {
+  return VIEW_EVENT_TYPE_SET.has(event.type);
 }
 
 /** Whether any view follows this event: the others can be dropped before applyEntityViews. */
-export function movesAView(projected: ProjectedEvent): boolean {
-  return isViewEvent(projected.event.type);
+export function movesAView(event: DecodedEvent): boolean {
+  return isViewEvent(event);
 }
 
-function changesFor(projected: ProjectedEvent): Change[] {
-  const type = projected.event.type;
-  return isViewEvent(type) ? viewChangesFor(projected, type) : [];
+function changesFor(event: DecodedEvent): Change[] {
+  return isViewEvent(event) ? viewChangesFor(event) : [];
 }
 
-function viewChangesFor({ event, entry, tenantId, stream }: ProjectedEvent, type: ViewEventType): Change[] {
-  const d = event.data;
+function viewChangesFor(event: DecodedEvent<ViewEventType>): Change[] {
+  const { tenantId } = event;
   const pos = int8(event.position);
-  const booking = (id: string | undefined, update: Change['update']): Change[] =>
-    id ? [{ view: BOOKINGS, key: [tenantId, id], update }] : [];
-  const topUp = (id: string | undefined, update: Change['update']): Change[] =>
-    id ? [{ view: TOP_UPS, key: [tenantId, id], update }] : [];
-  const payout = (id: string | undefined, update: Change['update']): Change[] =>
-    id ? [{ view: PAYOUTS, key: [tenantId, id], update }] : [];
+  const booking = (bookingId: string, update: Change['update']): Change[] => [
+    { view: BOOKINGS, key: [tenantId, bookingId], update },
+  ];
+  const topUp = (topUpId: string, update: Change['update']): Change[] => [
+    { view: TOP_UPS, key: [tenantId, topUpId], update },
+  ];
+  const payout = (payoutId: string, update: Change['update']): Change[] => [
+    { view: PAYOUTS, key: [tenantId, payoutId], update },
+  ];
   const existing = (patch: Row) => (row: Row | undefined) =>
     row ? { ...row, ...patch, last_position: pos } : row;
+  const newBooking = (b: {
+    bookingId: string;
+    studentId: string;
+    tutorId: string;
+    price: number;
+    currency: string;
+    scheduledAt: string;
+    holdId: string;
+    discounts?: readonly unknown[] | undefined;
+  }): Row => ({
+    tenant_id: tenantId,
+    booking_id: b.bookingId,
+    student_id: b.studentId,
+    tutor_id: b.tutorId,
+    currency: b.currency,
+    price: b.price,
+    scheduled_at: b.scheduledAt,
+    status: 'held',
+    hold_id: b.holdId,
+    captured: 0,
+    refunded: 0,
+    tutor_share: 0,
+    commission: 0,
+    cancellation_fee: 0,
+    last_position: pos,
+    discounts: JSON.stringify(b.discounts ?? []),
+  });
+  const newPayout = (p: { payoutId: string; tutorId: string; amount: number; currency: string }): Row => ({
+    tenant_id: tenantId,
+    payout_id: p.payoutId,
+    tutor_id: p.tutorId,
+    currency: p.currency,
+    amount: p.amount,
+    status: 'requested',
+    stripe_transfer_id: null,
+    stripe_payout_id: null,
+    failure_reason: null,
+    last_position: pos,
+  });
 
-  const bookingId = str(d, 'bookingId') ?? (stream.category === 'booking' ? stream.entityId : undefined);
-  const topUpId = str(d, 'topUpId') ?? (stream.category === 'topup' ? stream.entityId : undefined);
-  const payoutId = str(d, 'payoutId') ?? (stream.category === 'payout' ? stream.entityId : undefined);
-  const newBooking = (status: string): Row | undefined => {
-    const m = money(d, 'price') ?? money(d, 'amount');
-    if (!bookingId || !m) return undefined;
-    return {
-      tenant_id: tenantId,
-      booking_id: bookingId,
-      student_id: str(d, 'studentId') ?? '',
-      tutor_id: str(d, 'tutorId') ?? '',
-      currency: m.currency,
-      price: m.amount,
-      scheduled_at: str(d, 'scheduledAt') ?? '',
-      status,
-      hold_id: str(d, 'holdId') ?? entry?.holdId ?? '',
-      captured: 0,
-      refunded: 0,
-      tutor_share: 0,
-      commission: 0,
-      cancellation_fee: 0,
-      last_position: pos,
-    };
-  };
-
-  switch (type) {
+  switch (event.type) {
     // Bookings: the booking stream records the booking; the wallet's hold (appended first) makes it
     // visible as soon as the money is reserved.
-    case 'WalletHoldPlaced':
-      return booking(bookingId, (row) => row ?? newBooking('held'));
-    case 'BookingPlaced':
-      return booking(bookingId, (row) => {
-        const placed = newBooking('held');
-        return row && placed ? { ...placed, status: row.status ?? 'held' } : (placed ?? row);
-      });
-    case 'BookingCompleted':
+    case 'WalletHoldPlaced': {
+      const d = event.data;
+      return booking(d.bookingId, (row) => row ?? newBooking({ ...d, price: d.listPrice ?? d.amount }));
+    }
+    case 'BookingPlaced': {
+      const placed = newBooking(event.data);
+      return booking(event.data.bookingId, (row) =>
+        row ? { ...placed, status: row.status ?? 'held' } : placed,
+      );
+    }
+    case 'BookingCompleted': {
+      const d = event.data;
       return booking(
-        bookingId,
+        d.bookingId,
         existing({
           status: 'completed',
-          captured: num(d, 'captured') ?? 0,
-          tutor_share: num(d, 'tutorShare') ?? 0,
-          commission: num(d, 'commission') ?? 0,
+          captured: d.captured,
+          tutor_share: d.tutorShare,
+          commission: d.commission,
         }),
       );
-    case 'BookingCancelled':
+    }
+    case 'BookingCancelled': {
+      const d = event.data;
       return booking(
-        bookingId,
+        d.bookingId,
         existing({
           status: 'cancelled',
-          cancellation_fee: num(d, 'fee') ?? 0,
-          tutor_share: num(d, 'tutorShare') ?? 0,
-          commission: num(d, 'commission') ?? 0,
+          cancellation_fee: d.fee,
+          tutor_share: d.tutorShare,
+          commission: d.commission,
         }),
       );
+    }
     case 'BookingExpired':
-      return booking(bookingId, existing({ status: 'expired' }));
-    case 'BookingRefunded':
-      // refundedTotal is absolute, so the view does not depend on counting refunds.
-      return booking(bookingId, (row) =>
-        row
-          ? {
-              ...row,
-              refunded: num(d, 'refundedTotal') ?? Number(row.refunded) + (num(d, 'amount') ?? 0),
-              last_position: pos,
-            }
+      return booking(event.data.bookingId, existing({ status: 'expired' }));
+    case 'WalletHoldReleased':
+      // A hold released without its booking ever placed (refused, e.g. its promo code ran out): the
+      // row the hold made early is closed; a placed booking's own event has already set its status.
+      return booking(event.data.bookingId, (row) =>
+        row &&
+        row.status === 'held' &&
+        row.student_id === event.data.studentId &&
+        row.hold_id === event.data.holdId
+          ? { ...row, status: 'cancelled', last_position: pos }
           : row,
       );
+    case 'BookingRefunded':
+      // refundedTotal is absolute, so the view does not depend on counting refunds.
+      return booking(event.data.bookingId, existing({ refunded: event.data.refundedTotal }));
 
     // Top-ups: their own stream.
     case 'TopUpInitiated': {
-      const m = money(d, 'amount');
-      return topUp(topUpId, (row) =>
-        row || !m
-          ? row
-          : {
-              tenant_id: tenantId,
-              top_up_id: topUpId!,
-              student_id: str(d, 'studentId') ?? '',
-              currency: m.currency,
-              amount: m.amount,
-              status: 'pending',
-              payment_intent_id: null,
-              client_secret: null,
-              failure_reason: null,
-              refunded: 0,
-              last_position: pos,
-            },
+      const d = event.data;
+      return topUp(
+        d.topUpId,
+        (row) =>
+          row ?? {
+            tenant_id: tenantId,
+            top_up_id: d.topUpId,
+            student_id: d.studentId,
+            currency: d.currency,
+            amount: d.amount,
+            status: 'pending',
+            payment_intent_id: null,
+            client_secret: null,
+            failure_reason: null,
+            refunded: 0,
+            last_position: pos,
+          },
       );
     }
     case 'TopUpPaymentIntentCreated':
       return topUp(
-        topUpId,
-        existing({
-          payment_intent_id: str(d, 'paymentIntentId') ?? null,
-          client_secret: str(d, 'clientSecret') ?? null,
-        }),
+        event.data.topUpId,
+        existing({ payment_intent_id: event.data.paymentIntentId, client_secret: event.data.clientSecret }),
       );
     case 'TopUpSucceeded':
       return topUp(
-        topUpId,
-        existing({
-          status: 'succeeded',
-          payment_intent_id: str(d, 'paymentIntentId') ?? null,
-          // The card step is over: the client secret is no longer served.
-          client_secret: null,
-        }),
+        event.data.topUpId,
+        // The card step is over: the client secret is no longer served.
+        existing({ status: 'succeeded', payment_intent_id: event.data.paymentIntentId, client_secret: null }),
       );
     case 'TopUpFailed':
       return topUp(
-        topUpId,
-        existing({ status: 'failed', client_secret: null, failure_reason: str(d, 'reason') ?? null }),
+        event.data.topUpId,
+        existing({ status: 'failed', client_secret: null, failure_reason: event.data.reason }),
       );
-    case 'TopUpRefundedToCard':
-      return topUp(topUpId, (row) => {
-        if (!row) return row;
-        const refunded = num(d, 'refundedTotal') ?? Number(row.refunded) + (num(d, 'amount') ?? 0);
-        return {
-          ...row,
-          refunded,
-          status: refunded >= Number(row.amount) ? 'refunded' : 'partially_refunded',
-          last_position: pos,
-        };
-      });
+    case 'TopUpRefundedToCard': {
+      const refunded = event.data.refundedTotal;
+      return topUp(event.data.topUpId, (row) =>
+        row
+          ? {
+              ...row,
+              refunded,
+              status: refunded >= Number(row.amount) ? 'refunded' : 'partially_refunded',
+              last_position: pos,
+            }
+          : row,
+      );
+    }
 
     // Payouts: the tutor's hold (appended first) makes the payout visible; the payout stream moves it on.
     case 'TutorPayoutHoldPlaced':
-    case 'PayoutRequested': {
-      const m = money(d, 'amount');
-      const tutorId = str(d, 'tutorId') ?? (stream.category === 'tutor' ? stream.entityId : '');
-      return payout(payoutId, (row) =>
-        row || !m
-          ? row
-          : {
-              tenant_id: tenantId,
-              payout_id: payoutId!,
-              tutor_id: tutorId,
-              currency: m.currency,
-              amount: m.amount,
-              status: 'requested',
-              stripe_transfer_id: null,
-              stripe_payout_id: null,
-              failure_reason: null,
-              last_position: pos,
-            },
-      );
-    }
+    case 'PayoutRequested':
+      return payout(event.data.payoutId, (row) => row ?? newPayout(event.data));
     case 'PayoutSubmitted':
-    case 'PayoutPaid':
+    case 'PayoutPaid': {
+      const d = event.data;
       return payout(
-        payoutId,
+        d.payoutId,
         (row) =>
           row && {
             ...row,
             status: event.type === 'PayoutPaid' ? 'paid' : (row.status ?? 'requested'),
-            stripe_transfer_id: str(d, 'stripeTransferId') ?? row.stripe_transfer_id ?? null,
-            stripe_payout_id: str(d, 'stripePayoutId') ?? row.stripe_payout_id ?? null,
+            stripe_transfer_id: d.stripeTransferId ?? row.stripe_transfer_id ?? null,
+            stripe_payout_id: d.stripePayoutId ?? row.stripe_payout_id ?? null,
             last_position: pos,
           },
       );
+    }
     case 'PayoutFailed':
-      return payout(
-        payoutId,
-        (row) =>
-          row && { ...row, status: 'failed', failure_reason: str(d, 'reason') ?? null, last_position: pos },
-      );
+      return payout(event.data.payoutId, existing({ status: 'failed', failure_reason: event.data.reason }));
     case 'TutorPayoutHoldPosted': {
       // Paid out = what left the tutor's available earnings in posted payout entries.
-      const tutorId = str(d, 'tutorId') ?? stream.entityId;
-      const account = `tutor:${tutorId}:earnings:available`;
-      return (entry?.postings ?? [])
+      const { tutorId, entry } = event.data;
+      const account = tutorEarningsAvailable(tutorId);
+      return entry.postings
         .filter((p) => p.account === account && p.side === 'debit' && p.effect === 'post')
         .map(
           (p): Change => ({
@@ -367,7 +339,7 @@ function viewChangesFor({ event, entry, tenantId, stream }: ProjectedEvent, type
         );
     }
     default: {
-      const unhandled: never = type;
+      const unhandled: never = event;
       throw new InvariantViolation(`entity views list ${String(unhandled)} but do not handle it`);
     }
   }
@@ -376,7 +348,7 @@ function viewChangesFor({ event, entry, tenantId, stream }: ProjectedEvent, type
 export async function applyEntityViews(
   trx: Knex.Transaction,
   schema: ReadModelSchema,
-  events: readonly ProjectedEvent[],
+  events: readonly DecodedEvent[],
 ): Promise<void> {
   const changes = events.flatMap(changesFor);
   if (changes.length === 0) return;
@@ -402,7 +374,14 @@ export async function applyEntityViews(
         touched.add(k);
       }
     }
-    const upserts = [...touched].map((k) => view.columns.map(([name]) => rows.get(k)![name] ?? null));
+    // A jsonb cell read back from the table arrives parsed: it is written as its JSON text again.
+    const cell = (value: unknown, type: Column[1]): CellValue =>
+      type === 'jsonb' && value !== null && typeof value !== 'string'
+        ? JSON.stringify(value)
+        : (value as CellValue);
+    const upserts = [...touched].map((k) =>
+      view.columns.map(([name, type]) => cell(rows.get(k)![name] ?? null, type)),
+    );
     const others = view.columns.map(([n]) => n).filter((n) => !view.keyColumns.includes(n));
     await insertRows(
       trx,

@@ -1,5 +1,8 @@
 import type { Knex } from 'knex';
+import { canonicalClientMetadata } from '../domain/clientMetadata.js';
+import { effectiveAtOf } from '../domain/effectiveTime.js';
 import { InvariantViolation, invariant } from '../domain/errors.js';
+import { type DecodedEvent, decodeEvent, entryOf } from '../domain/events.js';
 import type { Side } from '../domain/journal.js';
 import type { RecordedEvent } from '../eventstore/port.js';
 import { BALANCES_CHANGED_CHANNEL, balanceChangePayloads } from './balanceCache.js';
@@ -11,8 +14,14 @@ import {
   type Totals,
   ZERO_TOTALS,
 } from './balances.js';
-import { applyEntityViews, type ProjectedEvent } from './entityViews.js';
-import { entryOf, parseStreamName, tenantOf } from './eventShape.js';
+import { type ConsoleRows, consoleRowBuffers, foldConsoleRows, writeConsoleRows } from './consoleRows.js';
+import {
+  applyLateLines,
+  EFFECTIVE_POSTING_COLUMNS,
+  type LateLine,
+  loadMaxEffective,
+} from './effectivePostings.js';
+import { applyEntityViews } from './entityViews.js';
 import { LEDGER_PROJECTION, LIVE_SCHEMA, type ReadModelSchema } from './schema.js';
 import {
   appendRows,
@@ -24,6 +33,7 @@ import {
   type RowBuffer,
   rowBuffer,
 } from './sql.js';
+import { readStalls, tenantOfEvent } from './stalls.js';
 
 /** The stored checkpoint is not where this writer expected it: another writer (or a rebuild) moved it. */
 export class CheckpointMovedError extends Error {
@@ -47,6 +57,8 @@ export interface BalanceRow extends Totals {
   available: number;
   /** The account's normal side, resolved once per row rather than once per posting line. */
   normalSide: Side;
+  /** The latest effective time of the account's lines (effectivePostings.ts); absent: none yet. */
+  maxEffectiveAt?: string;
 }
 
 /** Column lists of the set-based inserts; the rebuild benchmark's raw ceiling inserts the same rows. */
@@ -74,6 +86,7 @@ export const ENTRY_COLUMNS: readonly Column[] = [
   ['position', 'int8'],
   ['description', 'text'],
   ['hold_id', 'text'],
+  ['client_metadata', 'jsonb'],
 ];
 export const AUDIT_COLUMNS: readonly Column[] = [
   ['tenant_id', 'text'],
@@ -118,6 +131,8 @@ export interface BatchResult {
   position: bigint;
   applied: number;
   postings: number;
+  /** Events of stalled tenants the batch skipped (stalls.ts). */
+  heldBack: number;
 }
 
 export interface ApplyBatchOptions {
@@ -130,6 +145,11 @@ export interface LedgerRows {
   audit: RowBuffer;
   entries: RowBuffer;
   postings: RowBuffer;
+  /** Lines in effective order (effectivePostings.ts); backdated ones in `late`. */
+  effective: RowBuffer;
+  late: LateLine[];
+  /** Search, stories and analytics (consoleRows.ts). */
+  console: ConsoleRows;
 }
 
 /**
@@ -150,8 +170,28 @@ export async function applyBatch(
 ): Promise<BatchResult> {
   invariant(events.length > 0, 'applyBatch needs at least one event');
   await lockCheckpoint(trx, schema, expected);
-  const projected = projectEvents(events, expected);
+  const position = events[events.length - 1]!.position;
+  // A stalled tenant's events are held back (stalls.ts): skipped here, applied by its resume.
+  const stalled = new Set((await readStalls(trx, schema)).map((s) => s.tenantId));
+  const live = stalled.size === 0 ? events : events.filter((e) => !stalled.has(tenantOfEvent(e)));
+  let postings = 0;
+  if (live.length > 0) {
+    postings = (await applyEvents(trx, schema, projectEvents(live, expected), options)).postings;
+  }
+  await advanceCheckpoint(trx, schema, position, live.length);
+  return { position, applied: live.length, postings, heldBack: events.length - live.length };
+}
 
+/**
+ * Applies decoded events to the read models of `schema` (not the checkpoint): the fold of the balances
+ * they touch, the append-only rows, the entity views, and (live schema) the balance notifications.
+ */
+export async function applyEvents(
+  trx: Knex.Transaction,
+  schema: ReadModelSchema,
+  projected: readonly DecodedEvent[],
+  options: ApplyBatchOptions = {},
+): Promise<{ postings: number }> {
   // Loaded inside the transaction, after the checkpoint lock: the fold starts from committed balances.
   const balances = await loadBalances(trx, schema, [...balanceKeysOf(projected).values()]);
   const rows = ledgerRowBuffers(options.bulkLoad ?? 'insert');
@@ -160,11 +200,10 @@ export async function applyBatch(
   // Every balance in the map was loaded for this batch or created by it: all of them changed.
   await upsertBalances(trx, schema, balanceRowsOf(balances.values()));
   await applyEntityViews(trx, schema, projected);
-  const position = projected[projected.length - 1]!.event.position;
-  await advanceCheckpoint(trx, schema, position, events.length);
   // Part of the write: whoever caches live balances (balanceCache.ts) hears of it at commit.
-  if (schema === LIVE_SCHEMA) await notifyBalanceChanges(trx, position, balances.values());
-  return { position, applied: events.length, postings: rows.postings.length };
+  const last = projected[projected.length - 1];
+  if (schema === LIVE_SCHEMA && last) await notifyBalanceChanges(trx, last.position, balances.values());
+  return { postings: rows.postings.length };
 }
 
 /** Queues (delivered at commit, in order) the notifications naming every balance the batch changed. */
@@ -207,24 +246,27 @@ export async function advanceCheckpoint(
   );
 }
 
-/** Reads what the projection needs out of each event, checking that positions increase after `expected`. */
-export function projectEvents(events: readonly RecordedEvent[], expected: bigint): ProjectedEvent[] {
+/**
+ * Decodes each event (a malformed one stops the projection: a read model that silently drops money is
+ * worse than one that stops), checking that positions increase after `expected`.
+ */
+export function projectEvents(events: readonly RecordedEvent[], expected: bigint): DecodedEvent[] {
   let previous = expected;
   return events.map((event) => {
     if (event.position <= previous) {
       throw new InvariantViolation(`event positions must increase: ${event.position} after ${previous}`);
     }
     previous = event.position;
-    const stream = parseStreamName(event.streamName);
-    return { event, entry: entryOf(event), tenantId: tenantOf(event, stream), stream };
+    return decodeEvent(event);
   });
 }
 
 /** Every (tenant, account, currency) a batch posts to, by balanceKey. */
-export function balanceKeysOf(projected: readonly ProjectedEvent[]): Map<string, [string, string, string]> {
+export function balanceKeysOf(projected: readonly DecodedEvent[]): Map<string, [string, string, string]> {
   const keys = new Map<string, [string, string, string]>();
-  for (const { entry, tenantId } of projected) {
-    for (const p of entry?.postings ?? []) {
+  for (const event of projected) {
+    const tenantId = event.tenantId;
+    for (const p of entryOf(event)?.postings ?? []) {
       const key = balanceKey(tenantId, p.account, p.currency);
       if (!keys.has(key)) keys.set(key, [tenantId, p.account, p.currency]);
     }
@@ -243,17 +285,26 @@ export function ledgerRowBuffers(method: BulkLoadMethod): LedgerRows {
     audit: rowBuffer(method, AUDIT_COLUMNS),
     entries: rowBuffer(method, ENTRY_COLUMNS),
     postings: rowBuffer(method, POSTING_COLUMNS),
+    effective: rowBuffer(method, EFFECTIVE_POSTING_COLUMNS),
+    late: [],
+    console: consoleRowBuffers(method),
   };
 }
 
 export function foldBatch(
-  projected: readonly ProjectedEvent[],
+  projected: readonly DecodedEvent[],
   balances: Map<string, BalanceRow>,
   rows: LedgerRows,
 ): void {
-  for (const { event, entry, tenantId, stream } of projected) {
+  for (const event of projected) {
+    const { tenantId, stream } = event;
+    const entry = entryOf(event);
+    foldConsoleRows(event, rows.console);
     const position = int8(event.position);
     const occurredAt = event.metadata.occurredAt;
+    // Never after it was recorded (effectiveTime.ts); a clock a millisecond apart must not make it so.
+    const claimed = effectiveAtOf(event);
+    const effectiveAt = claimed < occurredAt ? claimed : occurredAt;
     rows.audit.add([
       tenantId,
       position,
@@ -261,7 +312,7 @@ export function foldBatch(
       event.type,
       event.streamName,
       stream.category,
-      stream.entityId,
+      stream.id,
       event.metadata.correlationId,
       event.metadata.causationId,
       event.metadata.actor.id,
@@ -270,7 +321,15 @@ export function foldBatch(
       entry?.entryId ?? null,
     ]);
     if (!entry) continue;
-    rows.entries.add([tenantId, entry.entryId, position, entry.description, entry.holdId ?? null]);
+    const clientMetadata = event.metadata.clientMetadata;
+    rows.entries.add([
+      tenantId,
+      entry.entryId,
+      position,
+      entry.description,
+      entry.holdId ?? null,
+      clientMetadata ? JSON.stringify(canonicalClientMetadata(clientMetadata)) : null,
+    ]);
     const postings = entry.postings;
     for (let line = 0; line < postings.length; line++) {
       const p = postings[line]!;
@@ -290,6 +349,7 @@ export function foldBatch(
         };
         balances.set(key, b);
       }
+      const versionBefore = b.version;
       applyPostingInPlace(b, p);
       // An account's version rises by one per entry, however many of the entry's lines touch it; one
       // event carries one entry and positions increase, so "already touched by this entry" is
@@ -316,6 +376,43 @@ export function foldBatch(
         b.version,
         occurredAt,
       ]);
+      // An account's version rose above iff this is the entry's first line on it.
+      const firstOnAccount = b.version !== versionBefore;
+      if (b.maxEffectiveAt !== undefined && effectiveAt < b.maxEffectiveAt) {
+        rows.late.push({
+          firstOnAccount,
+          tenantId,
+          account: p.account,
+          currency: p.currency,
+          effectiveAt,
+          position: event.position,
+          line,
+          entryId: entry.entryId,
+          posting: p,
+          knownAt: occurredAt,
+        });
+      } else {
+        b.maxEffectiveAt = effectiveAt;
+        rows.effective.add([
+          tenantId,
+          p.account,
+          p.currency,
+          effectiveAt,
+          position,
+          line,
+          entry.entryId,
+          p.side,
+          p.effect,
+          p.amount,
+          b.debitsPending,
+          b.debitsPosted,
+          b.creditsPending,
+          b.creditsPosted,
+          b.version,
+          occurredAt,
+          position,
+        ]);
+      }
     }
   }
 }
@@ -349,6 +446,9 @@ export async function writeLedgerRows(
   await appendRows(trx, `${schema}.audit_events`, rows.audit);
   await appendRows(trx, `${schema}.journal_entries`, rows.entries);
   await appendRows(trx, `${schema}.postings`, rows.postings);
+  await appendRows(trx, `${schema}.effective_postings`, rows.effective);
+  await applyLateLines(trx, schema, rows.late);
+  await writeConsoleRows(trx, schema, rows.console);
 }
 
 /** Balance rows per upsert statement: a rebuild's flush may carry up to a million. */
@@ -398,9 +498,17 @@ export async function loadBalances(
          ON b.tenant_id = k.tenant_id AND b.account = k.account AND b.currency = k.currency`,
     [keys.map((k) => k[0]), keys.map((k) => k[1]), keys.map((k) => k[2])],
   )) as { rows: Array<Record<string, string | number | Date>> };
+  const maxEffective = await loadMaxEffective(
+    trx,
+    schema,
+    result.rows.map((r) => [String(r.tenant_id), String(r.account), String(r.currency)] as const),
+  );
   for (const r of result.rows) {
     const row = balanceRowOf(r);
-    out.set(balanceKey(row.tenantId, row.account, row.currency), row);
+    const key = balanceKey(row.tenantId, row.account, row.currency);
+    const max = maxEffective.get(key);
+    if (max !== undefined) row.maxEffectiveAt = max;
+    out.set(key, row);
   }
   return out;
 }

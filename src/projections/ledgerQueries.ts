@@ -1,4 +1,7 @@
-import type { BookingView, Money, PayoutView, TopUpView } from '../commands/ledgerCommands.js';
+import type { BookingView, PayoutView, TopUpView } from '../contracts/views.js';
+import type { ClientMetadata } from '../domain/clientMetadata.js';
+import type { Money } from '../domain/money.js';
+import type { ProjectionStall } from './stalls.js';
 
 /**
  * The read side as the API sees it, served from the Postgres read models (src/projections). Every
@@ -41,7 +44,12 @@ export interface StatementLine {
   versionAfter: number;
   cause: { streamName: string; eventId: string; correlationId: string };
   actor: { id: string; role: string };
+  /** The caller's metadata of the command that made the entry ({} when none). */
+  metadata: ClientMetadata;
 }
+
+/** Entries whose metadata has every one of these key/value pairs (`?metadata[key]=value`). */
+export type MetadataFilter = ClientMetadata;
 
 export interface EntryDetail {
   entryId: string;
@@ -55,6 +63,8 @@ export interface EntryDetail {
   correlationId: string;
   causationId: string;
   actor: { id: string; role: string };
+  /** The caller's metadata of the command that made the entry ({} when none). */
+  metadata: ClientMetadata;
   postings: Array<{
     account: string;
     side: 'debit' | 'credit';
@@ -106,31 +116,42 @@ export interface LedgerQueries {
   waitForPosition(position: bigint, timeoutMs: number): Promise<boolean>;
   /** Position the slowest projection has applied (-1 when none). */
   projectedPosition(): Promise<bigint>;
+  /**
+   * Tenants whose read models are stopped at an event the projection cannot apply (stalls.ts): all of
+   * them (read at most about once a second), or, fresh, the one of `tenantId`.
+   */
+  projectionStalls?(): Promise<ProjectionStall[]>;
+  projectionStallOf?(tenantId: string): Promise<ProjectionStall | null>;
 
   getWallet(tenantId: string, studentId: string): Promise<WalletView | null>;
   getWalletTransactions(
     tenantId: string,
     studentId: string,
-    page: { cursor?: string; limit: number },
+    page: { cursor?: string; limit: number; metadata?: MetadataFilter },
   ): Promise<Page<StatementLine>>;
   getBooking(tenantId: string, bookingId: string): Promise<BookingView | null>;
   getTopUp(tenantId: string, topUpId: string): Promise<TopUpView | null>;
   getPayout(tenantId: string, payoutId: string): Promise<PayoutView | null>;
   getTutorEarnings(tenantId: string, tutorId: string): Promise<TutorEarningsView | null>;
 
-  /** Balance now, or as of a global position, or as of a time (one index seek each). */
+  /**
+   * Balance now, or as of a global position, or as of an effective time as known at a time (one index
+   * seek each; effectivePostings.ts).
+   */
   getAccountBalance(
     tenantId: string,
     account: string,
-    asOf?: { position: bigint } | { time: Date },
+    asOf?: { position: bigint } | { time: Date; knownAt?: Date },
   ): Promise<AccountBalance | null>;
   getAccountEntries(
     tenantId: string,
     account: string,
-    page: { cursor?: string; limit: number },
+    page: { cursor?: string; limit: number; metadata?: MetadataFilter },
   ): Promise<Page<StatementLine>>;
   getEntry(tenantId: string, entryId: string): Promise<EntryDetail | null>;
   getTrialBalance(tenantId: string): Promise<TrialBalanceRow[]>;
+  /** Currencies in which some account of the tenant has a non-zero posted or pending balance. */
+  getCurrenciesHeld(tenantId: string): Promise<string[]>;
 
   listBookings(
     tenantId: string,

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { BookingView, PayoutView, TopUpView } from '../commands/ledgerCommands.js';
+import type { BookingView, PayoutView, TopUpView } from '../contracts/views.js';
 import type { Database } from '../db/database.js';
 import {
   studentWallet,
@@ -7,6 +7,7 @@ import {
   tutorEarningsPending,
   tutorReceivable,
 } from '../domain/accounts.js';
+import type { Discount } from '../domain/bookingPrice.js';
 import { DomainError } from '../domain/errors.js';
 import {
   BALANCES_CHANGED_CHANNEL,
@@ -16,11 +17,13 @@ import {
   parseBalanceChange,
 } from './balanceCache.js';
 import { availableOf, normalSideOf, pendingOf, postedOf, type Totals } from './balances.js';
+import { effectiveSeek } from './effectivePostings.js';
 import { readCheckpoint } from './ledgerProjection.js';
 import type {
   AccountBalance,
   EntryDetail,
   LedgerQueries,
+  MetadataFilter,
   Page,
   StatementLine,
   TrialBalanceRow,
@@ -35,9 +38,12 @@ import {
   type TenantReadBatcherOptions,
 } from './readTransaction.js';
 import { LIVE_SCHEMA } from './schema.js';
-import { int8, pageLimit } from './sql.js';
+import { clientMetadataOf, int8, pageLimit } from './sql.js';
+import { type ProjectionStall, readStalls } from './stalls.js';
 
 const S = LIVE_SCHEMA;
+/** How long the list of stalled tenants (readyz, metrics) is reused. */
+const STALLS_TTL_MS = 1_000;
 type Row = Record<string, unknown>;
 
 export interface PostgresLedgerQueriesOptions {
@@ -129,6 +135,25 @@ export class PostgresLedgerQueries implements LedgerQueries {
 
   // ------------------------------------------------------------------------------------------------
   // Read-your-writes
+
+  private stallsRead: { atMs: number; stalls: Promise<ProjectionStall[]> } | undefined;
+
+  projectionStalls(): Promise<ProjectionStall[]> {
+    const now = Date.now();
+    if (!this.stallsRead || now - this.stallsRead.atMs >= STALLS_TTL_MS) {
+      const stalls = readStalls(this.knex, S);
+      // A failed read is not kept: the next caller reads again.
+      stalls.catch(() => {
+        if (this.stallsRead?.stalls === stalls) this.stallsRead = undefined;
+      });
+      this.stallsRead = { atMs: now, stalls };
+    }
+    return this.stallsRead.stalls;
+  }
+
+  async projectionStallOf(tenantId: string): Promise<ProjectionStall | null> {
+    return (await readStalls(this.knex, S, tenantId))[0] ?? null;
+  }
 
   async projectedPosition(): Promise<bigint> {
     const position = await readCheckpoint(this.knex, S);
@@ -241,7 +266,7 @@ export class PostgresLedgerQueries implements LedgerQueries {
   async getAccountBalance(
     tenantId: string,
     account: string,
-    asOf?: { position: bigint } | { time: Date },
+    asOf?: { position: bigint } | { time: Date; knownAt?: Date },
     options: { currency?: string } = {},
   ): Promise<AccountBalance | null> {
     // The account's balance rows (one per currency, bounded) come with every read: they name its
@@ -261,7 +286,8 @@ export class PostgresLedgerQueries implements LedgerQueries {
       return this.getAccountBalance(tenantId, account, asOf, { currency });
     }
     const currency = options.currency;
-    // One index seek on (tenant_id, account, currency, position desc, line desc) or (…, occurred_at desc, …).
+    // One index seek on (tenant_id, account, currency, position desc, line desc) or the bi-temporal
+    // (…, effective_at desc, position desc, line desc, known_at desc) of effectivePostings.ts.
     const seek: [string, SqlValue[]] =
       'position' in asOf
         ? [
@@ -269,11 +295,7 @@ export class PostgresLedgerQueries implements LedgerQueries {
                 ORDER BY position DESC, line DESC LIMIT 1`,
             [tenantId, account, currency, int8(asOf.position)],
           ]
-        : [
-            `SELECT * FROM ${S}.postings WHERE tenant_id = ? AND account = ? AND currency = ? AND occurred_at <= ?
-                ORDER BY occurred_at DESC, position DESC, line DESC LIMIT 1`,
-            [tenantId, account, currency, asOf.time.toISOString()],
-          ];
+        : effectiveSeek(S, tenantId, account, currency, asOf.time, asOf.knownAt);
     const [balances, postings] = await this.read(tenantId, [balancesSql, [tenantId, account]], seek);
     if (!pickCurrency(balances!, account, currency)) return null;
     const row = postings![0];
@@ -290,23 +312,71 @@ export class PostgresLedgerQueries implements LedgerQueries {
         position: -1n,
       };
     }
-    return toBalance(row, 'position');
+    if ('position' in asOf) return toBalance(row, 'position');
+    return {
+      account,
+      currency,
+      ...totalsOf(row),
+      available: availableOf(totalsOf(row), normalSideOf(account)),
+      version: Number(row.version),
+      position: BigInt(Number(row.position)),
+    };
   }
 
   async getAccountEntries(
     tenantId: string,
     account: string,
-    page: { cursor?: string; limit: number },
+    page: { cursor?: string; limit: number; metadata?: MetadataFilter },
   ): Promise<Page<StatementLine>> {
     const limit = pageLimit(page.limit);
     const after = page.cursor === undefined ? null : decodeCursor(page.cursor);
+    const filter = page.metadata && Object.keys(page.metadata).length > 0 ? page.metadata : undefined;
+    // Filtered by metadata: the entries carrying it come from the GIN index (schema.ts), then their lines
+    // on this account (postings by entry position), newest first, keyset-paged like the unfiltered read.
+    const rows = filter
+      ? await this.readOne(
+          tenantId,
+          `SELECT p.*, e.description, e.client_metadata, a.event_id, a.event_type, a.stream_name,
+                  a.correlation_id, a.actor_id, a.actor_role
+             FROM ${S}.journal_entries e
+             JOIN ${S}.postings p ON p.tenant_id = e.tenant_id AND p.position = e.position
+             JOIN ${S}.audit_events a ON a.tenant_id = e.tenant_id AND a.position = e.position
+            WHERE e.tenant_id = ? AND e.client_metadata @> ?::jsonb AND p.account = ?
+              ${after ? 'AND (p.position, p.line) < (?::int8, ?::int4)' : ''}
+            ORDER BY p.position DESC, p.line DESC
+            LIMIT ?`,
+          [
+            tenantId,
+            JSON.stringify(filter),
+            account,
+            ...(after ? [int8(after.position), after.line] : []),
+            limit + 1,
+          ],
+        )
+      : await this.unfilteredAccountEntries(tenantId, account, after, limit);
+    const items = rows.slice(0, limit).map(toStatementLine);
+    const last = items[items.length - 1];
+    const lastRow = rows[limit - 1];
+    return {
+      items,
+      nextCursor:
+        rows.length > limit && last && lastRow ? encodeCursor(last.position, Number(lastRow.line)) : null,
+    };
+  }
+
+  private unfilteredAccountEntries(
+    tenantId: string,
+    account: string,
+    after: { position: bigint; line: number } | null,
+    limit: number,
+  ): Promise<Row[]> {
     // Newest first, in (position, line) order: stable under concurrent appends (new lines sort first).
     // The postings index leads with (tenant, account, currency), so the page is taken per currency (one
     // backward index scan each, the cursor as an index condition) and the few per-currency pages are
     // merged; every posting's (account, currency) has its balances row, written in the same batch.
-    const rows = await this.readOne(
+    return this.readOne(
       tenantId,
-      `SELECT p.*, e.description, a.event_id, a.event_type, a.stream_name, a.correlation_id,
+      `SELECT p.*, e.description, e.client_metadata, a.event_id, a.event_type, a.stream_name, a.correlation_id,
                 a.actor_id, a.actor_role
            FROM ${S}.balances c
            CROSS JOIN LATERAL (
@@ -322,14 +392,6 @@ export class PostgresLedgerQueries implements LedgerQueries {
           LIMIT ?`,
       [...(after ? [int8(after.position), after.line] : []), limit + 1, tenantId, account, limit + 1],
     );
-    const items = rows.slice(0, limit).map(toStatementLine);
-    const last = items[items.length - 1];
-    const lastRow = rows[limit - 1];
-    return {
-      items,
-      nextCursor:
-        rows.length > limit && last && lastRow ? encodeCursor(last.position, Number(lastRow.line)) : null,
-    };
   }
 
   async getEntry(tenantId: string, entryId: string): Promise<EntryDetail | null> {
@@ -376,6 +438,7 @@ export class PostgresLedgerQueries implements LedgerQueries {
       correlationId: String(e.correlation_id),
       causationId: String(e.causation_id),
       actor: { id: String(e.actor_id), role: String(e.actor_role) },
+      metadata: clientMetadataOf(e.client_metadata),
       postings: postings!.map((p) => ({
         account: String(p.account),
         side: p.side as 'debit' | 'credit',
@@ -410,6 +473,17 @@ export class PostgresLedgerQueries implements LedgerQueries {
       postedDifference: Number(x.dp) - Number(x.cp),
       pendingDifference: Number(x.dpe) - Number(x.cpe),
     }));
+  }
+
+  async getCurrenciesHeld(tenantId: string): Promise<string[]> {
+    const rows = await this.readOne(
+      tenantId,
+      `SELECT DISTINCT currency FROM ${S}.balances
+        WHERE tenant_id = ? AND (debits_posted <> credits_posted OR debits_pending <> credits_pending)
+        ORDER BY currency`,
+      [tenantId],
+    );
+    return rows.map((r) => String(r.currency));
   }
 
   // ------------------------------------------------------------------------------------------------
@@ -493,7 +567,7 @@ export class PostgresLedgerQueries implements LedgerQueries {
   getWalletTransactions(
     tenantId: string,
     studentId: string,
-    page: { cursor?: string; limit: number },
+    page: { cursor?: string; limit: number; metadata?: MetadataFilter },
   ): Promise<Page<StatementLine>> {
     return this.getAccountEntries(tenantId, studentWallet(studentId), page);
   }
@@ -763,6 +837,7 @@ function toStatementLine(row: Row): StatementLine {
       correlationId: String(row.correlation_id),
     },
     actor: { id: String(row.actor_id), role: String(row.actor_role) },
+    metadata: clientMetadataOf(row.client_metadata),
   };
 }
 
@@ -780,7 +855,14 @@ function toBooking(row: Row): BookingView {
     tutorShare: Number(row.tutor_share),
     commission: Number(row.commission),
     cancellationFee: Number(row.cancellation_fee),
+    discounts: discountsOf(row.discounts),
   };
+}
+
+/** The jsonb discounts column (node-postgres parses jsonb; a text value is parsed here). */
+function discountsOf(value: unknown): Discount[] {
+  const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : value;
+  return Array.isArray(parsed) ? (parsed as Discount[]) : [];
 }
 
 function toTopUp(row: Row): TopUpView {

@@ -1,9 +1,16 @@
 import type { Database } from '../db/database.js';
 import type { EventStore, RecordedEvent, SubscriptionMessage } from '../eventstore/port.js';
-import { applyBatch, CheckpointMovedError, readCheckpoint } from './ledgerProjection.js';
+import {
+  advanceCheckpoint,
+  applyBatch,
+  CheckpointMovedError,
+  lockCheckpoint,
+  readCheckpoint,
+} from './ledgerProjection.js';
 import { createRunnerLock, type RunnerLock } from './runnerLock.js';
 import { LEDGER_PROJECTION, LIVE_SCHEMA } from './schema.js';
 import { type BulkLoadMethod, bulkLoadMethodOf } from './sql.js';
+import { errorMessage, isPoison, type ProjectionStall, recordStall } from './stalls.js';
 
 /** Channel the runner notifies after every committed batch; the payload is the new position. */
 export const PROJECTED_CHANNEL = 'ledger_projected';
@@ -42,6 +49,11 @@ export interface ProjectionRunnerOptions {
   /** How a batch's append-only rows are written; by default the database's fastest (sql.ts, bulkLoadMethodOf). */
   bulkLoad?: BulkLoadMethod;
   onError?: (error: unknown) => void;
+  /**
+   * Told when an event stopped its tenant's read models (stalls.ts): log it loudly, with the event's
+   * position, stream, type and the reason.
+   */
+  onStall?: (stall: ProjectionStall, error: unknown) => void;
   /** Test and metrics hooks. beforeCommit runs inside the transaction: throwing there rolls the batch back. */
   hooks?: {
     beforeCommit?: (batch: BatchInfo) => void | Promise<void>;
@@ -58,6 +70,8 @@ export interface RunnerStatus {
   batchesCommitted: number;
   eventsApplied: number;
   restarts: number;
+  /** Tenants this runner stopped at an event it could not apply (stalls.ts). */
+  stalls: number;
   lastError: string | null;
   /** Milliseconds between the store recording the last applied event and its batch committing. */
   lastLagMs: number;
@@ -83,7 +97,7 @@ type Next = IteratorResult<SubscriptionMessage> | typeof TIMEOUT;
  */
 export class ProjectionRunner {
   private readonly opts: Required<
-    Omit<ProjectionRunnerOptions, 'redis' | 'onError' | 'hooks' | 'db' | 'store' | 'bulkLoad'>
+    Omit<ProjectionRunnerOptions, 'redis' | 'onError' | 'onStall' | 'hooks' | 'db' | 'store' | 'bulkLoad'>
   >;
   private readonly lock: RunnerLock;
   private loop: Promise<void> | undefined;
@@ -96,6 +110,7 @@ export class ProjectionRunner {
     batchesCommitted: 0,
     eventsApplied: 0,
     restarts: 0,
+    stalls: 0,
     lastError: null,
     lastLagMs: 0,
   };
@@ -251,9 +266,32 @@ export class ProjectionRunner {
     }
   }
 
+  /**
+   * Applies a batch. When it fails for a reason in its events (stalls.ts, isPoison), applies them one
+   * by one instead, and the event that fails stops its tenant only: recorded as a stall, the checkpoint
+   * moves past it, the tenant's later events are held back, and every other tenant goes on.
+   */
   private async commit(batch: RecordedEvent[], expected: bigint): Promise<bigint> {
+    try {
+      return await this.commitBatch(batch, expected);
+    } catch (error) {
+      if (!isPoison(error) || error instanceof CheckpointMovedError) throw error;
+      let position = expected;
+      for (const event of batch) {
+        try {
+          position = await this.commitBatch([event], position);
+        } catch (single) {
+          if (!isPoison(single) || single instanceof CheckpointMovedError) throw single;
+          position = await this.stall(event, position, single);
+        }
+      }
+      return position;
+    }
+  }
+
+  private async commitBatch(batch: RecordedEvent[], expected: bigint): Promise<bigint> {
     if (!this.lock.isHeld()) throw new Error('projection lock lost; re-acquiring before applying more');
-    const { db, hooks, redis } = this.options;
+    const { db, hooks } = this.options;
     const info: BatchInfo = { events: batch, position: batch[batch.length - 1]!.position };
     const bulkLoad = this.options.bulkLoad ?? (await bulkLoadMethodOf(db));
     const result = await db.knex.transaction(async (trx) => {
@@ -263,18 +301,38 @@ export class ProjectionRunner {
       await hooks?.beforeCommit?.(info);
       return r;
     });
+    await this.committed(batch, result.position, result.applied);
+    await hooks?.afterCommit?.({ ...info, committedAt: new Date() });
+    return result.position;
+  }
+
+  /** Records `event`'s tenant as stalled and moves the checkpoint past the event, in one transaction. */
+  private async stall(event: RecordedEvent, expected: bigint, error: unknown): Promise<bigint> {
+    if (!this.lock.isHeld()) throw new Error('projection lock lost; re-acquiring before applying more');
+    const stall = await this.options.db.knex.transaction(async (trx) => {
+      await lockCheckpoint(trx, LIVE_SCHEMA, expected);
+      const recorded = await recordStall(trx, LIVE_SCHEMA, event, errorMessage(error));
+      await advanceCheckpoint(trx, LIVE_SCHEMA, event.position, 0);
+      await trx.raw('SELECT pg_notify(?, ?)', [PROJECTED_CHANNEL, event.position.toString()]);
+      return recorded;
+    });
+    this.stat.stalls++;
+    this.options.onStall?.(stall, error);
+    await this.committed([event], event.position, 0);
+    return event.position;
+  }
+
+  private async committed(batch: readonly RecordedEvent[], position: bigint, applied: number): Promise<void> {
     const committedAt = new Date();
-    this.stat.position = result.position;
+    this.stat.position = position;
     this.stat.batchesCommitted++;
-    this.stat.eventsApplied += result.applied;
+    this.stat.eventsApplied += applied;
     this.stat.lastLagMs = Math.max(0, committedAt.getTime() - batch[batch.length - 1]!.recordedAt.getTime());
-    if (redis) {
-      await redis.publish(PROJECTED_CHANNEL, result.position.toString()).catch((error: unknown) => {
+    if (this.options.redis) {
+      await this.options.redis.publish(PROJECTED_CHANNEL, position.toString()).catch((error: unknown) => {
         this.options.onError?.(error);
       });
     }
-    await hooks?.afterCommit?.({ ...info, committedAt });
-    return result.position;
   }
 
   private sleepUnlessStopped(ms: number): Promise<void> {

@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { escapeLiteral } from 'pg';
 import type { Database, SqlRow } from '../db/database.js';
 import { DomainError, invariant } from '../domain/errors.js';
-import { TENANT_ID_PATTERN } from '../domain/validation-patterns.js';
+import { TENANT_ID_PATTERN } from '../domain/ids.js';
 import { APP_ROLE } from './schema.js';
 
 export function assertTenantId(tenantId: string): void {

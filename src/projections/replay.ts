@@ -1,4 +1,6 @@
-import type { Actor, EventStore } from '../eventstore/port.js';
+import { decodeEvent, entryOf } from '../domain/events.js';
+import type { Actor } from '../domain/schema.js';
+import type { EventStore } from '../eventstore/port.js';
 import {
   applyPosting,
   availableOf,
@@ -8,7 +10,6 @@ import {
   type Totals,
   ZERO_TOTALS,
 } from './balances.js';
-import { entryOf, tenantOf } from './eventShape.js';
 
 export interface ReplayLine {
   position: bigint;
@@ -62,9 +63,8 @@ export async function* replayAccount(options: ReplayOptions): AsyncGenerator<Rep
       if (until && 'position' in until && event.position > until.position) return;
       if (until && 'time' in until && Date.parse(event.metadata.occurredAt) > until.time.getTime()) continue;
       if (event.metadata.tenantId !== options.tenantId) continue;
-      const entry = entryOf(event);
+      const entry = entryOf(decodeEvent(event));
       if (!entry?.postings.some((p) => p.account === options.account)) continue;
-      tenantOf(event);
       const bumped = new Set<string>();
       for (const [line, p] of entry.postings.entries()) {
         if (p.account !== options.account) continue;

@@ -1,4 +1,6 @@
 import type { Knex } from 'knex';
+import { ACCOUNT_VOLUME_WATCH_FROM } from '../domain/ledgerLimits.js';
+import { createEffectivePostingsTable, effectivePostingsIndexStatement } from './effectivePostings.js';
 
 /**
  * Read-model DDL. The live read models live in their own Postgres schema; a rebuild builds the same
@@ -25,12 +27,17 @@ export type ReadModelSchema = typeof LIVE_SCHEMA | typeof SHADOW_SCHEMA;
 export const TENANT_TABLES = [
   'balances',
   'postings',
+  'effective_postings',
   'journal_entries',
   'audit_events',
   'bookings',
   'payouts',
   'top_ups',
   'tutor_payouts',
+  'search_terms',
+  'event_refs',
+  'daily_metrics',
+  'daily_active_wallets',
 ] as const;
 
 /** Roles are cluster-wide: create the app role once, tolerating a concurrent creator. */
@@ -65,6 +72,7 @@ export async function createReadModelTables(knex: Knex, schema: ReadModelSchema)
       updated_at timestamptz NOT NULL DEFAULT now()
     )`);
   await knex.raw(`INSERT INTO ${s}.checkpoint (name, position) VALUES (?, -1)`, [LEDGER_PROJECTION]);
+  await knex.raw(stallsTableStatement(s));
   await knex.raw(`
     CREATE TABLE ${s}.balances (
       tenant_id text NOT NULL,
@@ -106,7 +114,8 @@ export async function createReadModelTables(knex: Knex, schema: ReadModelSchema)
       entry_id text NOT NULL,
       position bigint NOT NULL,
       description text NOT NULL,
-      hold_id text
+      hold_id text,
+      client_metadata jsonb
     )`);
   await knex.raw(`
     CREATE TABLE ${s}.audit_events (
@@ -141,6 +150,7 @@ export async function createReadModelTables(knex: Knex, schema: ReadModelSchema)
       commission bigint NOT NULL,
       cancellation_fee bigint NOT NULL,
       last_position bigint NOT NULL,
+      discounts jsonb NOT NULL DEFAULT '[]'::jsonb,
       PRIMARY KEY (tenant_id, booking_id)
     )`);
   await knex.raw(`
@@ -181,6 +191,116 @@ export async function createReadModelTables(knex: Knex, schema: ReadModelSchema)
       last_position bigint NOT NULL,
       PRIMARY KEY (tenant_id, tutor_id, currency)
     )`);
+  await createConsoleReadModelTables(knex, schema);
+  await createEffectivePostingsTable(knex, schema);
+}
+
+/**
+ * The finance console's read models (references.ts, dailyMetrics.ts), in their own function so the
+ * migration that added them to an existing live schema creates exactly these:
+ *  - search_terms: one row per thing events refer to (student, booking, Stripe object, idempotency key…),
+ *    with the first and last event that did;
+ *  - event_refs: one row per (thing, event), the events of a thing's story;
+ *  - daily_metrics: per UTC day, currency and metric, the amount and count of events (analytics);
+ *  - daily_active_wallets: one row per wallet and day it moved money.
+ */
+export async function createConsoleReadModelTables(knex: Knex, schema: ReadModelSchema): Promise<void> {
+  const s = schema;
+  await knex.raw(`
+    CREATE TABLE ${s}.search_terms (
+      tenant_id text NOT NULL,
+      kind text NOT NULL,
+      ref text NOT NULL,
+      term text NOT NULL,
+      first_position bigint NOT NULL,
+      first_event_type text NOT NULL,
+      last_position bigint NOT NULL,
+      last_event_type text NOT NULL,
+      last_occurred_at timestamptz NOT NULL,
+      events bigint NOT NULL,
+      PRIMARY KEY (tenant_id, kind, ref)
+    )`);
+  await knex.raw(`
+    CREATE TABLE ${s}.event_refs (
+      tenant_id text NOT NULL,
+      kind text NOT NULL,
+      ref text NOT NULL,
+      position bigint NOT NULL
+    )`);
+  await knex.raw(`
+    CREATE TABLE ${s}.daily_metrics (
+      tenant_id text NOT NULL,
+      day date NOT NULL,
+      currency text NOT NULL,
+      metric text NOT NULL,
+      amount bigint NOT NULL,
+      count bigint NOT NULL,
+      PRIMARY KEY (tenant_id, day, currency, metric)
+    )`);
+  await knex.raw(`
+    CREATE TABLE ${s}.daily_active_wallets (
+      tenant_id text NOT NULL,
+      day date NOT NULL,
+      student_id text NOT NULL,
+      PRIMARY KEY (tenant_id, day, student_id)
+    )`);
+}
+
+/**
+ * Tenants whose read models stopped at an event the projection could not apply (stalls.ts). In the
+ * read-model schema, beside the checkpoint it is written with.
+ */
+export function stallsTableStatement(schema: ReadModelSchema): string {
+  return `CREATE TABLE IF NOT EXISTS ${schema}.projection_stalls (
+      projection text NOT NULL,
+      tenant_id text NOT NULL,
+      position bigint NOT NULL,
+      event_id text NOT NULL,
+      stream_name text NOT NULL,
+      event_type text NOT NULL,
+      reason text NOT NULL,
+      stalled_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (projection, tenant_id)
+    )`;
+}
+
+/** Secondary indexes of the console's read models and of its lookups into the older tables. */
+export function consoleIndexStatements(schema: ReadModelSchema): string[] {
+  const s = schema;
+  return [
+    `CREATE UNIQUE INDEX IF NOT EXISTS event_refs_pkey ON ${s}.event_refs (tenant_id, kind, ref, position)`,
+    // Prefix search (LIKE 'q%') in any collation.
+    `CREATE INDEX IF NOT EXISTS search_terms_term ON ${s}.search_terms (tenant_id, term text_pattern_ops)`,
+    `CREATE INDEX IF NOT EXISTS audit_events_event_id ON ${s}.audit_events (tenant_id, event_id text_pattern_ops)`,
+    `CREATE INDEX IF NOT EXISTS audit_events_causation ON ${s}.audit_events (tenant_id, causation_id)`,
+    `CREATE INDEX IF NOT EXISTS audit_events_entry_time ON ${s}.audit_events (tenant_id, occurred_at, position)
+       WHERE entry_id IS NOT NULL`,
+    `CREATE INDEX IF NOT EXISTS journal_entries_prefix ON ${s}.journal_entries (tenant_id, entry_id text_pattern_ops)`,
+    clientMetadataIndexStatement(schema),
+    `CREATE INDEX IF NOT EXISTS balances_account_prefix ON ${s}.balances (tenant_id, account text_pattern_ops, currency)`,
+    largeVolumeIndexStatement(schema),
+  ];
+}
+
+/**
+ * Balances whose volume (the sum of the four totals) is past half the ledger's per-account limit: the
+ * few the command layer watches before it lets more money onto a shared account
+ * (src/commands/accountVolumeGuard.ts). Partial, so it holds only those rows and a lookup of "which
+ * accounts are near the limit" reads nothing else.
+ */
+export const LARGE_VOLUME_SQL = '(debits_pending + debits_posted + credits_pending + credits_posted)';
+export function largeVolumeIndexStatement(schema: ReadModelSchema): string {
+  return `CREATE INDEX IF NOT EXISTS balances_large_volume ON ${schema}.balances (tenant_id, account, currency)
+            WHERE ${LARGE_VOLUME_SQL} >= ${ACCOUNT_VOLUME_WATCH_FROM}`;
+}
+
+/**
+ * Entries by the caller's metadata (`?metadata[key]=value` is `client_metadata @> {...}`): a GIN index
+ * over the entries that carry any, so a filter finds its entries without scanning an account's lines.
+ */
+export function clientMetadataIndexStatement(schema: ReadModelSchema): string {
+  return `CREATE INDEX IF NOT EXISTS journal_entries_client_metadata ON ${schema}.journal_entries
+            USING gin (client_metadata jsonb_path_ops) WHERE client_metadata IS NOT NULL`;
 }
 
 /**
@@ -224,6 +344,7 @@ export function readModelIndexStatements(schema: ReadModelSchema): string[] {
     ),
     // A shadow finalized by an older version and resumed now would otherwise keep both generations.
     ...RETIRED_POSTINGS_INDEXES.map(({ name }) => `DROP INDEX IF EXISTS ${s}.${name}`),
+    effectivePostingsIndexStatement(schema),
     `CREATE UNIQUE INDEX IF NOT EXISTS journal_entries_pkey ON ${s}.journal_entries (tenant_id, entry_id)`,
     `CREATE UNIQUE INDEX IF NOT EXISTS audit_events_pkey ON ${s}.audit_events (tenant_id, position)`,
     `CREATE INDEX IF NOT EXISTS audit_events_correlation ON ${s}.audit_events (tenant_id, correlation_id, position)`,
@@ -232,6 +353,7 @@ export function readModelIndexStatements(schema: ReadModelSchema): string[] {
     `CREATE INDEX IF NOT EXISTS bookings_student ON ${s}.bookings (tenant_id, student_id, booking_id)`,
     `CREATE INDEX IF NOT EXISTS bookings_tutor ON ${s}.bookings (tenant_id, tutor_id, booking_id)`,
     `CREATE INDEX IF NOT EXISTS payouts_tutor ON ${s}.payouts (tenant_id, tutor_id, payout_id)`,
+    ...consoleIndexStatements(schema),
   ];
 }
 
@@ -240,6 +362,7 @@ export async function secureReadModelSchema(knex: Knex, schema: ReadModelSchema)
   const s = schema;
   await knex.raw(`GRANT USAGE ON SCHEMA ${s} TO ${APP_ROLE}`);
   await knex.raw(`GRANT SELECT ON ${s}.checkpoint TO ${APP_ROLE}`);
+  await knex.raw(`GRANT SELECT ON ${s}.projection_stalls TO ${APP_ROLE}`);
   for (const table of TENANT_TABLES) {
     await knex.raw(`ALTER TABLE ${s}.${table} ENABLE ROW LEVEL SECURITY`);
     // FORCE: the owner is subject to the policies too, so only the explicit writer policy lets it in.

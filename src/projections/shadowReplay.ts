@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
 import { invariant } from '../domain/errors.js';
+import type { DecodedEvent } from '../domain/events.js';
 import type { RecordedEvent } from '../eventstore/port.js';
-import { applyEntityViews, movesAView, type ProjectedEvent } from './entityViews.js';
+import { applyEntityViews, movesAView } from './entityViews.js';
 import {
   advanceCheckpoint,
   BALANCE_COLUMNS,
@@ -29,7 +30,7 @@ export interface PreparedBatch {
   /** Events in the batch. */
   applied: number;
   /** Only the events a view follows: the rest need not stay alive until the write. */
-  viewEvents: ProjectedEvent[];
+  viewEvents: DecodedEvent[];
   rows: LedgerRows;
   /** Balance rows this batch writes: empty unless it flushes the carried balances (see ShadowReplay). */
   balanceRows: CellValue[][];

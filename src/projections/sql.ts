@@ -4,10 +4,14 @@ import type { Knex } from 'knex';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Database } from '../db/database.js';
+import type { ClientMetadata } from '../domain/clientMetadata.js';
 import { DomainError, invariant } from '../domain/errors.js';
 
 /** A column for a set-based insert: its name and the Postgres array element type to cast to. */
-export type Column = readonly [name: string, pgType: 'text' | 'int8' | 'int4' | 'timestamptz'];
+export type Column = readonly [
+  name: string,
+  pgType: 'text' | 'int8' | 'int4' | 'timestamptz' | 'date' | 'jsonb',
+];
 export type CellValue = string | number | null;
 
 /**
@@ -170,4 +174,18 @@ export function pageLimit(limit: number): number {
     });
   }
   return limit;
+}
+
+/**
+ * A journal entry's client_metadata column as the API returns it: `{}` for an entry without metadata
+ * (NULL). The projection wrote it from a decoded event, so it is an object of strings.
+ */
+export function clientMetadataOf(value: unknown): ClientMetadata {
+  if (value === null || value === undefined) return {};
+  const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : value;
+  invariant(
+    typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed),
+    'journal_entries.client_metadata holds an object',
+  );
+  return parsed as ClientMetadata;
 }

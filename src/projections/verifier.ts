@@ -1,5 +1,6 @@
 import type { Database } from '../db/database.js';
 import { invariant } from '../domain/errors.js';
+import { decodeEvent, entryOf } from '../domain/events.js';
 import type { EventStore } from '../eventstore/port.js';
 import {
   applyPosting,
@@ -11,9 +12,10 @@ import {
   type Totals,
   ZERO_TOTALS,
 } from './balances.js';
-import { entryOf, tenantOf } from './eventShape.js';
+import { type MetricDelta, metricDeltasOf, metricKey, sumDeltas } from './dailyMetrics.js';
 import { type BalanceRow, balanceRowOf } from './ledgerProjection.js';
 import { LIVE_SCHEMA } from './schema.js';
+import { readStalls, tenantOfEvent } from './stalls.js';
 
 export type DifferenceKind =
   | 'balance_mismatch'
@@ -21,7 +23,12 @@ export type DifferenceKind =
   | 'extra_in_read_model'
   | 'trial_balance_not_zero'
   | 'clearing_not_zero'
-  | 'version_gap';
+  | 'version_gap'
+  | 'daily_metric_mismatch'
+  /** A tenant's read models are stopped at an event they cannot apply (stalls.ts). */
+  | 'projection_stalled'
+  /** The read models are further behind the event store's head than the bound. */
+  | 'behind_head';
 
 export interface Difference {
   kind: DifferenceKind;
@@ -43,12 +50,16 @@ export interface VerifyOptions {
   /** …or for more than this many positions behind the checkpoint (off when undefined). */
   clearingMaxAgePositions?: number;
   now?: () => Date;
+  /** The read models may be at most this many positions behind the event store's head (default 1,000). */
+  maxBehindPositions?: number;
 }
 
 export interface VerifyResult {
   ok: boolean;
   /** The read models' checkpoint; events were folded up to it, so both sides describe the same instant. */
   position: bigint;
+  /** The event store's head when the check ended. */
+  head: bigint;
   eventsFolded: number;
   accountsChecked: number;
   totalDifferences: number;
@@ -98,8 +109,17 @@ export async function verifyReadModels(options: VerifyOptions): Promise<VerifyRe
             OR max(p.version) IS DISTINCT FROM max(b.version)
          LIMIT 1000`)
     ).rows as Array<Record<string, unknown>>;
-    return { position: BigInt(cp[0]?.p ?? '-1'), balances, gaps };
+    const metrics = (
+      await trx.raw(
+        `SELECT tenant_id, day::text AS day, currency, metric, amount, count FROM ${LIVE_SCHEMA}.daily_metrics`,
+      )
+    ).rows as Array<Record<string, unknown>>;
+    const stalls = await readStalls(trx, LIVE_SCHEMA);
+    return { position: BigInt(cp[0]?.p ?? '-1'), balances, gaps, metrics, stalls };
   });
+  // A stalled tenant's read models stop at its stalled event: the fold stops there for it too, and the
+  // stall itself is a difference.
+  const stalledFrom = new Map(snapshot.stalls.map((st) => [st.tenantId, st.position]));
 
   const differences: Difference[] = [];
   let totalDifferences = 0;
@@ -110,6 +130,8 @@ export async function verifyReadModels(options: VerifyOptions): Promise<VerifyRe
 
   // Fold the events up to the snapshot's checkpoint.
   const folded = new Map<string, Folded>();
+  // The analytics' daily aggregates carry money: folded from the same events by the same rule.
+  const foldedMetrics = new Map<string, MetricDelta>();
   let eventsFolded = 0;
   let after = -1n;
   while (after < snapshot.position) {
@@ -118,10 +140,14 @@ export async function verifyReadModels(options: VerifyOptions): Promise<VerifyRe
     for (const event of page) {
       if (event.position > snapshot.position) break;
       after = event.position;
+      const stalledAt = stalledFrom.size === 0 ? undefined : stalledFrom.get(tenantOfEvent(event));
+      if (stalledAt !== undefined && event.position >= stalledAt) continue;
       eventsFolded++;
-      const entry = entryOf(event);
+      const decoded = decodeEvent(event);
+      const entry = entryOf(decoded);
       if (!entry) continue;
-      const tenantId = tenantOf(event);
+      const tenantId = decoded.tenantId;
+      sumDeltas(metricDeltasOf(decoded), foldedMetrics);
       const bumped = new Set<string>();
       for (const p of entry.postings) {
         const key = balanceKey(tenantId, p.account, p.currency);
@@ -225,6 +251,8 @@ export async function verifyReadModels(options: VerifyOptions): Promise<VerifyRe
     }
   }
 
+  compareDailyMetrics(foldedMetrics, snapshot.metrics, model, report);
+
   for (const g of snapshot.gaps) {
     report({
       kind: 'version_gap',
@@ -235,12 +263,103 @@ export async function verifyReadModels(options: VerifyOptions): Promise<VerifyRe
     });
   }
 
+  for (const st of snapshot.stalls) {
+    report({
+      kind: 'projection_stalled',
+      tenantId: st.tenantId,
+      currency: '',
+      detail: `${st.projection} stopped at position ${st.position} (${st.eventType} ${st.eventId} in ${st.streamName}) since ${st.stalledAt.toISOString()}: ${st.reason}`,
+    });
+  }
+  const maxBehind = options.maxBehindPositions ?? 1_000;
+  const head = await store.headPosition();
+  if (head - snapshot.position > BigInt(maxBehind)) {
+    report({
+      kind: 'behind_head',
+      tenantId: '*',
+      currency: '',
+      detail: `read models at position ${snapshot.position}, the event store's head at ${head}: ${head - snapshot.position} behind (bound ${maxBehind})`,
+    });
+  }
+
   return {
     ok: totalDifferences === 0,
     position: snapshot.position,
+    head,
     eventsFolded,
     accountsChecked: folded.size,
     totalDifferences,
     differences,
   };
+}
+
+/**
+ * daily_metrics against the fold of the events (every row, both ways), and the stock it keeps of money
+ * held for students against the wallets' balances: the running sum of its daily changes must be what
+ * the student wallets hold now, per tenant and currency.
+ */
+function compareDailyMetrics(
+  folded: Map<string, MetricDelta>,
+  rows: Array<Record<string, unknown>>,
+  balances: Map<string, BalanceRow>,
+  report: (d: Difference) => void,
+): void {
+  const stored = new Map<string, MetricDelta>();
+  for (const r of rows) {
+    const d: MetricDelta = {
+      tenantId: String(r.tenant_id),
+      day: String(r.day),
+      currency: String(r.currency),
+      metric: String(r.metric) as MetricDelta['metric'],
+      amount: Number(r.amount),
+      count: Number(r.count),
+    };
+    stored.set(metricKey(d), d);
+  }
+  for (const [key, f] of folded) {
+    const s = stored.get(key);
+    if (!s || s.amount !== f.amount || s.count !== f.count) {
+      report({
+        kind: 'daily_metric_mismatch',
+        tenantId: f.tenantId,
+        currency: f.currency,
+        detail: `${f.metric} on ${f.day}: read model ${s ? `${s.amount} (${s.count})` : 'missing'}, events ${f.amount} (${f.count})`,
+      });
+    }
+  }
+  for (const [key, s] of stored) {
+    if (!folded.has(key)) {
+      report({
+        kind: 'daily_metric_mismatch',
+        tenantId: s.tenantId,
+        currency: s.currency,
+        detail: `${s.metric} on ${s.day}: read model ${s.amount} (${s.count}), events have none`,
+      });
+    }
+  }
+  const held = new Map<string, { tenantId: string; currency: string; metrics: number; wallets: number }>();
+  const entry = (tenantId: string, currency: string) => {
+    const k = `${tenantId}\u0000${currency}`;
+    let h = held.get(k);
+    if (!h) {
+      h = { tenantId, currency, metrics: 0, wallets: 0 };
+      held.set(k, h);
+    }
+    return h;
+  };
+  for (const s of stored.values())
+    if (s.metric === 'held_for_students') entry(s.tenantId, s.currency).metrics += s.amount;
+  for (const b of balances.values()) {
+    if (b.account.startsWith('student:')) entry(b.tenantId, b.currency).wallets += postedOf(b, 'credit');
+  }
+  for (const h of held.values()) {
+    if (h.metrics !== h.wallets) {
+      report({
+        kind: 'daily_metric_mismatch',
+        tenantId: h.tenantId,
+        currency: h.currency,
+        detail: `money held for students: daily metrics sum to ${h.metrics}, student wallets hold ${h.wallets}`,
+      });
+    }
+  }
 }

@@ -1,4 +1,6 @@
+import { STRIPE_BALANCE } from '../domain/accounts.js';
 import { invariant } from '../domain/errors.js';
+import { type DecodedEvent, decodeEventOf, entryOf, type LedgerEventType } from '../domain/events.js';
 import type { EventStore, RecordedEvent } from '../eventstore/port.js';
 
 /**
@@ -33,23 +35,12 @@ export const FACT_EVENT_TYPES = [
   'StripeDisputeOpened',
   'StripeDisputeClosed',
   'LedgerAdjusted',
-];
-
-export const STRIPE_BALANCE = 'stripe:balance';
-
-interface Posting {
-  account: string;
-  side: 'debit' | 'credit';
-  effect: string;
-  amount: number;
-  currency: string;
-}
+] as const satisfies readonly LedgerEventType[];
 
 /** Signed posted effect of an event's entry on stripe:balance, per currency (empty when none). */
-export function stripeBalanceEffect(event: RecordedEvent): Map<string, number> {
+export function stripeBalanceEffect(event: DecodedEvent): Map<string, number> {
   const out = new Map<string, number>();
-  const entry = event.data.entry as { postings?: Posting[] } | undefined;
-  for (const p of entry?.postings ?? []) {
+  for (const p of entryOf(event)?.postings ?? []) {
     if (p.account !== STRIPE_BALANCE || p.effect !== 'post') continue;
     out.set(p.currency, (out.get(p.currency) ?? 0) + (p.side === 'debit' ? p.amount : -p.amount));
   }
@@ -81,27 +72,27 @@ export class LedgerFactExtractor {
 
   constructor(private readonly maxOpenPayouts = 100_000) {}
 
-  extract(event: RecordedEvent): LedgerFact[] {
+  extract(recorded: RecordedEvent): LedgerFact[] {
+    const event = decodeEventOf(recorded, FACT_EVENT_TYPES);
     const effect = stripeBalanceEffect(event);
     for (const [currency, amount] of effect) {
       this.stripeBalance.set(currency, (this.stripeBalance.get(currency) ?? 0) + amount);
     }
-    const d = event.data;
     const occurredAtMs = Date.parse(event.metadata.occurredAt);
     const posted = single(effect);
     const fact = (key: string, side: LedgerFact['side'] = 'platform'): LedgerFact[] =>
       posted ? [{ key, side, amount: posted.amount, currency: posted.currency, occurredAtMs }] : [];
     switch (event.type) {
       case 'WalletToppedUp':
-        return typeof d.paymentIntentId === 'string' ? fact(d.paymentIntentId) : [];
+        return fact(event.data.paymentIntentId);
       case 'WalletRefundedToCard':
-        return typeof d.stripeRefundId === 'string' ? fact(d.stripeRefundId) : [];
+        return fact(event.data.stripeRefundId);
       case 'StripeFeeBooked':
         // The booked fee as a positive amount (it credits stripe:balance).
-        return typeof d.stripeObjectId === 'string' && posted
+        return posted
           ? [
               {
-                key: `fee:${d.stripeObjectId}`,
+                key: `fee:${event.data.stripeObjectId}`,
                 side: 'platform',
                 amount: -posted.amount,
                 currency: posted.currency,
@@ -110,28 +101,26 @@ export class LedgerFactExtractor {
             ]
           : [];
       case 'StripeDisputeOpened':
-        return typeof d.stripeObjectId === 'string' ? fact(`${d.stripeObjectId}:opened`) : [];
+        return fact(`${event.data.stripeObjectId}:opened`);
       case 'StripeDisputeClosed':
-        return typeof d.stripeObjectId === 'string' && d.outcome === 'won'
-          ? fact(`${d.stripeObjectId}:won`)
-          : [];
+        return event.data.outcome === 'won' ? fact(`${event.data.stripeObjectId}:won`) : [];
       case 'PayoutSubmitted':
       case 'PayoutPaid': {
-        if (typeof d.payoutId !== 'string') return [];
+        const d = event.data;
         const p = this.openPayout(d.payoutId);
-        if (typeof d.stripeTransferId === 'string') p.transferId = d.stripeTransferId;
-        if (typeof d.stripePayoutId === 'string') p.stripePayoutId = d.stripePayoutId;
+        if (d.stripeTransferId !== null) p.transferId = d.stripeTransferId;
+        if (d.stripePayoutId !== null) p.stripePayoutId = d.stripePayoutId;
         return this.completePayout(d.payoutId);
       }
       case 'TutorPayoutHoldPosted': {
-        if (typeof d.payoutId !== 'string' || !posted) return [];
-        const p = this.openPayout(d.payoutId);
+        if (!posted) return [];
+        const p = this.openPayout(event.data.payoutId);
         p.amount = posted.amount;
         p.currency = posted.currency;
         p.occurredAtMs = occurredAtMs;
-        return this.completePayout(d.payoutId);
+        return this.completePayout(event.data.payoutId);
       }
-      default:
+      case 'LedgerAdjusted':
         return [];
     }
   }
@@ -202,7 +191,7 @@ export function eventStoreFactSource(
       for (;;) {
         const page = await store.readAll({
           maxCount: pageSize,
-          filter: { eventTypes: FACT_EVENT_TYPES },
+          filter: { eventTypes: [...FACT_EVENT_TYPES] },
           ...(after !== undefined ? { after } : {}),
         });
         for (const event of page) {

@@ -1,4 +1,6 @@
 import type { Database } from '../db/database.js';
+import { decodeEventOf, EVENT_TYPES } from '../domain/events.js';
+import { categoryPrefix, parseStreamName, reconciliationStream } from '../domain/streams.js';
 import type { EventStore } from '../eventstore/port.js';
 import { StreamNotFoundError } from '../eventstore/port.js';
 import type {
@@ -20,6 +22,23 @@ export interface ReconciliationReadModel {
   ): Promise<void>;
   failed(tenantId: string, runId: string, error: string, failedAt: string): Promise<void>;
   get(tenantId: string, runId: string, options: { maxItems: number }): Promise<ReconciliationRun | null>;
+  /** Runs of a tenant newest first (by startedAt, then runId), without their items. */
+  list(tenantId: string, page: RunPageRequest): Promise<ReconciliationRun[]>;
+}
+
+/** A page of runs: at most `limit`, strictly older than `before` (the last run of the previous page). */
+export interface RunPageRequest {
+  limit: number;
+  before?: { startedAt: string; runId: string };
+}
+
+/** Newest first: later startedAt first, then the larger runId. */
+export function compareRunsNewestFirst(
+  a: { startedAt: string; runId: string },
+  b: { startedAt: string; runId: string },
+): number {
+  if (a.startedAt !== b.startedAt) return a.startedAt < b.startedAt ? 1 : -1;
+  return a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0;
 }
 
 const ITEM_SEQ_PER_CHUNK = 1_000;
@@ -90,6 +109,25 @@ export class PostgresReconciliationReadModel implements ReconciliationReadModel 
       .update({ status: 'failed', completed_at: failedAt, error });
   }
 
+  async list(tenantId: string, page: RunPageRequest): Promise<ReconciliationRun[]> {
+    let query = this.db.knex('reconciliation_runs').where({ tenant_id: tenantId });
+    if (page.before) {
+      const { startedAt, runId } = page.before;
+      query = query.andWhere((q) =>
+        q
+          .where('started_at', '<', startedAt)
+          .orWhere((same) => same.where('started_at', '=', startedAt).andWhere('run_id', '<', runId)),
+      );
+    }
+    const rows = await query
+      .orderBy([
+        { column: 'started_at', order: 'desc' },
+        { column: 'run_id', order: 'desc' },
+      ])
+      .limit(page.limit);
+    return rows.map((run) => runOf(tenantId, run, []));
+  }
+
   async get(
     tenantId: string,
     runId: string,
@@ -105,17 +143,10 @@ export class PostgresReconciliationReadModel implements ReconciliationReadModel 
       .where({ tenant_id: tenantId, run_id: runId })
       .orderBy('seq')
       .limit(options.maxItems);
-    const parse = <T>(v: unknown): T => (typeof v === 'string' ? (JSON.parse(v) as T) : (v as T));
-    return {
-      runId,
+    return runOf(
       tenantId,
-      status: run.status,
-      scope: parse<ReconciliationScope>(run.scope),
-      startedAt: new Date(run.started_at).toISOString(),
-      completedAt: run.completed_at ? new Date(run.completed_at).toISOString() : null,
-      summary: run.summary ? parse<ReconciliationSummary>(run.summary) : null,
-      error: run.error ?? null,
-      items: rows.map((r) => {
+      run,
+      rows.map((r) => {
         const d = parse<{ type: string | null; feeBooked: boolean; detail: string }>(r.detail);
         return {
           classification: r.classification,
@@ -131,9 +162,65 @@ export class PostgresReconciliationReadModel implements ReconciliationReadModel 
           detail: d.detail,
         };
       }),
-    };
+    );
   }
 }
+
+const parse = <T>(v: unknown): T => (typeof v === 'string' ? (JSON.parse(v) as T) : (v as T));
+
+/** A reconciliation_runs row as a run. */
+function runOf(
+  tenantId: string,
+  run: Record<string, unknown>,
+  items: ReconciliationItem[],
+): ReconciliationRun {
+  return {
+    runId: String(run.run_id),
+    tenantId,
+    status: run.status as ReconciliationRun['status'],
+    scope: parse<ReconciliationScope>(run.scope),
+    startedAt: new Date(run.started_at as string).toISOString(),
+    completedAt: run.completed_at ? new Date(run.completed_at as string).toISOString() : null,
+    summary: run.summary ? parse<ReconciliationSummary>(run.summary) : null,
+    error: (run.error as string | null) ?? null,
+    items,
+  };
+}
+
+/** Runs of a tenant rebuilt from their event streams (no read model), newest first, one page. */
+export async function listRunsFromEvents(
+  store: EventStore,
+  tenantId: string,
+  page: RunPageRequest,
+): Promise<ReconciliationRun[]> {
+  const runIds: string[] = [];
+  let after: bigint | undefined;
+  for (;;) {
+    const batch = await store.readAll({
+      ...(after !== undefined ? { after } : {}),
+      maxCount: 1_000,
+      filter: {
+        streamNamePrefixes: [categoryPrefix('reconciliation', tenantId)],
+        eventTypes: ['ReconciliationRunStarted'],
+      },
+    });
+    for (const e of batch) {
+      const id = parseStreamName(e.streamName)?.id;
+      if (id) runIds.push(id);
+    }
+    const last = batch[batch.length - 1];
+    if (!last || batch.length < 1_000) break;
+    after = last.position;
+  }
+  const runs: ReconciliationRun[] = [];
+  for (const runId of runIds) {
+    const run = await loadRunFromEvents(store, tenantId, runId, { maxItems: 0 });
+    if (run && (!page.before || compareRunsNewestFirst(page.before, run) < 0)) runs.push(run);
+  }
+  return runs.sort(compareRunsNewestFirst).slice(0, page.limit);
+}
+
+const RUN_EVENT_TYPES = EVENT_TYPES.reconciliation;
 
 /** Rebuilds a run from its events (no database needed: the embedded default and tests). */
 export async function loadRunFromEvents(
@@ -144,38 +231,45 @@ export async function loadRunFromEvents(
 ): Promise<ReconciliationRun | null> {
   let events: Awaited<ReturnType<EventStore['readStream']>>;
   try {
-    events = await store.readStream(`reconciliation-${tenantId}.${runId}`, { maxCount: 10_000 });
+    events = await store.readStream(reconciliationStream(tenantId, runId), { maxCount: 10_000 });
   } catch (error) {
     if (error instanceof StreamNotFoundError) return null;
     throw error;
   }
   let run: ReconciliationRun | null = null;
-  for (const e of events) {
-    const d = e.data as Record<string, unknown>;
-    if (e.type === 'ReconciliationRunStarted') {
-      run = {
-        runId,
-        tenantId,
-        status: 'running',
-        scope: d.scope as unknown as ReconciliationScope,
-        startedAt: String(d.startedAt),
-        completedAt: null,
-        summary: null,
-        error: null,
-        items: [],
-      };
-    } else if (run && e.type === 'ReconciliationItemsRecorded') {
-      for (const item of d.items as unknown as ReconciliationItem[]) {
-        if (run.items.length < options.maxItems) run.items.push(item);
-      }
-    } else if (run && e.type === 'ReconciliationRunCompleted') {
-      run.status = 'completed';
-      run.summary = d.summary as unknown as ReconciliationSummary;
-      run.completedAt = String(d.completedAt);
-    } else if (run && e.type === 'ReconciliationRunFailed') {
-      run.status = 'failed';
-      run.error = String(d.error);
-      run.completedAt = String(d.failedAt);
+  for (const recorded of events) {
+    const e = decodeEventOf(recorded, RUN_EVENT_TYPES);
+    switch (e.type) {
+      case 'ReconciliationRunStarted':
+        run = {
+          runId,
+          tenantId,
+          status: 'running',
+          scope: e.data.scope,
+          startedAt: e.data.startedAt,
+          completedAt: null,
+          summary: null,
+          error: null,
+          items: [],
+        };
+        break;
+      case 'ReconciliationItemsRecorded':
+        for (const item of e.data.items) {
+          if (run && run.items.length < options.maxItems) run.items.push(item);
+        }
+        break;
+      case 'ReconciliationRunCompleted':
+        if (!run) break;
+        run.status = 'completed';
+        run.summary = e.data.summary;
+        run.completedAt = e.data.completedAt;
+        break;
+      case 'ReconciliationRunFailed':
+        if (!run) break;
+        run.status = 'failed';
+        run.error = e.data.error;
+        run.completedAt = e.data.failedAt;
+        break;
     }
   }
   return run;

@@ -40,6 +40,17 @@ export interface PaymentIntentResult {
   lastError: string | null;
 }
 
+/** A connected (Express) account: what the ledger records of it (the tutor's PayoutAccountSnapshot). */
+export interface ConnectedAccountSnapshot {
+  stripeAccountId: string;
+  chargesEnabled: boolean;
+  payoutsEnabled: boolean;
+  detailsSubmitted: boolean;
+  currentlyDue: string[];
+  pastDue: string[];
+  disabledReason: string | null;
+}
+
 export interface PaymentsGateway {
   createPaymentIntent(input: {
     idempotencyKey: string;
@@ -70,10 +81,23 @@ export interface PaymentsGateway {
     connectedAccountId: string;
     metadata: Record<string, string>;
   }): Promise<{ payoutId: string; status: 'pending' | 'in_transit' | 'paid' | 'failed' | 'canceled' }>;
-  ensureConnectedAccount(input: { idempotencyKey: string; tutorId: string; tenantId: string }): Promise<{
+  /**
+   * Creates a tutor's Express account. The key only collapses concurrent or retried creations (Stripe
+   * keeps keys 24 h): the caller records the returned id in the tutor's stream and never creates again.
+   */
+  createConnectedAccount(input: {
+    idempotencyKey: string;
+    tutorId: string;
+    tenantId: string;
+  }): Promise<ConnectedAccountSnapshot>;
+  /** The account as Stripe describes it now. */
+  retrieveConnectedAccount(accountId: string): Promise<ConnectedAccountSnapshot>;
+  /** A one-time onboarding link (Account Links, type account_onboarding; valid a few minutes). */
+  createAccountLink(input: {
     accountId: string;
-    payoutsEnabled: boolean;
-  }>;
+    refreshUrl: string;
+    returnUrl: string;
+  }): Promise<{ url: string; expiresAt: number }>;
   ping(): Promise<void>;
 }
 

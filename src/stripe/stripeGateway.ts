@@ -5,6 +5,7 @@ import {
   type BalanceAmount,
   type BalanceTransactionFilter,
   type BalanceTransactionRecord,
+  type ConnectedAccountSnapshot,
   GatewayError,
   type PaymentIntentResult,
   type PaymentsGateway,
@@ -94,6 +95,9 @@ export class StripeGateway implements PaymentsGateway, StripeBalanceSource {
           amount: input.amount,
           currency: input.currency,
           metadata: { ...input.metadata },
+          // Cards confirmed by the server or by the client's Payment Element without leaving the page:
+          // with redirects allowed, Stripe refuses to confirm without a return_url.
+          automatic_payment_methods: { enabled: true, allow_redirects: 'never' },
           ...(input.paymentMethod !== undefined
             ? { payment_method: input.paymentMethod, confirm: true }
             : {}),
@@ -180,17 +184,14 @@ export class StripeGateway implements PaymentsGateway, StripeBalanceSource {
   }
 
   /**
-   * Creates the tutor's Express account, keyed by (tenant, tutor). Stripe forgets idempotency keys
-   * after 24 hours, so callers store the returned accountId and call retrieveConnectedAccount later.
+   * Creates the tutor's Express account. Stripe forgets idempotency keys after 24 hours, so the caller
+   * records the returned id (the tutor stream's TutorPayoutAccountOpened) and never creates again.
    */
-  async ensureConnectedAccount(input: {
+  async createConnectedAccount(input: {
     idempotencyKey: string;
     tutorId: string;
     tenantId: string;
-  }): Promise<{
-    accountId: string;
-    payoutsEnabled: boolean;
-  }> {
+  }): Promise<ConnectedAccountSnapshot> {
     requireKey(input.idempotencyKey);
     const account = await this.call(() =>
       this.stripe.accounts.create(
@@ -202,22 +203,28 @@ export class StripeGateway implements PaymentsGateway, StripeBalanceSource {
         { idempotencyKey: input.idempotencyKey },
       ),
     );
-    return { accountId: account.id, payoutsEnabled: account.payouts_enabled === true };
+    return accountSnapshot(account);
   }
 
-  async retrieveConnectedAccount(accountId: string): Promise<{
+  /** A one-time onboarding link for a connected account (Account Links; valid a few minutes). */
+  async createAccountLink(input: {
     accountId: string;
-    payoutsEnabled: boolean;
-    chargesEnabled: boolean;
-    detailsSubmitted: boolean;
-  }> {
-    const a = await this.call(() => this.stripe.accounts.retrieve(accountId));
-    return {
-      accountId: a.id,
-      payoutsEnabled: a.payouts_enabled === true,
-      chargesEnabled: a.charges_enabled === true,
-      detailsSubmitted: a.details_submitted === true,
-    };
+    refreshUrl: string;
+    returnUrl: string;
+  }): Promise<{ url: string; expiresAt: number }> {
+    const link = await this.call(() =>
+      this.stripe.accountLinks.create({
+        account: input.accountId,
+        refresh_url: input.refreshUrl,
+        return_url: input.returnUrl,
+        type: 'account_onboarding',
+      }),
+    );
+    return { url: link.url, expiresAt: link.expires_at };
+  }
+
+  async retrieveConnectedAccount(accountId: string): Promise<ConnectedAccountSnapshot> {
+    return accountSnapshot(await this.call(() => this.stripe.accounts.retrieve(accountId)));
   }
 
   async retrieveBalance(
@@ -420,5 +427,19 @@ function toRecord(txn: Stripe.BalanceTransaction): BalanceTransactionRecord {
     sourceId,
     paymentIntentId,
     metadata,
+  };
+}
+
+/** An Account object as the ledger records it (requirements sorted, so equal states compare equal). */
+export function accountSnapshot(a: Stripe.Account): ConnectedAccountSnapshot {
+  const r = a.requirements;
+  return {
+    stripeAccountId: a.id,
+    chargesEnabled: a.charges_enabled === true,
+    payoutsEnabled: a.payouts_enabled === true,
+    detailsSubmitted: a.details_submitted === true,
+    currentlyDue: [...(r?.currently_due ?? [])].sort(),
+    pastDue: [...(r?.past_due ?? [])].sort(),
+    disabledReason: r?.disabled_reason ? String(r.disabled_reason) : null,
   };
 }

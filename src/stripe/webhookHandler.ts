@@ -2,6 +2,9 @@ import type Stripe from 'stripe';
 import type { CommandContext } from '../commands/context.js';
 import type { LedgerCommands } from '../commands/ledgerCommands.js';
 import { DomainError } from '../domain/errors.js';
+import { isEntityId, isTenantId } from '../domain/ids.js';
+import type { ConnectedAccountSnapshot } from './gateway.js';
+import { accountSnapshot } from './stripeGateway.js';
 
 /**
  * Maps one verified Stripe event to LedgerCommands calls. Every command's idempotency key derives from
@@ -33,13 +36,15 @@ export interface PaymentIntentLookup {
   lookupPaymentIntent(id: string): Promise<{ status: string; metadata: Record<string, string> }>;
 }
 
-export interface WebhookHandlerDeps {
-  commands: LedgerCommands;
-  lookup?: PaymentIntentLookup;
+/** What the handler may ask Stripe about a connected account (its current state). */
+export interface ConnectedAccountLookup {
+  retrieveConnectedAccount(id: string): Promise<ConnectedAccountSnapshot>;
 }
 
-const TENANT = /^[a-z0-9_]{1,40}$/;
-const ENTITY = /^[A-Za-z0-9_-]{1,64}$/;
+export interface WebhookHandlerDeps {
+  commands: LedgerCommands;
+  lookup?: PaymentIntentLookup & Partial<ConnectedAccountLookup>;
+}
 
 type Obj = Record<string, unknown>;
 
@@ -83,13 +88,19 @@ export async function handleStripeEvent(
       return paymentIntentEvent(type, event, object, deps);
     case 'refund.created':
     case 'refund.updated':
+    case 'refund.failed':
       return refundEvent(event, object, deps);
     case 'payout.paid':
     case 'payout.failed':
+    case 'payout.canceled':
       return payoutEvent(type, event, object, deps);
     case 'charge.dispute.created':
+    case 'charge.dispute.funds_withdrawn':
+    case 'charge.dispute.funds_reinstated':
     case 'charge.dispute.closed':
       return disputeEvent(type, event, object, deps);
+    case 'account.updated':
+      return accountEvent(event, object, deps);
     default:
       // charge.succeeded/failed/refunded and transfer.created duplicate facts handled above (the refund
       // events name the refund; the payout flow records the transfer when it submits); anything else is
@@ -127,7 +138,7 @@ async function paymentIntentEvent(
   const m = meta(pi);
   const tenantId = m.tenantId;
   const topUpId = m.topUpId;
-  if (!id || !tenantId || !TENANT.test(tenantId) || !topUpId || !ENTITY.test(topUpId)) {
+  if (!id || !tenantId || !isTenantId(tenantId) || !topUpId || !isEntityId(topUpId)) {
     return {
       outcome: 'not_ours',
       tenantId: '',
@@ -187,8 +198,18 @@ async function refundEvent(
   }
   const tenantId = m.tenantId;
   const topUpId = m.topUpId;
-  if (!tenantId || !TENANT.test(tenantId) || !topUpId || !ENTITY.test(topUpId)) {
+  if (!tenantId || !isTenantId(tenantId) || !topUpId || !isEntityId(topUpId)) {
     return { outcome: 'not_ours', tenantId: '', detail: 'refund of a payment without our metadata' };
+  }
+  if (status === 'failed') {
+    // Not booked yet (docs/stripe.md, "Refunds that fail"): said loudly (an error log per delivery) and
+    // listed by every reconciliation run covering it (a refund_failure missing in the ledger), never
+    // acknowledged silently.
+    return {
+      outcome: 'rejected',
+      tenantId,
+      detail: `card refund ${id} of top-up ${topUpId} failed at Stripe (${String(str(refund, 'failure_reason'))}): the ledger does not reverse failed card refunds; if it booked the refund, credit the wallet back with an adjustment`,
+    };
   }
   if (status !== 'succeeded') return { outcome: 'ignored', tenantId, detail: `refund is ${String(status)}` };
   // A refund can only follow a successful payment: if the top-up has not succeeded in the ledger yet,
@@ -207,7 +228,7 @@ async function refundEvent(
 }
 
 async function payoutEvent(
-  type: 'payout.paid' | 'payout.failed',
+  type: 'payout.paid' | 'payout.failed' | 'payout.canceled',
   event: Stripe.Event,
   payout: Obj,
   deps: WebhookHandlerDeps,
@@ -216,7 +237,7 @@ async function payoutEvent(
   const m = meta(payout);
   const tenantId = m.tenantId;
   const payoutId = m.payoutId;
-  if (!id || !tenantId || !TENANT.test(tenantId) || !payoutId || !ENTITY.test(payoutId)) {
+  if (!id || !tenantId || !isTenantId(tenantId) || !payoutId || !isEntityId(payoutId)) {
     return { outcome: 'not_ours', tenantId: '', detail: 'payout without our tenantId/payoutId metadata' };
   }
   if (type === 'payout.paid') {
@@ -227,14 +248,42 @@ async function payoutEvent(
       }),
     );
   }
-  const reason = `${str(payout, 'failure_code') ?? 'payout_failed'}: ${str(payout, 'failure_message') ?? ''}`;
+  if (type === 'payout.canceled') {
+    // Canceled while pending: the money stays on the tutor's Stripe account and the hold is released.
+    return run(tenantId, () =>
+      deps.commands.markPayoutFailed(ctxFor(tenantId, event, `po-canceled:${id}`), {
+        payoutId,
+        reason: 'canceled: the payout was canceled at Stripe',
+      }),
+    );
+  }
+  // A failure may come after payout.paid (Stripe: "some failed payouts may initially show as paid"):
+  // with Stripe's failure code the ledger reverses the paid payout (docs/ledger-flows.md).
+  const failureCode = str(payout, 'failure_code') ?? 'payout_failed';
+  const reason = `${failureCode}: ${str(payout, 'failure_message') ?? ''}`;
   return run(tenantId, () =>
-    deps.commands.markPayoutFailed(ctxFor(tenantId, event, `po-failed:${id}`), { payoutId, reason }),
+    deps.commands.markPayoutFailed(ctxFor(tenantId, event, `po-failed:${id}`), {
+      payoutId,
+      reason,
+      failureCode,
+    }),
   );
 }
 
+/**
+ * Disputes book what Stripe moves (docs/ledger-flows.md, "Disputes"): the funds withdrawn (Dr
+ * platform:expense:disputes, Cr stripe:balance) when a chargeback is opened (`created` of a chargeback,
+ * or `funds_withdrawn`, which also follows an inquiry that escalated), and their return when it is won
+ * (`funds_reinstated`, or `closed` as won). An inquiry (status `warning_*`) moves no money and books
+ * nothing, nor does its closing (`warning_closed`). Both ways to a fact share one key, so either order
+ * and every repeat books it once; a reinstatement or closing before the withdrawal asks Stripe to retry.
+ */
 async function disputeEvent(
-  type: 'charge.dispute.created' | 'charge.dispute.closed',
+  type:
+    | 'charge.dispute.created'
+    | 'charge.dispute.funds_withdrawn'
+    | 'charge.dispute.funds_reinstated'
+    | 'charge.dispute.closed',
   event: Stripe.Event,
   dispute: Obj,
   deps: WebhookHandlerDeps,
@@ -250,10 +299,15 @@ async function disputeEvent(
     m = { ...(await deps.lookup.lookupPaymentIntent(paymentIntentId)).metadata, ...m };
   }
   const tenantId = m.tenantId;
-  if (!tenantId || !TENANT.test(tenantId))
+  if (!tenantId || !isTenantId(tenantId))
     return { outcome: 'not_ours', tenantId: '', detail: 'dispute without our tenant' };
   const money = { amount, currency: currency.toLowerCase() };
-  if (type === 'charge.dispute.created') {
+  const status = str(dispute, 'status') ?? '';
+  const inquiry = status.startsWith('warning_');
+  if ((type === 'charge.dispute.created' && inquiry) || (type === 'charge.dispute.closed' && inquiry)) {
+    return { outcome: 'ignored', tenantId, detail: `inquiry ${id} (${status}): no funds moved` };
+  }
+  if (type === 'charge.dispute.created' || type === 'charge.dispute.funds_withdrawn') {
     return run(tenantId, () =>
       deps.commands.recordStripeCharge(ctxFor(tenantId, event, `dispute-opened:${id}`), {
         kind: 'dispute_opened',
@@ -263,15 +317,47 @@ async function disputeEvent(
       }),
     );
   }
-  const status = str(dispute, 'status');
-  if (status !== 'won' && status !== 'lost')
+  const outcome = type === 'charge.dispute.funds_reinstated' ? 'won' : status;
+  if (outcome !== 'won' && outcome !== 'lost')
     return { outcome: 'ignored', tenantId, detail: `dispute closed as ${String(status)}` };
   return run(tenantId, () =>
     deps.commands.recordStripeCharge(ctxFor(tenantId, event, `dispute-closed:${id}`), {
-      kind: status === 'won' ? 'dispute_won' : 'dispute_lost',
+      kind: outcome === 'won' ? 'dispute_won' : 'dispute_lost',
       stripeObjectId: id,
       amount: money,
-      description: `Dispute ${id} ${status}`,
+      description: `Dispute ${id} ${outcome}`,
+    }),
+  );
+}
+
+/**
+ * A tutor's Express account changed (onboarding finished, requirements came due, payouts disabled).
+ * The account is the tutor's when the tutor stream recorded its id (the metadata we set at creation
+ * only says which stream to look in; syncPayoutAccount refuses an account the stream does not hold).
+ * What is recorded is the account as Stripe describes it now (asked when a lookup is wired), not the
+ * event's copy: account.updated carries no version, so a late delivery must not roll the state back.
+ */
+async function accountEvent(
+  event: Stripe.Event,
+  account: Obj,
+  deps: WebhookHandlerDeps,
+): Promise<WebhookResult> {
+  const id = str(account, 'id');
+  const m = meta(account);
+  const tenantId = m.tenantId;
+  const tutorId = m.tutorId;
+  if (!id || !tenantId || !isTenantId(tenantId) || !tutorId || !isEntityId(tutorId)) {
+    return { outcome: 'not_ours', tenantId: '', detail: 'account without our tenantId/tutorId metadata' };
+  }
+  const snapshot = deps.lookup?.retrieveConnectedAccount
+    ? await deps.lookup.retrieveConnectedAccount(id)
+    : accountSnapshot(account as unknown as Stripe.Account);
+  // Keyed by the event: a redelivery is the same fact; a later event is a new one (even if the account
+  // went back to an earlier state).
+  return run(tenantId, () =>
+    deps.commands.syncPayoutAccount(ctxFor(tenantId, event, `account-updated:${event.id}`), {
+      tutorId,
+      account: snapshot,
     }),
   );
 }

@@ -1,7 +1,14 @@
+import type { TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { expect } from 'vitest';
 import type { Decider } from '../../src/domain/decider.js';
 import { DomainError, type DomainErrorCode } from '../../src/domain/errors.js';
+import { EVENT_SCHEMAS } from '../../src/domain/events.js';
 import { assertBalanced, type JournalEntry } from '../../src/domain/journal.js';
+
+const SCHEMA_BY_TYPE = new Map<string, TSchema>(
+  Object.values(EVENT_SCHEMAS).flatMap((schemas) => Object.entries(schemas)),
+);
 
 /**
  * Given / when / then specifications for deciders:
@@ -52,6 +59,11 @@ function checkEvents<C, E, S>(decider: Decider<C, E, S>, state: S, events: E[]):
   for (const event of events) {
     const entry = (event as { data?: { entry?: JournalEntry } }).data?.entry;
     if (entry) assertBalanced(entry);
+    // Its data matches the schema the read side decodes it with (src/domain/events.ts).
+    const { type, data } = event as { type: string; data: unknown };
+    const schema = SCHEMA_BY_TYPE.get(type);
+    expect(schema, `${type} is a registered event type`).toBeDefined();
+    if (schema) expect([...Value.Errors(schema, data)].map((e) => `${e.path}: ${e.message}`)).toEqual([]);
   }
   // The events decide produced must fold without tripping an invariant.
   events.reduce(decider.evolve, state);

@@ -16,7 +16,7 @@ import {
 } from '../../src/eventstore/port.js';
 
 /**
- * One body of tests for every EventStore adapter (issue 2, part 4). Each adapter's test file calls
+ * One body of tests for every EventStore adapter (docs/architecture.md, "The event store"). Each adapter's test file calls
  * describeEventStoreContract with a factory; the suite opens one store for all its tests and keeps the
  * tests apart with a fresh stream-name namespace and fresh event types per test, so it also runs against
  * stores that are not empty (a shared EventStoreDB server, system events in $all).
@@ -394,6 +394,33 @@ export function describeEventStoreContract(
           StreamNotFoundError,
         );
         expect(error.streamName).toBe(ns.stream('missing'));
+      });
+    });
+
+    describe('find an event by id in its stream', () => {
+      it('finds the first event of an append, at its revision and position; not in another stream, not an unknown id', async () => {
+        const ns = namespace();
+        const s = ns.stream('find');
+        const first = makeEvent(ns.type('A'), { n: 1 });
+        const second = makeEvent(ns.type('B'), { n: 2 });
+        await store.append(s, [makeEvent(ns.type('Z'))], { expectedRevision: 'no_stream' });
+        const written = await store.append(s, [first], { expectedRevision: 0n });
+        await store.append(s, [second], { expectedRevision: 1n });
+        await store.append(ns.stream('other'), [makeEvent(ns.type('Z'))], { expectedRevision: 'no_stream' });
+        const found = await store.findEvent(s, first.id);
+        expect(found).toMatchObject({
+          id: first.id,
+          type: first.type,
+          streamName: s,
+          revision: 1n,
+          position: written.position,
+          data: { n: 1 },
+          metadata: first.metadata,
+        });
+        expect((await store.findEvent(s, second.id))?.revision).toBe(2n);
+        expect(await store.findEvent(ns.stream('other'), first.id)).toBeUndefined();
+        expect(await store.findEvent(ns.stream('missing'), first.id)).toBeUndefined();
+        expect(await store.findEvent(s, makeEvent('X').id)).toBeUndefined();
       });
     });
 

@@ -106,24 +106,46 @@ export function buildEvents(ops: readonly Op[], seed = 'h'): BuiltEvent[] {
         entryId: id,
         description: `${op.kind} ${op.amount}`,
         postings,
-        ...(op.kind === 'hold' ? { holdId: `hold-${id}` } : {}),
+        ...(op.kind === 'hold' ? { holdId: deterministicId('hold', id) } : {}),
       };
-      if (op.kind === 'hold') open.push({ tenant, postings, holdId: `hold-${id}` });
+      if (op.kind === 'hold') open.push({ tenant, postings, holdId: deterministicId('hold', id) });
     }
-    const data: JsonObject = entry ? { entry: entry as unknown as JsonObject } : { note: `n${i}` };
+    const occurredAt = new Date(BASE_TIME + i * 1_000).toISOString();
+    const actor = { id: `actor-${i % 2}`, role: 'finance_admin' };
+    // Real event shapes (the projection decodes every event): money as a LedgerAdjusted carrying the
+    // generated entry, the rest as the start of a reconciliation run, an event without an entry.
+    const first = entry?.postings[0];
+    const data: JsonObject =
+      entry && first
+        ? {
+            adjustmentId: `a${i}`,
+            account: first.account,
+            direction: first.side,
+            amount: first.amount,
+            currency: first.currency,
+            reason: `generated ${op.kind}`,
+            actor,
+            adjustedAt: occurredAt,
+            entry: entry as unknown as JsonObject,
+          }
+        : {
+            runId: `r${i}`,
+            scope: { kind: 'range', from: occurredAt, to: occurredAt },
+            startedAt: occurredAt,
+          };
     out.push({
-      streamName: `adjustment-${tenant}.a${i % 3}`,
+      streamName: entry ? `adjustment-${tenant}.a${i % 3}` : `reconciliation-${tenant}.r${i}`,
       event: {
         id,
-        type: entry ? 'LedgerAdjusted' : 'NoteRecorded',
+        type: entry ? 'LedgerAdjusted' : 'ReconciliationRunStarted',
         data,
         metadata: {
           tenantId: tenant,
           correlationId: `corr-${Math.floor(i / 3)}`,
           causationId: id,
-          actor: { id: `actor-${i % 2}`, role: 'finance_admin' },
+          actor,
           idempotencyKey: `k${i}`,
-          occurredAt: new Date(BASE_TIME + i * 1_000).toISOString(),
+          occurredAt,
           schemaVersion: 1,
         },
       },
@@ -165,12 +187,17 @@ export function foldBalances(
 const ORDER: Record<(typeof TENANT_TABLES)[number], string> = {
   balances: 'tenant_id, account, currency',
   postings: 'tenant_id, position, line',
+  effective_postings: 'tenant_id, account, currency, effective_at, position, line, known_position',
   journal_entries: 'tenant_id, entry_id',
   audit_events: 'tenant_id, position',
   bookings: 'tenant_id, booking_id',
   payouts: 'tenant_id, payout_id',
   top_ups: 'tenant_id, top_up_id',
   tutor_payouts: 'tenant_id, tutor_id, currency',
+  search_terms: 'tenant_id, kind, ref',
+  event_refs: 'tenant_id, kind, ref, position',
+  daily_metrics: 'tenant_id, day, currency, metric',
+  daily_active_wallets: 'tenant_id, day, student_id',
 };
 
 /** Every read-model table of a schema, in key order, plus its checkpoint position: for equality checks. */

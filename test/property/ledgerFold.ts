@@ -2,7 +2,7 @@ import type { EventStore, RecordedEvent } from '../../src/eventstore/port.js';
 
 /**
  * An independent fold of every event's journal entry (written for the tests, not shared with src/domain,
- * so the property tests check the domain instead of repeating it). It asserts DESIGN.md invariants
+ * so the property tests check the domain instead of repeating it). It asserts the invariants of docs/architecture.md
  * 1, 2, 4, 5, 6 (capture <= hold) and 9 at every position, and exposes the totals for the model checks.
  */
 export interface Totals {

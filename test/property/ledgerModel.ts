@@ -11,7 +11,7 @@ import { LedgerFold } from './ledgerFold.js';
  * Model-based test of the whole write side: random sequences of commands run against the real
  * LedgerService on a real store, and after every step the outcome (success or the exact rejection code)
  * and the balances are compared with a small reference model written from docs/ledger-flows.md, while
- * LedgerFold checks the DESIGN.md invariants over every event's entry.
+ * LedgerFold checks the invariants of docs/architecture.md over every event's entry.
  */
 const CUR = 'usd';
 const HOUR = 3_600_000;
@@ -350,7 +350,7 @@ export class LedgerRun {
     return list.length === 0 ? undefined : list[i % list.length];
   }
 
-  /** Runs `action`; checks its outcome is `expected`, and that a rejection appended nothing (invariant 8). */
+  /** Runs `action`; checks its outcome is `expected`, and that a rejection appended nothing (docs/architecture.md, invariant 8). */
   private async expectOutcome<R>(expected: Outcome, action: () => Promise<R>): Promise<R | undefined> {
     const head = await this.store.headPosition();
     try {
@@ -366,7 +366,7 @@ export class LedgerRun {
     }
   }
 
-  /** Runs an idempotent repeat: it must return the original position and append nothing (invariant 7). */
+  /** Runs an idempotent repeat: it must return the original position and append nothing (docs/architecture.md, invariant 7). */
   private async expectNoChange(position: bigint, action: () => Promise<{ position: bigint }>): Promise<void> {
     const head = await this.store.headPosition();
     const again = await action();

@@ -1,16 +1,33 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { buildApp, type LedgerApp } from '../../src/api/app.js';
+import { createMetrics } from '../../src/api/metrics.js';
+import { MemoryRateLimiter } from '../../src/api/rateLimit.js';
+import { stripeWebhookRoutes } from '../../src/api/routes/stripeWebhook.js';
 import type { CommandContext } from '../../src/commands/context.js';
-import { createLedgerService, type LedgerService } from '../../src/commands/ledgerService.js';
+import {
+  createLedgerService,
+  type LedgerService,
+  type PayoutRetryOptions,
+} from '../../src/commands/ledgerService.js';
+import { decodeEventOf } from '../../src/domain/events.js';
 import { MemoryEventStore } from '../../src/eventstore/memory.js';
 import type { EventStore, RecordedEvent } from '../../src/eventstore/port.js';
-import type { FakeStripeServer } from '../../src/stripe/fake/server.js';
+import type { FakeStripeServer, FakeStripeServerOptions } from '../../src/stripe/fake/server.js';
 import type { StripeGateway } from '../../src/stripe/stripeGateway.js';
 import { MemoryWebhookDedupeStore, type WebhookDedupeStore } from '../../src/stripe/webhookDedupe.js';
-import { stripeWebhookRoutes } from '../../src/stripe/webhookRoute.js';
+import { FakeLedger } from '../api/support/fakeLedger.js';
+import { JWT_SECRET, LOOSE_LIMITS } from '../api/support/harness.js';
+import { MemoryIdempotencyStore } from '../api/support/memoryIdempotencyStore.js';
 import { startFakeStripe } from './support.js';
 
 export const WEBHOOK_SECRET = 'whsec_test_secret_for_the_fake';
+export const CONNECT_WEBHOOK_SECRET = 'whsec_test_connect_secret_for_the_fake';
 export const TENANT = 't1';
+/** Where Stripe's onboarding sends tutors back to in these tests (the tenant's settings would say). */
+export const ONBOARDING_URLS = {
+  returnUrl: 'https://tutors.example/payouts/done',
+  refreshUrl: 'https://tutors.example/payouts/again',
+};
 
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 
@@ -19,40 +36,79 @@ export interface LedgerHarness {
   service: LedgerService;
   fake: FakeStripeServer;
   gateway: StripeGateway;
-  app: FastifyInstance;
+  app: LedgerApp;
   dedupe: WebhookDedupeStore;
   webhookUrl: string;
+  /** The Connect endpoint (events of connected accounts, signed with CONNECT_WEBHOOK_SECRET). */
+  connectWebhookUrl: string;
   ctx(key: string, role?: string): CommandContext;
   close(): Promise<void>;
 }
 
 /**
  * The real command layer (createLedgerService on MemoryEventStore) with the Stripe adapter pointed at
- * the fake, and the webhook route served by a real fastify listening on loopback, which the fake
- * delivers signed webhooks to.
+ * the fake, and the API (its /v1 context with the webhook route module, as src/server.ts wires it)
+ * listening on loopback, which the fake delivers signed webhooks to. Nothing here reads the read
+ * models, so the queries are the API test double's.
  */
 export async function startLedgerHarness(
-  options: { dedupe?: WebhookDedupeStore } = {},
+  options: {
+    dedupe?: WebhookDedupeStore;
+    realistic?: boolean;
+    /** Fake Stripe options on top of the above (e.g. a shorter availableAfterSeconds). */
+    fake?: FakeStripeServerOptions;
+    payoutRetry?: PayoutRetryOptions;
+  } = {},
 ): Promise<LedgerHarness> {
   const store = new MemoryEventStore();
-  const app = Fastify({ logger: false });
-  const { fake, gateway, stop } = await startFakeStripe({ fake: { webhookRetryBaseDelayMs: 5 } });
-  const service = createLedgerService({ store, clock: () => new Date(), gateway });
+  // By default onboarded accounts and funds available at once: those scenarios are about the money
+  // flows, not onboarding or settlement delays. `realistic` keeps Stripe's behaviour (accounts start
+  // restricted, card funds pending for days) for the suites that test exactly that.
+  const { fake, gateway, stop } = await startFakeStripe({
+    fake: {
+      ...(options.realistic
+        ? { webhookRetryBaseDelayMs: 5 }
+        : { webhookRetryBaseDelayMs: 5, accountsStartEnabled: true, availableAfterSeconds: 0 }),
+      ...options.fake,
+    },
+  });
+  const service = createLedgerService({
+    store,
+    clock: () => new Date(),
+    gateway,
+    onboardingFallbackUrls: () => ONBOARDING_URLS,
+    ...(options.payoutRetry ? { payoutRetry: options.payoutRetry } : {}),
+  });
   const dedupe = options.dedupe ?? new MemoryWebhookDedupeStore();
-  await app.register(
-    stripeWebhookRoutes({
-      commands: service,
-      webhookSecret: WEBHOOK_SECRET,
-      dedupe,
-      logger: quiet,
-      lookup: gateway,
-    }),
-  );
+  const app = buildApp({
+    commands: service,
+    queries: new FakeLedger().queries,
+    store,
+    auth: { jwtSecret: JWT_SECRET },
+    idempotency: new MemoryIdempotencyStore(),
+    rateLimiter: new MemoryRateLimiter({ maxKeys: 1_000 }),
+    rateLimits: LOOSE_LIMITS,
+    readiness: [],
+    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    metrics: createMetrics(),
+    docsUi: false,
+    routes: [
+      stripeWebhookRoutes({
+        commands: service,
+        secrets: { platform: WEBHOOK_SECRET, connect: CONNECT_WEBHOOK_SECRET },
+        dedupe,
+        logger: quiet,
+        lookup: gateway,
+      }),
+    ],
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const webhookUrl = `http://127.0.0.1:${port}/v1/webhooks/stripe`;
+  const connectWebhookUrl = `${webhookUrl}/connect`;
   fake.webhooks.setTarget({ url: webhookUrl, secret: WEBHOOK_SECRET });
+  fake.webhooks.setConnectTarget({ url: connectWebhookUrl, secret: CONNECT_WEBHOOK_SECRET });
   return {
     store,
     service,
@@ -61,6 +117,7 @@ export async function startLedgerHarness(
     app,
     dedupe,
     webhookUrl,
+    connectWebhookUrl,
     ctx: (key, role = 'service') => ({
       tenantId: TENANT,
       actor: { id: 'test', role },
@@ -156,6 +213,8 @@ export async function runScenario<T>(
       .catch(() => undefined);
     // Payouts: give two tutors withdrawable earnings, pay one out, fail the other.
     for (const tutor of ['tA', 'tB']) {
+      // Accounts start onboarded in this harness (see startLedgerHarness): opening one records it.
+      await h.service.openPayoutAccount(h.ctx(`account-${tutor}`, 'tutor'), { tutorId: tutor });
       await h.service.adjust(h.ctx(`earn-${tutor}`, 'finance_admin'), {
         account: `tutor:${tutor}:earnings:available`,
         direction: 'credit',
@@ -169,7 +228,7 @@ export async function runScenario<T>(
       });
     }
     const requested = (await allEvents(h.store)).filter((e) => e.type === 'PayoutRequested');
-    for (const e of requested) await h.service.submitPayout(e);
+    for (const e of requested) await h.service.submitPayout(decodeEventOf(e, ['PayoutRequested']));
     const submitted = (await allEvents(h.store)).filter((e) => e.type === 'PayoutSubmitted');
     if (submitted.length !== 2) throw new Error(`expected 2 submitted payouts, got ${submitted.length}`);
     for (const e of submitted) {

@@ -1,8 +1,10 @@
-import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox';
+import { Type } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { StreamNotFoundError } from '../../eventstore/port.js';
 import type { AccountBalance, EntryDetail, Page, StatementLine } from '../../projections/ledgerQueries.js';
 import type { Policy } from '../auth.js';
 import { ApiError } from '../problem.js';
+import { instantParam, metadataFilterParam, positionParam } from '../requestValues.js';
 import {
   Account,
   AccountBalanceOut,
@@ -12,9 +14,9 @@ import {
   DEFAULT_PAGE_LIMIT,
   EarningsOut,
   EntityId,
+  EntriesQuery,
   EntryOut,
   errorResponses,
-  PageQuery,
   PayoutOut,
   SettingsOut,
   StatementPage,
@@ -25,12 +27,13 @@ import {
   TrialBalanceOut,
   WalletOut,
 } from '../schemas.js';
-import type { RouteKit } from './v1.js';
+import type { RouteModule } from '../v1/routeKit.js';
 
-/** Reads: every GET accepts consistentWith=<position> (handled in the v1 preHandler). */
+/** Reads: every GET accepts consistentWith=<position> (src/api/v1/readYourWrites.ts). */
 const policies = {
   wallet: [
     { role: 'student', own: { kind: 'param', name: 'studentId' } },
+    { role: 'guardian', own: { kind: 'guardianOf', param: 'studentId' } },
     { role: 'finance_admin' },
     { role: 'service' },
   ],
@@ -59,9 +62,11 @@ const policies = {
     { role: 'student', own: { kind: 'account', param: 'account', prefix: 'student' } },
     { role: 'tutor', own: { kind: 'account', param: 'account', prefix: 'tutor' } },
     { role: 'finance_admin' },
+    // Tenant admins read the ledger of their tenant (the finance console); they do not move money.
+    { role: 'tenant_admin' },
     { role: 'service' },
   ],
-  audit: [{ role: 'finance_admin' }, { role: 'service' }],
+  audit: [{ role: 'finance_admin' }, { role: 'tenant_admin' }, { role: 'service' }],
   settings: [{ role: 'tenant_admin' }, { role: 'finance_admin' }, { role: 'service' }],
 } satisfies Record<string, Policy>;
 
@@ -71,6 +76,12 @@ const strict = { additionalProperties: false } as const;
 function page(query: { cursor?: string; limit?: string }): { cursor?: string; limit: number } {
   const limit = query.limit === undefined ? DEFAULT_PAGE_LIMIT : Number(query.limit);
   return query.cursor === undefined ? { limit } : { cursor: query.cursor, limit };
+}
+
+/** A page of entries, with the `metadata[key]=value` filter when the query has one. */
+function entriesPage(query: { cursor?: string; limit?: string }) {
+  const metadata = metadataFilterParam(query);
+  return metadata ? { ...page(query), metadata } : page(query);
 }
 
 function statementOut(line: StatementLine) {
@@ -94,8 +105,8 @@ function found<T>(value: T | null, what: string): T {
   return value;
 }
 
-export const ledgerRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async (app, { kit }) => {
-  const tenant = (request: Parameters<RouteKit['principal']>[0]) => kit.principal(request).tenantId;
+export const ledgerRoutes: RouteModule = async (app, { kit }) => {
+  const tenant = (request: FastifyRequest) => kit.principal(request).tenantId;
 
   app.get(
     '/wallets/:studentId',
@@ -119,9 +130,10 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async 
       config: read(policies.wallet),
       schema: {
         tags: ['wallets'],
-        summary: 'Wallet statement with running balance and cause',
+        summary:
+          'Wallet statement with running balance, cause and metadata (filter: metadata[key]=value, repeatable)',
         params: Type.Object({ studentId: EntityId }, strict),
-        querystring: PageQuery,
+        querystring: EntriesQuery,
         response: { 200: StatementPage, ...errorResponses() },
       },
     },
@@ -130,7 +142,7 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async 
         await kit.queries.getWalletTransactions(
           tenant(request),
           request.params.studentId,
-          page(request.query),
+          entriesPage(request.query),
         ),
       ),
   );
@@ -203,22 +215,27 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async 
       config: read(policies.account),
       schema: {
         tags: ['ledger'],
-        summary: 'Account balance now, as of a position, or as of a time',
+        summary:
+          'Account balance now, as of a position, or as of an effective time (asOf) as known at a time (knownAt)',
         params: Type.Object({ account: Account }, strict),
         querystring: BalanceQuery,
         response: { 200: AccountBalanceOut, ...errorResponses() },
       },
     },
     async (request) => {
-      const { asOf, position } = request.query;
-      if (asOf !== undefined && position !== undefined) {
-        throw new ApiError('validation_failed', 'give asOf or position, not both');
+      const { asOf, knownAt, position } = request.query;
+      if ((asOf !== undefined || knownAt !== undefined) && position !== undefined) {
+        throw new ApiError('validation_failed', 'give asOf/knownAt or position, not both');
       }
+      const known = knownAt !== undefined ? instantParam(knownAt, 'querystring/knownAt') : undefined;
       const at =
         position !== undefined
-          ? { position: BigInt(position) }
-          : asOf !== undefined
-            ? { time: new Date(asOf) }
+          ? { position: positionParam(position, 'querystring/position') }
+          : asOf !== undefined || known !== undefined
+            ? {
+                time: asOf !== undefined ? instantParam(asOf, 'querystring/asOf') : (known as Date),
+                ...(known !== undefined ? { knownAt: known } : {}),
+              }
             : undefined;
       const balance = await kit.queries.getAccountBalance(tenant(request), request.params.account, at);
       return balanceOut(found(balance, 'account'));
@@ -231,15 +248,20 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async 
       config: read(policies.account),
       schema: {
         tags: ['ledger'],
-        summary: 'Postings of an account with running balances',
+        summary:
+          'Postings of an account with running balances and metadata (filter: metadata[key]=value, repeatable)',
         params: Type.Object({ account: Account }, strict),
-        querystring: PageQuery,
+        querystring: EntriesQuery,
         response: { 200: StatementPage, ...errorResponses() },
       },
     },
     async (request) =>
       statementPageOut(
-        await kit.queries.getAccountEntries(tenant(request), request.params.account, page(request.query)),
+        await kit.queries.getAccountEntries(
+          tenant(request),
+          request.params.account,
+          entriesPage(request.query),
+        ),
       ),
   );
 
@@ -278,7 +300,7 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async 
       const streamTenant = stream.slice(stream.indexOf('-') + 1, stream.indexOf('.'));
       if (streamTenant !== tenantId) throw new ApiError('not_found', 'stream not found');
       const limit = request.query.limit === undefined ? DEFAULT_PAGE_LIMIT : Number(request.query.limit);
-      const fromRevision = BigInt(request.query.fromRevision ?? '0');
+      const fromRevision = positionParam(request.query.fromRevision ?? '0', 'querystring/fromRevision');
       let events: Awaited<ReturnType<typeof kit.store.readStream>>;
       try {
         events = await kit.store.readStream(stream, {

@@ -1,12 +1,14 @@
-import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox';
+import { Type } from '@fastify/type-provider-typebox';
 import type { Policy } from '../auth.js';
 import { ApiError } from '../problem.js';
+import { backdatingOf, instantParam } from '../requestValues.js';
 import {
   AdjustmentBody,
   AdjustmentCreated,
   BookingBody,
   BookingChanged,
   CancelBody,
+  CompleteBody,
   DueTasksBody,
   DueTasksOut,
   EntityId,
@@ -21,7 +23,7 @@ import {
   TopUpBody,
   TopUpCreated,
 } from '../schemas.js';
-import type { RouteKit } from './v1.js';
+import type { RouteModule } from '../v1/routeKit.js';
 
 /** Commands: every money-moving route requires an Idempotency-Key and has the stricter rate limit. */
 const policies = {
@@ -45,7 +47,7 @@ const policies = {
 
 const money = (policy: Policy) => ({ policy, money: true });
 
-export const moneyRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async (app, { kit }) => {
+export const moneyRoutes: RouteModule = async (app, { kit }) => {
   app.post(
     '/wallets/:studentId/top-ups',
     {
@@ -61,9 +63,9 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async (
     },
     async (request, reply) => {
       const { studentId } = request.params;
-      const { amount, currency, paymentMethod } = request.body;
+      const { amount, currency, paymentMethod, metadata } = request.body;
       const result = await kit.run('initiateTopUp', () =>
-        kit.commands.initiateTopUp(kit.commandContext(request), {
+        kit.commands.initiateTopUp(kit.commandContext(request, metadata), {
           topUpId: kit.createdId(request, 'topup'),
           studentId,
           amount: { amount, currency },
@@ -89,12 +91,13 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async (
     async (request, reply) => {
       const body = request.body;
       const result = await kit.run('placeBooking', () =>
-        kit.commands.placeBooking(kit.commandContext(request), {
+        kit.commands.placeBooking(kit.commandContext(request, body.metadata), {
           bookingId: body.bookingId ?? kit.createdId(request, 'booking'),
           studentId: body.studentId,
           tutorId: body.tutorId,
           price: body.price,
-          scheduledAt: new Date(body.scheduledAt).toISOString(),
+          scheduledAt: instantParam(body.scheduledAt, 'body/scheduledAt').toISOString(),
+          ...(body.promoCode !== undefined ? { promoCode: body.promoCode } : {}),
         }),
       );
       return reply.code(201).send({ ...result.booking, position: String(result.position) });
@@ -112,12 +115,19 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async (
         summary: 'Complete a booking: captures the hold and splits it between tutor and platform',
         params: BookingParams,
         headers: IdempotencyHeaders,
+        body: CompleteBody,
         response: { 200: BookingChanged, ...errorResponses(409, 413, 422) },
+      },
+      // The body is optional: without one (how this route was always called) it is an empty one.
+      preValidation: async (request) => {
+        if (request.body === undefined || request.body === null) request.body = {};
       },
     },
     async (request) => {
       const result = await kit.run('completeBooking', () =>
-        kit.commands.completeBooking(kit.commandContext(request), { bookingId: request.params.bookingId }),
+        kit.commands.completeBooking(kit.commandContext(request, request.body.metadata), {
+          bookingId: request.params.bookingId,
+        }),
       );
       return { ...result.booking, position: String(result.position) };
     },
@@ -138,7 +148,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async (
     },
     async (request) => {
       const result = await kit.run('cancelBooking', () =>
-        kit.commands.cancelBooking(kit.commandContext(request), {
+        kit.commands.cancelBooking(kit.commandContext(request, request.body.metadata), {
           bookingId: request.params.bookingId,
           reason: request.body.reason,
         }),
@@ -161,9 +171,9 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async (
       },
     },
     async (request, reply) => {
-      const { amount, reason } = request.body;
+      const { amount, reason, metadata } = request.body;
       const result = await kit.run('refundBooking', () =>
-        kit.commands.refundBooking(kit.commandContext(request), {
+        kit.commands.refundBooking(kit.commandContext(request, metadata), {
           bookingId: request.params.bookingId,
           reason,
           ...(amount !== undefined ? { amount } : {}),
@@ -189,11 +199,12 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async (
       },
     },
     async (request, reply) => {
+      const { amount, currency, metadata } = request.body;
       const result = await kit.run('requestPayout', () =>
-        kit.commands.requestPayout(kit.commandContext(request), {
+        kit.commands.requestPayout(kit.commandContext(request, metadata), {
           payoutId: kit.createdId(request, 'payout'),
           tutorId: request.params.tutorId,
-          amount: request.body,
+          amount: { amount, currency },
         }),
       );
       return reply.code(201).send({ ...result.payout, position: String(result.position) });
@@ -213,13 +224,14 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async (
       },
     },
     async (request, reply) => {
-      const { account, direction, amount, currency, reason } = request.body;
+      const { account, direction, amount, currency, reason, metadata, effectiveAt, corrects } = request.body;
       const result = await kit.run('adjust', () =>
-        kit.commands.adjust(kit.commandContext(request), {
+        kit.commands.adjust(kit.commandContext(request, metadata), {
           account,
           direction,
           amount: { amount, currency },
           reason,
+          ...backdatingOf(effectiveAt, corrects),
         }),
       );
       return reply.code(201).send({ entryId: result.entryId, position: String(result.position) });
@@ -235,10 +247,24 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async (
         summary: 'Change tenant settings (applies from the position of the change on)',
         headers: IdempotencyHeaders,
         body: SettingsPatch,
-        response: { 200: SettingsChanged, ...errorResponses(409, 413, 422) },
+        response: { 200: SettingsChanged, ...errorResponses(409, 413, 415, 422) },
       },
     },
     async (request) => {
+      const allowed = request.body.allowedCurrencies;
+      if (allowed !== undefined) {
+        // Money the ledger holds in a currency stays payable in it: the currency cannot be dropped.
+        // Read from the read models, so a command racing this change can still move that currency.
+        const held = await kit.queries.getCurrenciesHeld(kit.principal(request).tenantId);
+        const dropped = held.filter((c) => !allowed.includes(c));
+        if (dropped.length > 0) {
+          throw new ApiError(
+            'currency_in_use',
+            `allowedCurrencies must keep ${dropped.join(', ')}: accounts of this tenant hold balances in it`,
+            { details: { currencies: dropped } },
+          );
+        }
+      }
       const result = await kit.run('updateSettings', () =>
         kit.commands.updateSettings(kit.commandContext(request), request.body),
       );
@@ -259,7 +285,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<{ kit: RouteKit }> = async (
     },
     async (request) => {
       const wallNow = new Date();
-      const now = request.body.now ? new Date(request.body.now) : wallNow;
+      const now = request.body.now ? instantParam(request.body.now, 'body/now') : wallNow;
       // Running transitions "as of the future" would expire holds and clear earnings early.
       if (now.getTime() > wallNow.getTime())
         throw new ApiError('validation_failed', 'now may not be in the future');

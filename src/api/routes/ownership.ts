@@ -1,3 +1,7 @@
+import { decodeEventOf, type EventData, type LedgerEventType } from '../../domain/events.js';
+import { guardianshipDecider, isGuardianOf, MAX_GUARDIANSHIP_EVENTS } from '../../domain/guardianship.js';
+import { isEntityId } from '../../domain/ids.js';
+import { bookingStream, guardianshipStream, payoutStream, topUpStream } from '../../domain/streams.js';
 import type { EventStore } from '../../eventstore/port.js';
 import { StreamNotFoundError } from '../../eventstore/port.js';
 import type { LedgerQueries } from '../../projections/ledgerQueries.js';
@@ -9,10 +13,14 @@ import type { OwnershipLoader } from '../auth.js';
  * so a student can cancel the booking it has just placed without waiting for projections.
  */
 export function createOwnershipLoader(queries: LedgerQueries, store: EventStore): OwnershipLoader {
-  async function firstEventData(stream: string): Promise<Record<string, unknown> | null> {
+  /** The first event of a stream, which names the resource's owners; null when there is none yet. */
+  async function firstEvent<T extends LedgerEventType>(
+    stream: string,
+    type: T,
+  ): Promise<EventData<T> | null> {
     try {
       const [first] = await store.readStream(stream, { direction: 'forwards', maxCount: 1 });
-      return first ? (first.data as Record<string, unknown>) : null;
+      return first ? decodeEventOf(first, [type]).data : null;
     } catch (error) {
       if (error instanceof StreamNotFoundError) return null;
       throw error;
@@ -22,23 +30,42 @@ export function createOwnershipLoader(queries: LedgerQueries, store: EventStore)
     async booking(tenantId, bookingId) {
       const view = await queries.getBooking(tenantId, bookingId);
       if (view) return { studentId: view.studentId, tutorId: view.tutorId };
-      const data = await firstEventData(`booking-${tenantId}.${bookingId}`);
-      if (data && typeof data.studentId === 'string' && typeof data.tutorId === 'string') {
-        return { studentId: data.studentId, tutorId: data.tutorId };
-      }
-      return null;
+      const placed = await firstEvent(bookingStream(tenantId, bookingId), 'BookingPlaced');
+      return placed && { studentId: placed.studentId, tutorId: placed.tutorId };
     },
     async payout(tenantId, payoutId) {
       const view = await queries.getPayout(tenantId, payoutId);
       if (view) return { tutorId: view.tutorId };
-      const data = await firstEventData(`payout-${tenantId}.${payoutId}`);
-      return data && typeof data.tutorId === 'string' ? { tutorId: data.tutorId } : null;
+      const requested = await firstEvent(payoutStream(tenantId, payoutId), 'PayoutRequested');
+      return requested && { tutorId: requested.tutorId };
     },
     async topUp(tenantId, topUpId) {
       const view = await queries.getTopUp(tenantId, topUpId);
       if (view) return { studentId: view.studentId };
-      const data = await firstEventData(`topup-${tenantId}.${topUpId}`);
-      return data && typeof data.studentId === 'string' ? { studentId: data.studentId } : null;
+      const initiated = await firstEvent(topUpStream(tenantId, topUpId), 'TopUpInitiated');
+      return initiated && { studentId: initiated.studentId };
+    },
+    async isGuardianOf(tenantId, studentId, guardianId) {
+      if (!isEntityId(studentId)) return false;
+      // The student's guardianship stream is small (links and unlinks by tenant admins): read and fold.
+      let events: Awaited<ReturnType<EventStore['readStream']>>;
+      try {
+        events = await store.readStream(guardianshipStream(tenantId, studentId), {
+          direction: 'forwards',
+          maxCount: MAX_GUARDIANSHIP_EVENTS,
+        });
+      } catch (error) {
+        if (error instanceof StreamNotFoundError) return false;
+        throw error;
+      }
+      let state = guardianshipDecider.initialState();
+      for (const stored of events) {
+        state = guardianshipDecider.evolve(
+          state,
+          decodeEventOf(stored, ['GuardianLinked', 'GuardianUnlinked']),
+        );
+      }
+      return isGuardianOf(state, guardianId);
     },
   };
 }

@@ -23,6 +23,10 @@ export interface BalanceTransactionQuery {
  * kept in creation order (created never decreases: the fake's clock is monotonic per book), so a
  * `created` range is a binary search and a cursor is an index lookup. Bounded: past `maxTransactions`
  * the oldest are evicted (lists then simply start later; documented in fake/README.md).
+ *
+ * Funds are `pending` until the transaction's `available_on` (Stripe's settlement delay on card
+ * charges), then `available`, with the transaction's `status` turning from pending to available; the
+ * book settles lazily whenever its balance is read, on the clock it was given.
  */
 export class BalanceBook {
   private txns: Array<FakeBalanceTransaction | undefined> = [];
@@ -32,12 +36,61 @@ export class BalanceBook {
   private readonly indexById = new Map<string, number>();
   private readonly byPayout = new Map<string, string[]>();
   private readonly unpaidOut = new Set<string>();
-  readonly available = new Map<string, number>();
-  readonly pending = new Map<string, number>();
+  private readonly availableBy = new Map<string, number>();
+  private readonly pendingBy = new Map<string, number>();
+  /** Pending transactions, ordered by available_on (then insertion). */
+  private maturing: FakeBalanceTransaction[] = [];
   private lastCreated = 0;
 
-  constructor(private readonly maxTransactions: number) {
+  constructor(
+    private readonly maxTransactions: number,
+    private readonly nowSeconds: () => number,
+  ) {
     invariant(Number.isSafeInteger(maxTransactions) && maxTransactions > 0, 'maxTransactions must be > 0');
+  }
+
+  /** Available funds per currency (settles what has matured first). */
+  get available(): ReadonlyMap<string, number> {
+    this.settle();
+    return this.availableBy;
+  }
+
+  get pending(): ReadonlyMap<string, number> {
+    this.settle();
+    return this.pendingBy;
+  }
+
+  availableIn(currency: string): number {
+    return this.available.get(currency) ?? 0;
+  }
+
+  /** Moves every pending transaction whose available_on has come to available. */
+  settle(): void {
+    const now = this.nowSeconds();
+    let matured = 0;
+    while (
+      matured < this.maturing.length &&
+      (this.maturing[matured] as FakeBalanceTransaction).available_on <= now
+    )
+      matured++;
+    if (matured === 0) return;
+    for (const txn of this.maturing.slice(0, matured)) {
+      txn.status = 'available';
+      bump(this.pendingBy, txn.currency, -txn.net);
+      bump(this.availableBy, txn.currency, txn.net);
+    }
+    this.maturing = this.maturing.slice(matured);
+  }
+
+  /** Ends the wait of a pending transaction now (Stripe's instant availability for some test cards). */
+  makeAvailable(id: string): void {
+    const i = this.maturing.findIndex((t) => t.id === id);
+    if (i === -1) return;
+    const [txn] = this.maturing.splice(i, 1) as [FakeBalanceTransaction];
+    txn.status = 'available';
+    txn.available_on = this.nowSeconds();
+    bump(this.pendingBy, txn.currency, -txn.net);
+    bump(this.availableBy, txn.currency, txn.net);
   }
 
   get size(): number {
@@ -49,7 +102,15 @@ export class BalanceBook {
     this.lastCreated = txn.created;
     this.indexById.set(txn.id, this.base + this.txns.length);
     this.txns.push(txn);
-    this.available.set(txn.currency, (this.available.get(txn.currency) ?? 0) + txn.net);
+    if (txn.status === 'pending') {
+      bump(this.pendingBy, txn.currency, txn.net);
+      let at = this.maturing.length;
+      while (at > 0 && (this.maturing[at - 1] as FakeBalanceTransaction).available_on > txn.available_on)
+        at--;
+      this.maturing.splice(at, 0, txn);
+    } else {
+      bump(this.availableBy, txn.currency, txn.net);
+    }
     this.unpaidOut.add(txn.id);
     if (this.size > this.maxTransactions) this.evictOldest();
   }
@@ -59,10 +120,21 @@ export class BalanceBook {
     return abs === undefined ? undefined : this.txns[abs - this.base];
   }
 
-  /** Assigns every transaction not yet paid out (and the payout's own) to the payout, as Stripe does. */
+  /** Assigns every available transaction not yet paid out (and the payout's own) to the payout, as Stripe does. */
   assignToPayout(payoutId: string): void {
-    this.byPayout.set(payoutId, [...this.unpaidOut]);
-    this.unpaidOut.clear();
+    this.settle();
+    const settled: string[] = [];
+    for (const id of this.unpaidOut) {
+      if (this.get(id)?.status !== 'available') continue;
+      settled.push(id);
+      this.unpaidOut.delete(id);
+    }
+    this.byPayout.set(payoutId, settled);
+  }
+
+  /** The transactions a payout settled (its own included), oldest first. */
+  payoutTransactions(payoutId: string): readonly string[] {
+    return this.byPayout.get(payoutId) ?? [];
   }
 
   list(query: BalanceTransactionQuery): { data: FakeBalanceTransaction[]; hasMore: boolean } {
@@ -147,6 +219,10 @@ export class BalanceBook {
       this.evicted = 0;
     }
   }
+}
+
+function bump(map: Map<string, number>, currency: string, delta: number): void {
+  map.set(currency, (map.get(currency) ?? 0) + delta);
 }
 
 function inRange(created: number, range: CreatedRange | undefined): boolean {

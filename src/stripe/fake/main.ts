@@ -4,7 +4,9 @@ import { FakeStripeServer } from './server.js';
 /**
  * Runs the fake Stripe as its own process:
  *   tsx src/stripe/fake/main.ts [--port 12111] [--host 127.0.0.1] [--webhook-url URL --webhook-secret whsec_...]
- *                               [--auto-settle-payouts-ms 1000] [--max-objects 200000] [--bench-seed N]
+ *                               [--connect-webhook-url URL --connect-webhook-secret whsec_...]
+ *                               [--auto-settle-payouts-ms 1000] [--available-after-seconds N]
+ *                               [--accounts-start-enabled] [--max-objects 200000] [--bench-seed N]
  *                               [--exit-on-stdin-close]
  * Prints one JSON line `{"ready":true,"port":N}` when listening. `--bench-seed N` seeds N succeeded charges
  * with deterministic ids (benchSeedIds) for `npm run bench -- reconcile`. Stops on SIGTERM/SIGINT.
@@ -20,9 +22,15 @@ async function main(): Promise<void> {
   const seed = Number(arg('bench-seed') ?? 0);
   const maxObjects = Number(arg('max-objects') ?? Math.max(200_000, Math.ceil(seed * 1.1)));
   const autoSettle = arg('auto-settle-payouts-ms');
+  const connectUrl = arg('connect-webhook-url');
+  const connectSecret = arg('connect-webhook-secret') ?? process.env.STRIPE_CONNECT_WEBHOOK_SECRET;
+  const availableAfter = arg('available-after-seconds');
   const fake = new FakeStripeServer({
     maxObjectsPerKind: maxObjects,
     ...(webhookUrl && webhookSecret ? { webhook: { url: webhookUrl, secret: webhookSecret } } : {}),
+    ...(connectUrl && connectSecret ? { connectWebhook: { url: connectUrl, secret: connectSecret } } : {}),
+    ...(availableAfter !== undefined ? { availableAfterSeconds: Number(availableAfter) } : {}),
+    ...(process.argv.includes('--accounts-start-enabled') ? { accountsStartEnabled: true } : {}),
     ...(autoSettle !== undefined ? { autoSettlePayoutsAfterMs: Number(autoSettle) } : {}),
   });
   for (let i = 0; i < seed; i++) {

@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { invariant } from '../../domain/errors.js';
+import { ACCEPTED_PARAMS } from './accepted.js';
+import { expand } from './expand.js';
 import { type FormObject, FormParseError, parseForm } from './formParser.js';
+import { allowOnly, expandList } from './params.js';
 import {
   FakeStripeState,
   type FakeStripeStateOptions,
@@ -10,7 +13,7 @@ import {
   type RequestContext,
   stripeId,
 } from './state.js';
-import { type FakeBalanceTransaction, FakeStripeError, type StripeErrorBody } from './types.js';
+import { FakeStripeError, type StripeErrorBody, withDocUrl } from './types.js';
 import { WebhookDispatcher, type WebhookTarget } from './webhookDispatcher.js';
 
 /**
@@ -21,20 +24,27 @@ import { WebhookDispatcher, type WebhookTarget } from './webhookDispatcher.js';
  * `/_fake/...` for the soak harness. See src/stripe/fake/README.md.
  */
 export interface FakeStripeServerOptions extends Omit<FakeStripeStateOptions, 'onEvent'> {
+  /** The platform webhook endpoint. */
   webhook?: WebhookTarget;
+  /** The Connect webhook endpoint (events of connected accounts), with its own secret. */
+  connectWebhook?: WebhookTarget;
   webhookMaxAttempts?: number;
   webhookRetryBaseDelayMs?: number;
-  /** Idempotency keys remembered (Stripe keeps them 24 h; we keep the newest N). */
+  /** Idempotency keys remembered at most (besides Stripe's 24 h expiry on the fake's clock). */
   maxIdempotencyKeys?: number;
-  /** Payouts settle as paid this long after creation; undefined: they stay pending until settlePayout. */
+  /** Payouts go in transit, then paid, this long after creation; undefined: pending until settlePayout. */
   autoSettlePayoutsAfterMs?: number;
   /** Largest request body accepted. */
   maxBodyBytes?: number;
+  /** Sees every API response (status and JSON text) the fake sends: the contract tests check them. */
+  onResponse?: (response: { method: string; path: string; status: number; body: string }) => void;
 }
 
 export type FaultPhase = 'before' | 'after';
 
 interface StoredResponse {
+  /** Fake-clock second the key was first used: Stripe forgets keys 24 hours later. */
+  storedAt: number;
   method: string;
   path: string;
   fingerprint: string;
@@ -58,6 +68,7 @@ export class FakeStripeServer {
   private readonly autoSettlePayoutsAfterMs: number | undefined;
   private readonly settleTimers = new Set<NodeJS.Timeout>();
   private readonly routes: Route[];
+  private readonly onResponse: FakeStripeServerOptions['onResponse'];
   private failures: Array<{ status: 500 | 429 | 503; phase: FaultPhase }> = [];
   private delays: number[] = [];
   /** Requests seen per "METHOD path" (for tests asserting retries). */
@@ -65,9 +76,18 @@ export class FakeStripeServer {
   private static readonly MAX_COUNTED_PATHS = 10_000;
 
   constructor(options: FakeStripeServerOptions = {}) {
-    const { webhook, webhookMaxAttempts, webhookRetryBaseDelayMs, ...stateOptions } = options;
+    const {
+      webhook,
+      connectWebhook,
+      webhookMaxAttempts,
+      webhookRetryBaseDelayMs,
+      onResponse,
+      ...stateOptions
+    } = options;
+    this.onResponse = onResponse;
     this.webhooks = new WebhookDispatcher({
       ...(webhook ? { target: webhook } : {}),
+      ...(connectWebhook ? { connectTarget: connectWebhook } : {}),
       maxAttempts: webhookMaxAttempts ?? 5,
       retryBaseDelayMs: webhookRetryBaseDelayMs ?? 50,
       ...(options.nowSeconds ? { nowSeconds: options.nowSeconds } : {}),
@@ -77,80 +97,48 @@ export class FakeStripeServer {
     this.maxBodyBytes = options.maxBodyBytes ?? 1_000_000;
     this.autoSettlePayoutsAfterMs = options.autoSettlePayoutsAfterMs;
     const s = this.state;
+    const id = (m: RegExpExecArray): string => m[1] as string;
+    const post = (pattern: RegExp, handle: Route['handle']): Route => ({ method: 'POST', pattern, handle });
+    const get = (pattern: RegExp, handle: Route['handle']): Route => ({ method: 'GET', pattern, handle });
+    // Retrieves take only `expand` (Stripe's *RetrieveParams).
+    const read = (pattern: RegExp, handle: (m: RegExpExecArray, c: RequestContext) => unknown): Route =>
+      get(pattern, (m, p, c) => {
+        onlyExpand(p);
+        return handle(m, c);
+      });
     this.routes = [
-      {
-        method: 'POST',
-        pattern: /^\/v1\/payment_intents$/,
-        handle: (_m, p, c) => s.createPaymentIntent(p, c),
-      },
-      {
-        method: 'GET',
-        pattern: /^\/v1\/payment_intents\/([^/]+)$/,
-        handle: (m) => s.retrievePaymentIntent(m[1] as string),
-      },
-      {
-        method: 'POST',
-        pattern: /^\/v1\/payment_intents\/([^/]+)\/confirm$/,
-        handle: (m, p, c) => s.confirmPaymentIntent(m[1] as string, p, c),
-      },
-      { method: 'POST', pattern: /^\/v1\/refunds$/, handle: (_m, p, c) => s.createRefund(p, c) },
-      { method: 'GET', pattern: /^\/v1\/refunds\/([^/]+)$/, handle: (m) => s.retrieveRefund(m[1] as string) },
-      { method: 'POST', pattern: /^\/v1\/accounts$/, handle: (_m, p, c) => s.createAccount(p, c) },
-      {
-        method: 'GET',
-        pattern: /^\/v1\/accounts\/([^/]+)$/,
-        handle: (m) => s.retrieveAccount(m[1] as string),
-      },
-      { method: 'POST', pattern: /^\/v1\/transfers$/, handle: (_m, p, c) => s.createTransfer(p, c) },
-      {
-        method: 'GET',
-        pattern: /^\/v1\/transfers\/([^/]+)$/,
-        handle: (m) => s.retrieveTransfer(m[1] as string),
-      },
-      {
-        method: 'POST',
-        pattern: /^\/v1\/payouts$/,
-        handle: (_m, p, c) => {
-          const payout = s.createPayout(p, c);
-          this.scheduleAutoSettle(payout.id);
-          return payout;
-        },
-      },
-      {
-        method: 'GET',
-        pattern: /^\/v1\/payouts\/([^/]+)$/,
-        handle: (m, _p, c) => s.retrievePayout(m[1] as string, c),
-      },
-      {
-        method: 'GET',
-        pattern: /^\/v1\/disputes\/([^/]+)$/,
-        handle: (m) => s.retrieveDispute(m[1] as string),
-      },
-      { method: 'GET', pattern: /^\/v1\/events\/([^/]+)$/, handle: (m) => s.retrieveEvent(m[1] as string) },
-      { method: 'GET', pattern: /^\/v1\/balance$/, handle: (_m, _p, c) => s.balance(c.account) },
-      {
-        method: 'GET',
-        pattern: /^\/v1\/balance_transactions$/,
-        handle: (_m, p, c) => {
-          const { data, hasMore } = s.listBalanceTransactions(p, c);
-          const expand = expandList(p);
-          const expandSource = expand.includes('data.source');
-          return {
-            object: 'list',
-            url: '/v1/balance_transactions',
-            has_more: hasMore,
-            data: expandSource ? data.map((t) => s.expandSource(t)) : data,
-          };
-        },
-      },
-      {
-        method: 'GET',
-        pattern: /^\/v1\/balance_transactions\/([^/]+)$/,
-        handle: (m, p, c) => {
-          const t: FakeBalanceTransaction = s.retrieveBalanceTransaction(m[1] as string, c);
-          return expandList(p).includes('source') ? s.expandSource(t) : t;
-        },
-      },
+      post(/^\/v1\/payment_intents$/, (_m, p, c) => s.createPaymentIntent(p, c)),
+      read(/^\/v1\/payment_intents\/([^/]+)$/, (m, _c) => s.retrievePaymentIntent(id(m))),
+      post(/^\/v1\/payment_intents\/([^/]+)\/confirm$/, (m, p, c) => s.confirmPaymentIntent(id(m), p, c)),
+      post(/^\/v1\/refunds$/, (_m, p, c) => s.createRefund(p, c)),
+      read(/^\/v1\/refunds\/([^/]+)$/, (m, _c) => s.retrieveRefund(id(m))),
+      post(/^\/v1\/customers$/, (_m, p, c) => s.createCustomer(p, c)),
+      read(/^\/v1\/customers\/([^/]+)$/, (m, _c) => s.retrieveCustomer(id(m))),
+      read(/^\/v1\/payment_methods\/([^/]+)$/, (m, _c) => s.retrievePaymentMethod(id(m))),
+      post(/^\/v1\/payment_methods\/([^/]+)\/attach$/, (m, p, c) => s.attachPaymentMethod(id(m), p, c)),
+      post(/^\/v1\/setup_intents$/, (_m, p, c) => s.createSetupIntent(p, c)),
+      read(/^\/v1\/setup_intents\/([^/]+)$/, (m, _c) => s.retrieveSetupIntent(id(m))),
+      post(/^\/v1\/setup_intents\/([^/]+)\/confirm$/, (m, p, c) => s.confirmSetupIntent(id(m), p, c)),
+      post(/^\/v1\/accounts$/, (_m, p, c) => s.createAccount(p, c)),
+      read(/^\/v1\/accounts\/([^/]+)$/, (m, _c) => s.retrieveAccount(id(m))),
+      post(/^\/v1\/account_links$/, (_m, p) => s.createAccountLink(p)),
+      post(/^\/v1\/transfers$/, (_m, p, c) => s.createTransfer(p, c)),
+      read(/^\/v1\/transfers\/([^/]+)$/, (m, _c) => s.retrieveTransfer(id(m))),
+      post(/^\/v1\/payouts$/, (_m, p, c) => {
+        const payout = s.createPayout(p, c);
+        this.scheduleAutoSettle(payout.id);
+        return payout;
+      }),
+      read(/^\/v1\/payouts\/([^/]+)$/, (m, c) => s.retrievePayout(id(m), c)),
+      post(/^\/v1\/payouts\/([^/]+)\/cancel$/, (m, p, c) => s.cancelPayout(id(m), p, c)),
+      read(/^\/v1\/disputes\/([^/]+)$/, (m, _c) => s.retrieveDispute(id(m))),
+      read(/^\/v1\/events\/([^/]+)$/, (m, _c) => s.retrieveEvent(id(m))),
+      read(/^\/v1\/balance$/, (_m, c) => s.balance(c.account)),
+      get(/^\/v1\/balance_transactions$/, (_m, p, c) => {
+        const { data, hasMore } = s.listBalanceTransactions(p, c);
+        return { object: 'list', data, has_more: hasMore, url: '/v1/balance_transactions' };
+      }),
+      read(/^\/v1\/balance_transactions\/([^/]+)$/, (m, c) => s.retrieveBalanceTransaction(id(m), c)),
     ];
   }
 
@@ -177,7 +165,9 @@ export class FakeStripeServer {
     });
     this.server = server;
     const address = server.address() as AddressInfo;
-    return { host, port: address.port, url: `http://${host}:${address.port}` };
+    const url = `http://${host}:${address.port}`;
+    this.state.onboardingBaseUrl = `${url}/_fake/onboarding`;
+    return { host, port: address.port, url };
   }
 
   async stop(): Promise<void> {
@@ -225,15 +215,19 @@ export class FakeStripeServer {
 
   private scheduleAutoSettle(payoutId: string): void {
     if (this.autoSettlePayoutsAfterMs === undefined) return;
-    const timer = setTimeout(() => {
-      this.settleTimers.delete(timer);
-      try {
-        this.state.settlePayout(payoutId, 'paid');
-      } catch {
-        // Already settled through the admin API: nothing to do.
-      }
-    }, this.autoSettlePayoutsAfterMs);
-    this.settleTimers.add(timer);
+    const step = (outcome: 'in_transit' | 'paid', afterMs: number): void => {
+      const timer = setTimeout(() => {
+        this.settleTimers.delete(timer);
+        try {
+          this.state.settlePayout(payoutId, outcome);
+          if (outcome === 'in_transit') step('paid', afterMs);
+        } catch {
+          // Settled or canceled meanwhile (admin API, cancel): nothing to do.
+        }
+      }, afterMs);
+      this.settleTimers.add(timer);
+    };
+    step('in_transit', Math.floor(this.autoSettlePayoutsAfterMs / 2));
   }
 
   // --------------------------------------------------------------------------------------------------
@@ -247,50 +241,58 @@ export class FakeStripeServer {
       sendJson(res, 413, { error: { type: 'invalid_request_error', message: 'Request body too large.' } });
       return;
     }
+    const onboarding = /^\/_fake\/onboarding\/([A-Za-z0-9]+)$/.exec(url.pathname);
+    if (method === 'GET' && onboarding) {
+      // The tutor's browser on the onboarding link: Stripe's hosted form, completed at once.
+      try {
+        const { redirectTo } = this.state.visitAccountLink(onboarding[1] as string);
+        res.writeHead(302, { location: redirectTo, 'content-length': 0 });
+        res.end();
+      } catch {
+        sendJson(res, 404, { error: 'unknown onboarding link' });
+      }
+      return;
+    }
     if (url.pathname.startsWith('/_fake/')) {
       await this.handleAdmin(method, url.pathname, body, res);
       return;
     }
     this.count(
-      `${method} ${url.pathname.replace(/\/(pi|ch|re|tr|po|acct|txn|evt|dp)_[A-Za-z0-9]+/g, '/:id')}`,
+      `${method} ${url.pathname.replace(/\/(pi|ch|re|tr|po|acct|txn|evt|dp|cus|pm|seti)_[A-Za-z0-9]+/g, '/:id')}`,
     );
     const requestId = stripeId('req');
     const headers: Record<string, string> = {
       'request-id': requestId,
       'stripe-version': this.state.apiVersion,
     };
+    const answer = (status: number, text: string, extra: Record<string, string> = {}): void => {
+      this.onResponse?.({ method, path: url.pathname, status, body: text });
+      sendRaw(res, status, text, { ...headers, ...extra });
+    };
+    const fail = (status: number, error: StripeErrorBody): void =>
+      answer(status, JSON.stringify(errorBody(error, requestId)));
 
     const delay = this.delays.shift();
     if (delay !== undefined) await new Promise((r) => setTimeout(r, delay));
 
     const auth = req.headers.authorization;
     if (!auth || !/^Bearer sk_(test|live)_\S+$/.test(auth)) {
-      sendJson(
-        res,
-        401,
-        errorBody({ type: 'authentication_error', message: 'Invalid API Key provided.' }),
-        headers,
-      );
+      fail(401, { type: 'authentication_error', message: 'Invalid API Key provided.' });
       return;
     }
     const fault = this.failures[0]?.phase === 'before' ? this.failures.shift() : undefined;
     if (fault) {
-      sendFault(res, fault.status, headers);
+      sendFault(res, fault.status, headers, requestId);
       return;
     }
 
     const route = this.routes.find((r) => r.method === method && r.pattern.test(url.pathname));
     const match = route ? (route.pattern.exec(url.pathname) as RegExpExecArray) : null;
     if (!route || !match) {
-      sendJson(
-        res,
-        404,
-        errorBody({
-          type: 'invalid_request_error',
-          message: `Unrecognized request URL (${method}: ${url.pathname}).`,
-        }),
-        headers,
-      );
+      fail(404, {
+        type: 'invalid_request_error',
+        message: `Unrecognized request URL (${method}: ${url.pathname}). Please see https://docs.stripe.com or we can help at https://support.stripe.com/.`,
+      });
       return;
     }
     let params: FormObject;
@@ -298,51 +300,48 @@ export class FakeStripeServer {
       params = parseForm(method === 'GET' ? url.search.slice(1) : body);
     } catch (error) {
       invariant(error instanceof FormParseError, () => `unexpected parse error ${String(error)}`);
-      sendJson(
-        res,
-        400,
-        errorBody({ type: 'invalid_request_error', message: error.message, param: error.param }),
-        headers,
-      );
+      fail(400, { type: 'invalid_request_error', message: error.message, param: error.param });
       return;
     }
     const stripeAccount = headerValue(req, 'stripe-account');
     const account = stripeAccount ?? PLATFORM;
     if (stripeAccount !== undefined && !this.state.accounts.get(stripeAccount)) {
-      sendJson(
-        res,
-        403,
-        errorBody({
-          type: 'invalid_request_error',
-          code: 'account_invalid',
-          message: `The provided key does not have access to account '${stripeAccount}' (or that account does not exist).`,
-        }),
-        headers,
-      );
+      fail(403, {
+        type: 'invalid_request_error',
+        code: 'account_invalid',
+        message: `The provided key does not have access to account '${stripeAccount}' (or that account does not exist). Application access may have been revoked.`,
+      });
       return;
     }
     const idempotencyKey = method === 'POST' ? (headerValue(req, 'idempotency-key') ?? null) : null;
+    if (idempotencyKey !== null && idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+      fail(400, {
+        type: 'invalid_request_error',
+        message: `Idempotency-Key must be at most ${MAX_IDEMPOTENCY_KEY_LENGTH} characters long (got ${idempotencyKey.length}).`,
+        param: 'Idempotency-Key',
+      });
+      return;
+    }
     if (idempotencyKey !== null) headers['idempotency-key'] = idempotencyKey;
     const scopedKey = idempotencyKey === null ? null : `${account}\u0000${idempotencyKey}`;
     const fingerprint =
       scopedKey === null ? '' : createHash('sha256').update(canonical(params)).digest('hex');
 
+    const now = this.state.now();
     if (scopedKey !== null) {
       const stored = this.idempotency.get(scopedKey);
-      if (stored) {
+      if (stored && now - stored.storedAt >= IDEMPOTENCY_KEY_TTL_SECONDS) {
+        // Stripe prunes keys after 24 hours: the same key is a new request again.
+        this.idempotency.delete(scopedKey);
+      } else if (stored) {
         if (stored.method !== method || stored.path !== url.pathname || stored.fingerprint !== fingerprint) {
-          sendJson(
-            res,
-            400,
-            errorBody({
-              type: 'idempotency_error',
-              message: `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${idempotencyKey}' if you meant to execute a different request.`,
-            }),
-            headers,
-          );
+          fail(400, {
+            type: 'idempotency_error',
+            message: `Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '${idempotencyKey}' if you meant to execute a different request.`,
+          });
           return;
         }
-        sendRaw(res, stored.status, stored.body, { ...headers, 'idempotent-replayed': 'true' });
+        answer(stored.status, stored.body, { 'idempotent-replayed': 'true' });
         return;
       }
     }
@@ -352,15 +351,18 @@ export class FakeStripeServer {
     let responseBody: string;
     let store = true;
     try {
-      responseBody = JSON.stringify(route.handle(match, params, ctx));
+      const paths = expandList(params);
+      const result = route.handle(match, params, ctx);
+      responseBody = JSON.stringify(expand(result, paths, (x) => this.state.lookup(x, account)));
     } catch (error) {
       if (!(error instanceof FakeStripeError)) throw error;
       status = error.status;
-      responseBody = JSON.stringify(errorBody(error.body));
+      responseBody = JSON.stringify(errorBody(error.body, requestId));
       store = error.storeForIdempotency;
     }
     if (scopedKey !== null && store) {
       this.idempotency.set(scopedKey, {
+        storedAt: now,
         method,
         path: url.pathname,
         fingerprint,
@@ -374,10 +376,10 @@ export class FakeStripeServer {
     }
     const after = this.failures[0]?.phase === 'after' ? this.failures.shift() : undefined;
     if (after) {
-      sendFault(res, after.status, headers);
+      sendFault(res, after.status, headers, requestId);
       return;
     }
-    sendRaw(res, status, responseBody, headers);
+    answer(status, responseBody);
   }
 
   private count(key: string): void {
@@ -425,24 +427,74 @@ export class FakeStripeServer {
         sendJson(res, 200, { ok: true });
         return;
       }
-      const settle = /^\/_fake\/payouts\/([^/]+)\/(paid|failed)$/.exec(path);
+      const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+      const settle = /^\/_fake\/payouts\/([^/]+)\/(in_transit|paid|failed)$/.exec(path);
       if (method === 'POST' && settle) {
-        sendJson(res, 200, this.state.settlePayout(settle[1] as string, settle[2] as 'paid' | 'failed'));
+        const outcome = settle[2] as 'in_transit' | 'paid' | 'failed';
+        const code = str(input.failure_code);
+        sendJson(res, 200, this.state.settlePayout(settle[1] as string, outcome, code));
         return;
       }
-      if (method === 'POST' && path === '/_fake/disputes') {
-        const pi = typeof input.payment_intent === 'string' ? input.payment_intent : undefined;
-        const ch = typeof input.charge === 'string' ? input.charge : undefined;
+      const automatic = /^\/_fake\/accounts\/([^/]+)\/automatic_payout$/.exec(path);
+      if (method === 'POST' && automatic) {
+        sendJson(res, 200, this.state.automaticPayout(automatic[1] as string, str(input.currency) ?? 'usd'));
+        return;
+      }
+      const enable = /^\/_fake\/accounts\/([^/]+)\/(enable|disable)$/.exec(path);
+      if (method === 'POST' && enable) {
+        sendJson(res, 200, this.state.setAccountEnabled(enable[1] as string, enable[2] === 'enable'));
+        return;
+      }
+      if (method === 'POST' && path === '/_fake/refunds') {
+        const pi = str(input.payment_intent);
+        const ch = str(input.charge);
+        const amount = typeof input.amount === 'number' ? input.amount : undefined;
         sendJson(
           res,
           200,
-          this.state.openDispute({ ...(pi ? { paymentIntent: pi } : {}), ...(ch ? { charge: ch } : {}) }),
+          this.state.refundFromDashboard({
+            ...(pi ? { paymentIntent: pi } : {}),
+            ...(ch ? { charge: ch } : {}),
+            ...(amount !== undefined ? { amount } : {}),
+          }),
         );
         return;
       }
-      const close = /^\/_fake\/disputes\/([^/]+)\/(won|lost)$/.exec(path);
+      const failRefund = /^\/_fake\/refunds\/([^/]+)\/fail$/.exec(path);
+      if (method === 'POST' && failRefund) {
+        sendJson(res, 200, this.state.failRefund(failRefund[1] as string, str(input.failure_reason)));
+        return;
+      }
+      if (method === 'POST' && path === '/_fake/disputes') {
+        const pi = str(input.payment_intent);
+        const ch = str(input.charge);
+        sendJson(
+          res,
+          200,
+          this.state.openDispute({
+            ...(pi ? { paymentIntent: pi } : {}),
+            ...(ch ? { charge: ch } : {}),
+            inquiry: input.inquiry === true,
+          }),
+        );
+        return;
+      }
+      const close = /^\/_fake\/disputes\/([^/]+)\/(won|lost|escalate)$/.exec(path);
       if (method === 'POST' && close) {
-        sendJson(res, 200, this.state.closeDispute(close[1] as string, close[2] as 'won' | 'lost'));
+        const disputeId = close[1] as string;
+        sendJson(
+          res,
+          200,
+          close[2] === 'escalate'
+            ? this.state.escalateDispute(disputeId)
+            : this.state.closeDispute(disputeId, close[2] as 'won' | 'lost'),
+        );
+        return;
+      }
+      if (method === 'POST' && path === '/_fake/clock/advance') {
+        const seconds = num(input.seconds, 0);
+        this.state.advanceTime(seconds);
+        sendJson(res, 200, { now: this.state.now() });
         return;
       }
       if (method === 'GET' && path === '/_fake/stats') {
@@ -463,26 +515,39 @@ export class FakeStripeServer {
   }
 }
 
-function expandList(params: FormObject): string[] {
-  const e = params.expand;
-  if (e === undefined) return [];
-  if (Array.isArray(e)) return e.filter((x): x is string => typeof x === 'string');
-  return typeof e === 'string' ? [e] : [];
+/** Stripe forgets an idempotency key 24 hours after its first use. */
+export const IDEMPOTENCY_KEY_TTL_SECONDS = 86_400;
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+
+/** GET retrieves take only `expand` (Stripe's *RetrieveParams). */
+function onlyExpand(params: FormObject): void {
+  allowOnly(params, ACCEPTED_PARAMS['GET /v1/balance']);
 }
 
-function errorBody(body: StripeErrorBody): { error: StripeErrorBody & { request_log_url?: string } } {
-  return { error: body };
+function errorBody(body: StripeErrorBody, requestId: string): { error: StripeErrorBody } {
+  return { error: withDocUrl(body, requestId) };
 }
 
-function sendFault(res: ServerResponse, status: number, headers: Record<string, string>): void {
+function sendFault(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  requestId: string,
+): void {
   const body =
     status === 429
-      ? errorBody({
-          type: 'rate_limit_error',
-          code: 'rate_limit',
-          message: 'Too many requests hit the API too quickly.',
-        })
-      : errorBody({ type: 'api_error', message: 'An unknown error occurred (injected by the fake).' });
+      ? errorBody(
+          {
+            type: 'rate_limit_error',
+            code: 'rate_limit',
+            message: 'Too many requests hit the API too quickly.',
+          },
+          requestId,
+        )
+      : errorBody(
+          { type: 'api_error', message: 'An unknown error occurred (injected by the fake).' },
+          requestId,
+        );
   sendJson(res, status, body, headers);
 }
 

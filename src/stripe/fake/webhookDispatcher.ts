@@ -19,7 +19,10 @@ export interface WebhookTarget {
 }
 
 export interface WebhookDispatcherOptions {
+  /** The platform endpoint: events of the platform account itself. */
   target?: WebhookTarget;
+  /** The Connect endpoint: events of connected accounts (`event.account` set), signed with its own secret. */
+  connectTarget?: WebhookTarget;
   /** Attempts per delivery (first try included), Stripe-style backoff between them. */
   maxAttempts?: number;
   retryBaseDelayMs?: number;
@@ -37,12 +40,16 @@ export interface DeliveryRecord {
 }
 
 /**
- * Delivers events to the configured endpoint, signed, retried on non-2xx and network errors. Fault
+ * Delivers events as Stripe does to a platform with Connect: events of the platform account go to the
+ * platform endpoint, events of connected accounts (`account` set) to the Connect endpoint, each signed
+ * with its endpoint's own secret; an event whose endpoint is not configured is not sent. Retried on
+ * non-2xx and network errors. Fault
  * modes for tests and the soak: `duplicate` (every event delivered twice) and `reorder` (events are held
  * until `flush()` and then delivered newest first). `flush()` resolves when nothing is in flight.
  */
 export class WebhookDispatcher {
   private target: WebhookTarget | undefined;
+  private connectTarget: WebhookTarget | undefined;
   private readonly maxAttempts: number;
   private readonly retryBaseDelayMs: number;
   private readonly timeoutMs: number;
@@ -58,6 +65,7 @@ export class WebhookDispatcher {
 
   constructor(options: WebhookDispatcherOptions = {}) {
     this.target = options.target;
+    this.connectTarget = options.connectTarget;
     this.maxAttempts = options.maxAttempts ?? 5;
     this.retryBaseDelayMs = options.retryBaseDelayMs ?? 50;
     this.timeoutMs = options.timeoutMs ?? 5_000;
@@ -70,12 +78,20 @@ export class WebhookDispatcher {
     this.target = target;
   }
 
+  setConnectTarget(target: WebhookTarget | undefined): void {
+    this.connectTarget = target;
+  }
+
+  private targetFor(event: FakeEvent): WebhookTarget | undefined {
+    return event.account === undefined ? this.target : this.connectTarget;
+  }
+
   get deliveries(): readonly DeliveryRecord[] {
     return this.log;
   }
 
   enqueue(event: FakeEvent): void {
-    if (!this.target) return;
+    if (!this.targetFor(event)) return;
     if (this.reorder) {
       this.held.push(event);
       if (this.held.length > this.maxQueued) {
@@ -109,7 +125,7 @@ export class WebhookDispatcher {
   }
 
   private async deliver(event: FakeEvent): Promise<void> {
-    const target = this.target;
+    const target = this.targetFor(event);
     if (!target) return;
     const payload = JSON.stringify(event, null, 2);
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {

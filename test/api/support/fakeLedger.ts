@@ -1,12 +1,14 @@
 import type { CommandContext } from '../../../src/commands/context.js';
-import type {
-  BookingView,
-  LedgerCommands,
-  PayoutView,
-  TenantSettings,
-  TopUpView,
-} from '../../../src/commands/ledgerCommands.js';
+import type { LedgerCommands } from '../../../src/commands/ledgerCommands.js';
+import type { BookingView, PayoutAccountView, PayoutView, TopUpView } from '../../../src/contracts/views.js';
 import { DomainError } from '../../../src/domain/errors.js';
+import {
+  decidePeriods,
+  evolvePeriods,
+  initialPeriodsState,
+  type PeriodsState,
+} from '../../../src/domain/periods.js';
+import type { TenantSettings } from '../../../src/domain/tenantSettings.js';
 import type {
   AccountBalance,
   LedgerQueries,
@@ -26,6 +28,7 @@ interface TenantState {
   bookings: Map<string, BookingView>;
   payouts: Map<string, PayoutView>;
   earnings: Map<string, TutorEarningsView>;
+  payoutAccounts: Map<string, PayoutAccountView>;
   settings: TenantSettings;
 }
 
@@ -39,6 +42,12 @@ const DEFAULT_SETTINGS: TenantSettings = {
   topUpMax: 1_000_000,
   payoutMin: 1_000,
   allowedCurrencies: ['usd', 'eur'],
+  adjustmentApprovalThreshold: 1_000_000,
+  adjustmentProposalExpiryHours: 72,
+  payoutOnboardingReturnUrl: null,
+  payoutOnboardingRefreshUrl: null,
+  timeZone: 'UTC',
+  reconciliationDailyHourUtc: null,
 };
 
 export class FakeLedger {
@@ -54,6 +63,11 @@ export class FakeLedger {
   waiting = 0;
   private readonly replays = new Map<string, { input: string; result: unknown }>();
 
+  private readonly closedPeriods = new Map<string, PeriodsState>();
+  private periodsOf(tenantId: string): PeriodsState {
+    return this.closedPeriods.get(tenantId) ?? initialPeriodsState();
+  }
+
   private tenant(id: string): TenantState {
     let t = this.tenants.get(id);
     if (!t) {
@@ -63,6 +77,7 @@ export class FakeLedger {
         bookings: new Map(),
         payouts: new Map(),
         earnings: new Map(),
+        payoutAccounts: new Map(),
         settings: { ...DEFAULT_SETTINGS },
       };
       this.tenants.set(id, t);
@@ -205,6 +220,7 @@ export class FakeLedger {
           tutorShare: 0,
           commission: 0,
           cancellationFee: 0,
+          discounts: [],
         };
         t.bookings.set(input.bookingId, booking);
         return { position: this.change(`book ${input.bookingId}`), booking: { ...booking } };
@@ -259,6 +275,39 @@ export class FakeLedger {
         t.payouts.set(input.payoutId, payout);
         return { position: this.change(`payout ${input.payoutId}`), payout: { ...payout } };
       }),
+    openPayoutAccount: (ctx, input) =>
+      this.idempotent('openPayoutAccount', ctx, input, () => {
+        const t = this.tenant(ctx.tenantId);
+        let account = t.payoutAccounts.get(input.tutorId);
+        if (!account) {
+          account = {
+            tutorId: input.tutorId,
+            stripeAccountId: `acct_fake${t.payoutAccounts.size + 1}`,
+            chargesEnabled: false,
+            payoutsEnabled: false,
+            detailsSubmitted: false,
+            requirements: { currentlyDue: ['external_account'], pastDue: [], disabledReason: null },
+            missing: ['external_account'],
+          };
+          t.payoutAccounts.set(input.tutorId, account);
+        }
+        return {
+          position: this.change(`payout account ${input.tutorId}`),
+          account: structuredClone(account),
+          onboarding: {
+            url: 'https://connect.stripe.com/setup/e/fake',
+            expiresAt: '2030-01-01T00:00:00.000Z',
+          },
+        };
+      }),
+    getPayoutAccount: async (tenantId, tutorId) => {
+      const account = this.tenant(tenantId).payoutAccounts.get(tutorId);
+      return account ? structuredClone(account) : null;
+    },
+    syncPayoutAccount: (ctx, input) =>
+      this.idempotent('syncPayoutAccount', ctx, input, () => ({
+        position: this.change(`payout account sync ${input.tutorId}`),
+      })),
     markPayoutPaid: (ctx, input) =>
       this.idempotent('markPayoutPaid', ctx, input, () => ({
         position: this.change(`paid ${input.payoutId}`),
@@ -277,6 +326,18 @@ export class FakeLedger {
         position: this.change(`charge ${input.stripeObjectId}`),
         entryId: `entry_${this.position}`,
       })),
+    closePeriod: (ctx, input) =>
+      this.idempotent('closePeriod', ctx, input, () => {
+        const periods = this.periodsOf(ctx.tenantId);
+        const state = { ...periods, closes: [...periods.closes] };
+        const [closed] = decidePeriods(
+          { type: 'ClosePeriod', period: input.period, actor: ctx.actor, now: new Date().toISOString() },
+          state,
+        );
+        this.closedPeriods.set(ctx.tenantId, evolvePeriods(state, closed!));
+        return { position: this.change(`close ${input.period}`) };
+      }),
+    periods: async (tenantId) => structuredClone(this.periodsOf(tenantId)),
     getSettings: async (tenantId) => ({ ...this.tenant(tenantId).settings }),
     updateSettings: (ctx, patch) =>
       this.idempotent('updateSettings', ctx, patch, () => {
@@ -330,6 +391,7 @@ export class FakeLedger {
     getAccountEntries: async () => ({ items: [], nextCursor: null }),
     getEntry: async () => null,
     getTrialBalance: async () => [],
+    getCurrenciesHeld: async () => [],
     listBookings: async () => ({ items: [], nextCursor: null }),
     listPayouts: async () => ({ items: [], nextCursor: null }),
   };

@@ -4,12 +4,20 @@ import { type Role, signToken } from '../../../src/api/auth.js';
 import type { IdempotencyStore } from '../../../src/api/idempotency.js';
 import { createMetrics } from '../../../src/api/metrics.js';
 import { MemoryRateLimiter, type RateLimiter, type RateLimitPolicy } from '../../../src/api/rateLimit.js';
+import { financeRoutes } from '../../../src/api/routes/finance.js';
+import { promoCodeRoutes } from '../../../src/api/routes/promoCodes.js';
+import { reconciliationRoutes } from '../../../src/api/routes/reconciliation.js';
+import { subscriptionRoutes } from '../../../src/api/routes/subscriptions.js';
+import type { RouteModule } from '../../../src/api/v1/routeKit.js';
+import { AdjustmentProposals } from '../../../src/commands/adjustmentProposals.js';
+import { createLedgerService } from '../../../src/commands/ledgerService.js';
+import { PromoCodes } from '../../../src/commands/promoCodes.js';
 import { MemoryEventStore } from '../../../src/eventstore/memory.js';
 import type { EventStore } from '../../../src/eventstore/port.js';
 import { eventStoreFactSource } from '../../../src/reconciliation/ledgerFacts.js';
 import { Reconciler } from '../../../src/reconciliation/reconciler.js';
-import { reconciliationRoutes } from '../../../src/reconciliation/routes.js';
 import type { StripeBalanceSource } from '../../../src/stripe/gateway.js';
+import { emptyConsoleQueries } from './emptyConsoleQueries.js';
 import { FakeLedger } from './fakeLedger.js';
 import { MemoryIdempotencyStore } from './memoryIdempotencyStore.js';
 
@@ -25,7 +33,7 @@ export function token(
   tenant: string,
   sub: string,
   roles: Role | Role[],
-  options: { ttlSeconds?: number; secret?: string } = {},
+  options: { ttlSeconds?: number; secret?: string; issuedAt?: number | null; notBefore?: number } = {},
 ): Promise<string> {
   return signToken({
     tenant,
@@ -33,6 +41,8 @@ export function token(
     roles: Array.isArray(roles) ? roles : [roles],
     secret: options.secret ?? JWT_SECRET,
     ttlSeconds: options.ttlSeconds ?? 600,
+    ...(options.issuedAt !== undefined ? { issuedAt: options.issuedAt } : {}),
+    ...(options.notBefore !== undefined ? { notBefore: options.notBefore } : {}),
   });
 }
 
@@ -57,7 +67,10 @@ const EMPTY_STRIPE: StripeBalanceSource = {
  * server wires them; the idempotency store is the given one or an in-memory double (no database:
  * PGlite start-up is the slowest part of a test file).
  */
-export async function shellHarness(overrides: Partial<AppDeps> = {}): Promise<ShellHarness> {
+export async function shellHarness(
+  overrides: Partial<AppDeps> = {},
+  extra: { routes?: (store: EventStore) => Promise<RouteModule[]> } = {},
+): Promise<ShellHarness> {
   const fake = new FakeLedger();
   // The fake's commands stand for appends: the store's head follows the fake's positions.
   const memory = overrides.store ?? new MemoryEventStore();
@@ -77,6 +90,9 @@ export async function shellHarness(overrides: Partial<AppDeps> = {}): Promise<Sh
   });
   const idempotency = overrides.idempotency ?? new MemoryIdempotencyStore();
   const rateLimiter: RateLimiter = overrides.rateLimiter ?? new MemoryRateLimiter({ maxKeys: 10_000 });
+  const extraRoutes = extra.routes ? await extra.routes(store) : [];
+  // Proposals and subscriptions over the memory store: the real write side, for the matrix and the fuzz.
+  const writeSide = createLedgerService({ store, clock: () => new Date() });
   const app = buildApp({
     commands: fake.commands,
     queries: fake.queries,
@@ -89,7 +105,7 @@ export async function shellHarness(overrides: Partial<AppDeps> = {}): Promise<Sh
     metrics: createMetrics(),
     rateLimits: LOOSE_LIMITS,
     docsUi: false,
-    v1Plugins: [
+    routes: [
       reconciliationRoutes({
         reconciler: new Reconciler({
           stripe: EMPTY_STRIPE,
@@ -99,6 +115,21 @@ export async function shellHarness(overrides: Partial<AppDeps> = {}): Promise<Sh
         }),
         store,
       }),
+      financeRoutes({
+        queries: emptyConsoleQueries,
+        store,
+        // Proposals over the memory store: the real write side, for the matrix and the fuzz.
+        proposals: new AdjustmentProposals(writeSide, () => new Date()),
+      }),
+      // Promo codes over the memory store: the real write side, for the matrix and the fuzz.
+      promoCodeRoutes({
+        promoCodes: new PromoCodes(
+          createLedgerService({ store, clock: () => new Date() }).handler,
+          () => new Date(),
+        ),
+      }),
+      subscriptionRoutes({ subscriptions: writeSide.subscriptions }),
+      ...extraRoutes,
     ],
     ...overrides,
   });

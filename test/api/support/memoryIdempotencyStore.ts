@@ -3,7 +3,7 @@ import type { BeginResult, IdempotencyStore, StoredResponse } from '../../../src
 
 /**
  * In-process IdempotencyStore for shell tests that are not about idempotency storage (so they need no
- * database). The real stores (Postgres, Redis) are tested in idempotency.test.ts.
+ * database). The real stores (Postgres, Redis) are tested in idempotency.e2e.test.ts.
  */
 export class MemoryIdempotencyStore implements IdempotencyStore {
   readonly kind = 'postgres' as const;

@@ -4,21 +4,44 @@ import { buildApp, type LedgerApp } from '../../../src/api/app.js';
 import { type IdempotencyStore, PostgresIdempotencyStore } from '../../../src/api/idempotency.js';
 import { createMetrics, withAppendMetrics } from '../../../src/api/metrics.js';
 import { MemoryRateLimiter, type RateLimiter } from '../../../src/api/rateLimit.js';
+import { financeRoutes } from '../../../src/api/routes/finance.js';
+import { promoCodeRoutes } from '../../../src/api/routes/promoCodes.js';
+import { reconciliationRoutes } from '../../../src/api/routes/reconciliation.js';
+import { stripeWebhookRoutes } from '../../../src/api/routes/stripeWebhook.js';
+import type { RouteModule } from '../../../src/api/v1/routeKit.js';
+import { ChainStore } from '../../../src/chain/chainStore.js';
+import { AccountVolumeGuard } from '../../../src/commands/accountVolumeGuard.js';
+import { AdjustmentProposals } from '../../../src/commands/adjustmentProposals.js';
 import type { CommandContext } from '../../../src/commands/context.js';
 import { createLedgerService, type LedgerService } from '../../../src/commands/ledgerService.js';
+import { PromoCodes } from '../../../src/commands/promoCodes.js';
 import type { EventStore, RecordedEvent } from '../../../src/eventstore/port.js';
 import { PostgresEventStore } from '../../../src/eventstore/postgres.js';
+import { readModelAccountVolumes } from '../../../src/projections/accountVolumes.js';
+import { PostgresConsoleQueries } from '../../../src/projections/consoleQueries.js';
 import { PostgresLedgerQueries } from '../../../src/projections/postgresLedgerQueries.js';
 import { ProjectionRunner } from '../../../src/projections/projectionRunner.js';
+import { eventStoreFactSource } from '../../../src/reconciliation/ledgerFacts.js';
+import { PostgresReconciliationReadModel } from '../../../src/reconciliation/readModel.js';
+import { Reconciler } from '../../../src/reconciliation/reconciler.js';
 import { createRedisClient, redisReadiness } from '../../../src/redis/redis.js';
 import { RedisIdempotencyStore } from '../../../src/redis/redisIdempotencyStore.js';
 import { RedisRateLimiter } from '../../../src/redis/redisRateLimiter.js';
+import type { StripeBalanceSource } from '../../../src/stripe/gateway.js';
 import { MemoryWebhookDedupeStore } from '../../../src/stripe/webhookDedupe.js';
-import { stripeWebhookRoutes } from '../../../src/stripe/webhookRoute.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { JWT_SECRET, LOOSE_LIMITS } from './harness.js';
 
 export const WEBHOOK_SECRET = 'whsec_api_e2e_secret';
+export const CONNECT_WEBHOOK_SECRET = 'whsec_api_e2e_connect_secret';
+
+/** A Stripe account with no balance transactions: reconciliation runs complete with nothing to match. */
+const EMPTY_STRIPE: StripeBalanceSource = {
+  listBalanceTransactions: () => ({
+    [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true as const, value: undefined }) }),
+  }),
+  retrieveBalance: async () => ({ available: [], pending: [] }),
+};
 
 export interface RealStack {
   app: LedgerApp;
@@ -39,14 +62,36 @@ export interface RealStack {
  * models (PGlite without DATABASE_URL), the real command layer, the projection runner, and Redis for
  * idempotency and rate limits when REDIS_URL is set (Postgres idempotency store otherwise).
  */
-export async function startRealStack(): Promise<RealStack> {
+export interface RealStackParts {
+  db: TestDatabase;
+  store: EventStore;
+  service: LedgerService;
+  queries: PostgresLedgerQueries;
+  registry: import('prom-client').Registry;
+}
+
+/** Route modules (and their background work) a test adds to the stack, built from its parts. */
+export interface StackFeatures {
+  routes: RouteModule[];
+  close(): Promise<void>;
+}
+
+export async function startRealStack(
+  options: { features?: (parts: RealStackParts) => StackFeatures } = {},
+): Promise<RealStack> {
   const db = await createTestDatabase();
   const metrics = createMetrics();
   const store = withAppendMetrics(new PostgresEventStore(db.db), metrics);
-  const service = createLedgerService({ store, clock: () => new Date() });
+  // As in src/server.ts: accounts many streams post to are bounded against the read model.
+  const service = createLedgerService({
+    store,
+    clock: () => new Date(),
+    handler: { accountVolumes: new AccountVolumeGuard({ volumes: readModelAccountVolumes(db.db.knex) }) },
+  });
   // As in src/server.ts: balances cached in memory, dropped by the runner's change notifications.
   const queries = new PostgresLedgerQueries(db.db, { balanceCacheEntries: 10_000 });
   metrics.setBalanceCacheSource(() => queries.balanceCacheStats());
+  metrics.setProjectionStallSource(() => queries.projectionStalls());
   const runner = new ProjectionRunner({ db: db.db, store });
   runner.start();
   const redisUrl = process.env.REDIS_URL;
@@ -60,13 +105,39 @@ export async function startRealStack(): Promise<RealStack> {
     ? new RedisRateLimiter(redis)
     : new MemoryRateLimiter({ maxKeys: 10_000 });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const app = buildApp({
-    stripeWebhook: stripeWebhookRoutes({
+  // As in src/server.ts, against a Stripe account with no balance transactions.
+  const reconciliationReadModel = new PostgresReconciliationReadModel(db.db);
+  const reconciliation = reconciliationRoutes({
+    reconciler: new Reconciler({
+      stripe: EMPTY_STRIPE,
+      ledger: () => eventStoreFactSource(store),
+      store,
+      readModel: reconciliationReadModel,
       commands: service,
-      webhookSecret: WEBHOOK_SECRET,
-      dedupe: new MemoryWebhookDedupeStore(),
-      logger,
+      clock: () => new Date(),
     }),
+    store,
+    readModel: reconciliationReadModel,
+  });
+  const features = options.features?.({ db, store, service, queries, registry: metrics.registry });
+  const app = buildApp({
+    routes: [
+      ...(features?.routes ?? []),
+      financeRoutes({
+        queries: new PostgresConsoleQueries(db.db),
+        store,
+        chain: new ChainStore(db.db),
+        proposals: new AdjustmentProposals(service, () => new Date()),
+      }),
+      promoCodeRoutes({ promoCodes: new PromoCodes(service.handler, () => new Date()) }),
+      reconciliation,
+      stripeWebhookRoutes({
+        commands: service,
+        secrets: { platform: WEBHOOK_SECRET, connect: CONNECT_WEBHOOK_SECRET },
+        dedupe: new MemoryWebhookDedupeStore(),
+        logger,
+      }),
+    ],
     commands: service,
     queries,
     store,
@@ -111,6 +182,7 @@ export async function startRealStack(): Promise<RealStack> {
     },
     async close() {
       await app.close();
+      await features?.close();
       await runner.stop();
       await queries.close();
       await store.close();
