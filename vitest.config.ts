@@ -16,6 +16,8 @@ export default defineConfig({
     // Setup opens PGlite databases and migrates them: seconds on an idle machine, past a minute when
     // the two cores are shared with other work (seen: beforeAll of the contract and read-model suites).
     hookTimeout: 180_000,
+    // One migrated template per run; each test database is a copy of it (test/support/globalSetup.ts).
+    globalSetup: ['test/support/globalSetup.ts'],
     // Two cores: run files in parallel but bounded, so Postgres-backed suites do not starve each other.
     maxWorkers: 2,
     pool: 'forks',

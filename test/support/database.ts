@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import { readFileSync } from 'node:fs';
+import { inject } from 'vitest';
 import { type Database, openDatabase } from '../../src/db/database.js';
 import { migrateLatest } from '../../src/db/migrate.js';
+import { adminQuery } from './globalSetup.js';
 
 export interface TestDatabase {
   db: Database;
@@ -16,7 +18,8 @@ export const usingRealPostgres = Boolean(process.env.DATABASE_URL);
 
 /**
  * A fresh, migrated database per call: on real Postgres a new database named ledger_t_<random> created
- * next to DATABASE_URL's (dropped on dispose); otherwise a new in-memory PGlite.
+ * next to DATABASE_URL's (dropped on dispose); otherwise a new in-memory PGlite. Migrated ones are copies
+ * of the run's template (test/support/globalSetup.ts); `migrate: false` gives an empty one.
  */
 export async function createTestDatabase(
   options: { migrate?: boolean; poolMax?: number } = {},
@@ -24,34 +27,30 @@ export async function createTestDatabase(
   const migrate = options.migrate ?? true;
   const base = process.env.DATABASE_URL;
   if (!base) {
-    const db = await openDatabase({ kind: 'pglite' });
-    if (migrate) await migrateLatest(db);
+    const imagePath = migrate ? inject('pgliteImagePath') : null;
+    const db = await openDatabase(
+      imagePath ? { kind: 'pglite', image: new Blob([readFileSync(imagePath)]) } : { kind: 'pglite' },
+    );
+    // Without a template (a file run outside vitest's globalSetup) migrate here.
+    if (migrate && !imagePath) await migrateLatest(db);
     return { db, dispose: () => db.close() };
   }
   const name = `ledger_t_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base, connectionTimeoutMillis: 5_000 });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
+  const template = migrate ? inject('postgresTemplate') : null;
+  await adminQuery(
+    base,
+    template ? `CREATE DATABASE ${name} TEMPLATE ${template}` : `CREATE DATABASE ${name}`,
+  );
   const url = new URL(base);
   url.pathname = `/${name}`;
   const db = await openDatabase({ kind: 'postgres', url: url.toString(), poolMax: options.poolMax ?? 10 });
-  if (migrate) await migrateLatest(db, { databaseUrl: url.toString() });
+  if (migrate && !template) await migrateLatest(db, { databaseUrl: url.toString() });
   return {
     db,
     url: url.toString(),
     async dispose() {
       await db.close();
-      const c = new pg.Client({ connectionString: base, connectionTimeoutMillis: 5_000 });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
+      await adminQuery(base, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
   };
 }
