@@ -7,10 +7,15 @@ import type { ChainStore } from './chain/chainStore.js';
 import { BillingSettingsService } from './commands/billingSettings.js';
 import type { CheckpointStore } from './commands/checkpointStore.js';
 import type { CommandHandler } from './commands/commandHandler.js';
-import type { Logger } from './commands/logger.js';
+import { type Logger, silentLogger } from './commands/logger.js';
 import type { ProcessManagerHandle } from './commands/processManagerRunner.js';
 import type { Database } from './db/database.js';
 import { startDocumentIssuer } from './documents/issuer.js';
+import {
+  type MonthlyCommissionHandle,
+  MonthlyCommissionInvoicing,
+  startMonthlyCommissionInvoicing,
+} from './documents/monthlyCommission.js';
 import { DocumentStore } from './documents/store.js';
 import type { EventStore } from './eventstore/port.js';
 import { BalancesAsOfQueries } from './projections/balancesAsOf.js';
@@ -30,6 +35,8 @@ export interface DocumentsFeatureOptions {
   registry?: Registry;
   /** The tenants' hash chains, for the chain head the closing-balances CSV ends with. */
   chain?: ChainStore;
+  /** How often the month-end commission invoicing looks for due months (monthlyCommission.ts); off when absent. */
+  monthlyIntervalMs?: number;
 }
 
 export interface DocumentsFeature {
@@ -38,6 +45,7 @@ export interface DocumentsFeature {
   billing: BillingSettingsService;
   start(): void;
   issuer(): ProcessManagerHandle | undefined;
+  monthly: MonthlyCommissionInvoicing;
   stop(): Promise<void>;
 }
 
@@ -46,6 +54,14 @@ export function createDocumentsFeature(options: DocumentsFeatureOptions): Docume
   const clock = options.clock ?? (() => new Date());
   const billing = new BillingSettingsService(options.handler, clock);
   let issuer: ProcessManagerHandle | undefined;
+  const monthly = new MonthlyCommissionInvoicing({
+    store: options.store,
+    handler: options.handler,
+    documents,
+    clock,
+    logger: options.logger ?? silentLogger,
+  });
+  let monthlyTimer: MonthlyCommissionHandle | undefined;
   return {
     routes: [
       documentRoutes({ documents }),
@@ -73,10 +89,17 @@ export function createDocumentsFeature(options: DocumentsFeatureOptions): Docume
         ...(options.logger ? { logger: options.logger } : {}),
         ...(options.registry ? { registry: options.registry } : {}),
       });
+      if (options.monthlyIntervalMs !== undefined) {
+        monthlyTimer ??= startMonthlyCommissionInvoicing(monthly, {
+          intervalMs: options.monthlyIntervalMs,
+          logger: options.logger ?? silentLogger,
+        });
+      }
     },
     issuer: () => issuer,
+    monthly,
     async stop() {
-      await issuer?.stop();
+      await Promise.all([issuer?.stop(), monthlyTimer?.stop()]);
     },
   };
 }

@@ -265,6 +265,9 @@ async function start(
     logger,
     registry: metrics.registry,
     chain: chain.chain,
+    clock,
+    // Month-end commission invoices per tutor run on the scheduler's beat (monthlyCommission.ts).
+    monthlyIntervalMs: config.schedulerIntervalMs,
   });
   documents.start();
   cleanups.push(() => documents.stop());

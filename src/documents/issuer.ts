@@ -8,6 +8,7 @@ import {
   startProcessManagerRunner,
 } from '../commands/processManagerRunner.js';
 import { classifyStepFailure } from '../commands/processManagers.js';
+import { type CommissionInvoicing, commissionInvoicingOf } from '../domain/billingSettings.js';
 import {
   type DocumentDraft,
   documentSeriesDecider,
@@ -15,9 +16,9 @@ import {
   seriesIdOf,
 } from '../domain/documentSeries.js';
 import { InvariantViolation } from '../domain/errors.js';
-import { decodeEvent } from '../domain/events.js';
-import { documentSeriesStream } from '../domain/streams.js';
-import type { EventStore, RecordedEvent } from '../eventstore/port.js';
+import { decodeEvent, decodeEventOf } from '../domain/events.js';
+import { billingStream, documentSeriesStream } from '../domain/streams.js';
+import { type EventStore, type RecordedEvent, StreamNotFoundError } from '../eventstore/port.js';
 import { renderDocumentPdf } from './pdf.js';
 import {
   DOCUMENT_SOURCE_TYPES,
@@ -42,7 +43,7 @@ import type { DocumentStore } from './store.js';
 export const DOCUMENT_ISSUER_SUBSCRIBER = 'document-issuer';
 
 /** Who issues documents, in their events' metadata. */
-const ISSUER_ACTOR = { id: 'document-issuer', role: 'service' } as const;
+export const ISSUER_ACTOR = { id: 'document-issuer', role: 'service' } as const;
 
 export interface DocumentIssuerOptions {
   store: EventStore;
@@ -72,15 +73,20 @@ export function documentIssuing(
   return {
     async handle(recorded) {
       const event = decodeEvent(recorded);
+      const invoicing = await commissionInvoicingAt(options.store, event.tenantId, recorded.position);
       const planned = documentsFor(event, {
         tenantId: event.tenantId,
         settings: await settingsFor(event.tenantId),
+        commissionInvoicing: invoicing.mode,
       });
       const issued: IssuedDocument[] = [];
       for (const { draft: partial, refersTo } of planned) {
         let references: DocumentDraft['references'] = null;
         if (refersTo !== null) {
           const invoice = await options.documents.get(event.tenantId, refersTo);
+          // A booking captured under monthly invoicing has no invoice of its own: its month's
+          // invoice is issued at month end, and the credit note with it (monthlyCommission.ts).
+          if (!invoice && invoicing.everMonthly) continue;
           // The invoice's event comes earlier in the log and was stored before this one was handled.
           if (!invoice) {
             throw new InvariantViolation(
@@ -104,15 +110,51 @@ export function documentIssuing(
 }
 
 /**
+ * The commission invoicing in force at a log position (the billing settings last updated before it),
+ * and whether it was ever monthly up to there. A function of the log, so the issuer and the month-end
+ * step (monthlyCommission.ts) agree on every capture whatever their lag.
+ */
+export async function commissionInvoicingAt(
+  store: EventStore,
+  tenantId: string,
+  position: bigint,
+): Promise<{ mode: CommissionInvoicing; everMonthly: boolean }> {
+  let history: RecordedEvent[];
+  try {
+    history = await store.readStream(billingStream(tenantId), { maxCount: MAX_BILLING_HISTORY });
+  } catch (error) {
+    if (error instanceof StreamNotFoundError) return { mode: 'per_capture', everMonthly: false };
+    throw error;
+  }
+  let mode: CommissionInvoicing = 'per_capture';
+  let everMonthly = false;
+  for (const recorded of history) {
+    if (recorded.position >= position) break;
+    const event = decodeEventOf(recorded, ['BillingSettingsUpdated']);
+    mode = commissionInvoicingOf(event.data.settings);
+    everMonthly ||= mode === 'monthly';
+  }
+  if (history.length === MAX_BILLING_HISTORY && (history.at(-1)?.position ?? 0n) < position) {
+    throw new InvariantViolation(
+      `billing settings of ${tenantId} changed more than ${MAX_BILLING_HISTORY} times`,
+    );
+  }
+  return { mode, everMonthly };
+}
+
+/** Billing settings change rarely; a tenant that changed them this often is refused loudly. */
+const MAX_BILLING_HISTORY = 10_000;
+
+/**
  * Issues one document in its series: the next number, or the number it already has (same document id,
- * same event id: nothing appended). Returns the issued document and its event's position.
+ * same event id: nothing appended, `replayed`). Returns the issued document and its event's position.
  */
 export async function issueDocument(
   handler: CommandHandler,
   tenantId: string,
   draft: DocumentDraft,
   cause: { eventId: string; correlationId: string },
-): Promise<{ document: IssuedDocument; position: bigint }> {
+): Promise<{ document: IssuedDocument; position: bigint; replayed: boolean }> {
   const result = await handler.handle(
     documentSeriesDecider,
     documentSeriesStream(tenantId, seriesIdOf(draft.kind, draft.issuedAt)),
@@ -131,7 +173,11 @@ export async function issueDocument(
   if (result.events.length !== 1 || appended?.type !== 'DocumentIssued') {
     throw new InvariantViolation(`issuing ${draft.documentId} appended ${result.events.length} events`);
   }
-  return { document: appended.data as unknown as IssuedDocument, position: result.position };
+  return {
+    document: appended.data as unknown as IssuedDocument,
+    position: result.position,
+    replayed: result.replayed,
+  };
 }
 
 export function startDocumentIssuer(options: DocumentIssuerOptions): ProcessManagerHandle {

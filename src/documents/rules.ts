@@ -1,3 +1,4 @@
+import type { CommissionInvoicing } from '../domain/billingSettings.js';
 import type { DocumentDraft, DocumentKind, DocumentLine, Party } from '../domain/documentSeries.js';
 import type { DecodedEvent, LedgerEventType } from '../domain/events.js';
 import { deterministicId } from '../domain/ids.js';
@@ -38,6 +39,12 @@ export interface PlannedDocument {
 export interface RuleContext {
   tenantId: string;
   settings: DocumentSettings;
+  /**
+   * The tenant's commission invoicing in force at the event's log position (billing settings): monthly
+   * leaves the capture's invoice, and the credit notes of refunds of such captures, to the month's
+   * step (monthlyCommission.ts). Absent: per capture.
+   */
+  commissionInvoicing?: CommissionInvoicing;
 }
 
 export const documentId = (tenantId: string, kind: DocumentKind, subject: string): string =>
@@ -112,6 +119,11 @@ function plan(event: DecodedEvent, ctx: RuleContext, p: Plan, currency: string):
 export const bookingInvoiceId = (tenantId: string, bookingId: string): string =>
   documentId(tenantId, 'invoice', `booking:${bookingId}`);
 
+/** The parties and rate as the per-capture documents print them (monthlyCommission.ts prints the same). */
+export const platformParty = (ctx: RuleContext): Party => platform(ctx);
+export const tutorParty = (tutorId: string): Party => person('tutor', tutorId);
+export const taxRateOf = rateOf;
+
 /** Receipt of a booking's payment and the platform's commission invoice to the tutor. */
 function bookingCharge(
   event: DecodedEvent<'WalletHoldCaptured' | 'WalletHoldReleased'>,
@@ -139,7 +151,7 @@ function bookingCharge(
       d.currency,
     ),
   ];
-  if (commission + (tax?.amount ?? 0) > 0) {
+  if (commission + (tax?.amount ?? 0) > 0 && ctx.commissionInvoicing !== 'monthly') {
     out.push(
       plan(
         event,

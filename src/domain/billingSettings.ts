@@ -18,6 +18,13 @@ import { parseInstant, toIso, validationFailed } from './validate.js';
  * sessions, which the platform collects for the tutor. 0 means no tax.
  */
 const MAX_ADDRESS_LINES = 6;
+
+export const COMMISSION_INVOICING = ['per_capture', 'monthly'] as const;
+export type CommissionInvoicing = (typeof COMMISSION_INVOICING)[number];
+
+/** The commission invoicing in force under these settings (absent: per capture). */
+export const commissionInvoicingOf = (settings: BillingSettings | null): CommissionInvoicing =>
+  settings?.commissionInvoicing ?? 'per_capture';
 const LOCALE_PATTERN = '^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$';
 
 export const BillingSettingsSchema = strictObject({
@@ -31,6 +38,13 @@ export const BillingSettingsSchema = strictObject({
     invoice: Type.Integer({ minimum: 0, maximum: BPS_DENOMINATOR }),
     receipt: Type.Integer({ minimum: 0, maximum: BPS_DENOMINATOR }),
   }),
+  /**
+   * How the platform invoices tutors for its commission: one invoice per capture (the default, and what
+   * an absent value means, so settings stored before this one read as before), or one invoice per tutor
+   * per month and currency, issued at the end of the month in the tenant's time zone
+   * (src/documents/monthlyCommission.ts). Applies to captures from the log position it is set at.
+   */
+  commissionInvoicing: Type.Optional(Type.Union(COMMISSION_INVOICING.map((m) => Type.Literal(m)))),
 });
 export type BillingSettings = Static<typeof BillingSettingsSchema>;
 
@@ -77,7 +91,15 @@ export function validateBillingSettings(value: unknown): BillingSettings {
     validationFailed('billing settings must be an object', { field: 'settings' });
   }
   const s = value as Record<string, unknown>;
-  const known = ['legalName', 'address', 'taxId', 'locale', 'pricesIncludeTax', 'taxRatesBps'];
+  const known = [
+    'legalName',
+    'address',
+    'taxId',
+    'locale',
+    'pricesIncludeTax',
+    'taxRatesBps',
+    'commissionInvoicing',
+  ];
   const unknownKeys = Object.keys(s).filter((k) => !known.includes(k));
   if (unknownKeys.length > 0)
     validationFailed(`unknown settings: ${unknownKeys.join(', ')}`, { fields: unknownKeys });
@@ -100,6 +122,12 @@ export function validateBillingSettings(value: unknown): BillingSettings {
   const extra = Object.keys(r).filter((k) => k !== 'invoice' && k !== 'receipt');
   if (extra.length > 0)
     validationFailed(`unknown document kinds in taxRatesBps: ${extra.join(', ')}`, { field: 'taxRatesBps' });
+  const invoicing = s.commissionInvoicing;
+  if (invoicing !== undefined && !(COMMISSION_INVOICING as readonly unknown[]).includes(invoicing)) {
+    validationFailed(`commissionInvoicing must be one of ${COMMISSION_INVOICING.join(', ')}`, {
+      field: 'commissionInvoicing',
+    });
+  }
   return {
     legalName: text(s.legalName, 'legalName', 200),
     address: (address as unknown[]).map((line, i) => text(line, `address[${i}]`, 200)),
@@ -110,6 +138,8 @@ export function validateBillingSettings(value: unknown): BillingSettings {
       invoice: bps(r.invoice, 'taxRatesBps.invoice'),
       receipt: bps(r.receipt, 'taxRatesBps.receipt'),
     },
+    // Only when set: settings that never name it stay byte for byte what they were.
+    ...(invoicing !== undefined ? { commissionInvoicing: invoicing as CommissionInvoicing } : {}),
   };
 }
 

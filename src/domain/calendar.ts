@@ -113,3 +113,61 @@ export function calendarPeriods(epochMs: number, timeZone: string): CalendarPeri
     month: `${pad(year, 4)}-${pad(month, 2)}`,
   };
 }
+
+const CLOCK_FORMATTERS = new Map<string, Intl.DateTimeFormat>();
+
+/** The zone's offset from UTC at an instant, ms (local wall clock - UTC), to the second. */
+function zoneOffsetMs(epochMs: number, timeZone: string): number {
+  let f = CLOCK_FORMATTERS.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-CA', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      calendar: 'iso8601',
+      numberingSystem: 'latn',
+    });
+    if (CLOCK_FORMATTERS.size >= MAX_FORMATTERS) {
+      CLOCK_FORMATTERS.delete(CLOCK_FORMATTERS.keys().next().value as string);
+    }
+    CLOCK_FORMATTERS.set(timeZone, f);
+  }
+  const parts: Record<string, number> = {};
+  for (const p of f.formatToParts(new Date(epochMs))) {
+    if (p.type !== 'literal') parts[p.type] = Number(p.value);
+  }
+  const local = Date.UTC(
+    parts.year ?? Number.NaN,
+    (parts.month ?? Number.NaN) - 1,
+    parts.day,
+    parts.hour,
+    parts.minute,
+    parts.second,
+  );
+  invariant(Number.isFinite(local), `unreadable local time of ${epochMs} in ${timeZone}`);
+  return local - Math.floor(epochMs / 1000) * 1000;
+}
+
+/**
+ * The instants a month (`yyyy-mm`) starts and ends at in a zone: `[start, end)`, local midnights of its
+ * first day and of the next month's first day (two passes: the offset at the guess, then at the result,
+ * which settles a DST change between them).
+ */
+export function monthBoundsMs(monthKey: string, timeZone: string): { startMs: number; endMs: number } {
+  invariant(MONTH_KEY_PATTERN.test(monthKey), `not a month key: ${monthKey}`);
+  const [year, month] = monthKey.split('-').map(Number) as [number, number];
+  const midnight = (y: number, m: number): number => {
+    const wall = Date.UTC(y, m - 1, 1);
+    const first = wall - zoneOffsetMs(wall, timeZone);
+    return wall - zoneOffsetMs(first, timeZone);
+  };
+  return {
+    startMs: midnight(year, month),
+    endMs: month === 12 ? midnight(year + 1, 1) : midnight(year, month + 1),
+  };
+}

@@ -23,6 +23,12 @@ const fields = {
     },
     strict,
   ),
+  commissionInvoicing: Type.Optional(
+    Type.Union([Type.Literal('per_capture'), Type.Literal('monthly')], {
+      description:
+        'commission invoices to tutors: one per capture (default) or one per tutor per month, at month end in the tenant time zone',
+    }),
+  ),
 };
 const BillingSettingsSchema = Type.Object(fields, { ...strict, $id: 'BillingSettings' });
 const BillingSettingsPatch = Type.Partial(Type.Object(fields, strict), { ...strict, minProperties: 1 });
