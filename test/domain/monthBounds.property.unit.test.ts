@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { calendarPeriods, monthBoundsMs } from '../../src/domain/calendar.js';
 
 /** Month bounds in a zone (monthly commission invoices are due at their end): checked against calendarPeriods. */
-const ZONES = ['UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata', 'Pacific/Auckland', 'America/St_Johns'];
+const ZONES = [
+  'UTC',
+  'Europe/Berlin',
+  'America/New_York',
+  'Asia/Kolkata',
+  'Pacific/Auckland',
+  'America/St_Johns',
+];
 
 describe('monthBoundsMs', () => {
   it('a month is [local midnight of its first day, local midnight of the next month): the instant just inside is in it, the end is not', () => {
