@@ -16,12 +16,14 @@ import { PersistentMap } from '../lib/persistentMap.js';
  */
 export const SNAPSHOT_VERSIONS: { readonly [C in DeciderCategory]: number } = {
   // 2: spending limits (evolveMoney, spendingLimits.ts) in the wallet's state; 3: holds carry their
-  // discounts (bookingPrice.ts). Booking 2: bookings carry their discounts.
-  wallet: 3,
+  // discounts (bookingPrice.ts); 4: card refunds kept by id with their top-up, amount and failure
+  // (WalletCardRefundFailed). Booking 2: bookings carry their discounts.
+  wallet: 4,
   booking: 2,
   tutor: 1,
   payout: 1,
-  topup: 1,
+  // 2: card refunds kept by id with amount and failure (TopUpCardRefundFailed).
+  topup: 2,
   // 2: validateTenantSettings fills in timeZone (settings folded before it have none).
   // 3: ... and reconciliationDailyHourUtc.
   tenant: 3,

@@ -3,6 +3,7 @@ import type { Decider, EventOf, EventSchemas, EventsOf } from './decider.js';
 import { DomainError, invariant } from './errors.js';
 import { assertAmount, assertCurrency, assertSameCurrency, formatMoney } from './money.js';
 import {
+  AmountSchema,
   CurrencySchema,
   EntityIdSchema,
   InstantSchema,
@@ -17,8 +18,9 @@ import { parseInstant, requireEntityId, requireText, toIso, validationFailed } f
 /**
  * A top-up: stream `topup-{t}.{topUpId}`. Money enters through Stripe: initiated -> PaymentIntent
  * created -> succeeded (the wallet stream then posts Dr stripe:balance, Cr wallet) | failed. Card
- * refunds of a succeeded top-up are recorded here after the wallet stream posted them. No event here
- * moves money: the wallet owns those postings.
+ * refunds of a succeeded top-up are recorded here after the wallet stream posted them, and so is a card
+ * refund that failed at Stripe after the wallet reversed it (its amount is refundable again). No event
+ * here moves money: the wallet owns those postings.
  */
 
 export interface TopUpLimits {
@@ -68,12 +70,23 @@ export interface RecordTopUpRefundToCard {
   refundedAt: string;
 }
 
+/** A recorded card refund failed at Stripe (after the wallet reversed it: WalletCardRefundFailed). */
+export interface RecordTopUpCardRefundFailed {
+  type: 'RecordTopUpCardRefundFailed';
+  stripeRefundId: string;
+  amount: number;
+  currency: string;
+  failureReason: string;
+  failedAt: string;
+}
+
 export type TopUpCommand =
   | InitiateTopUp
   | RecordTopUpPaymentIntent
   | SucceedTopUp
   | FailTopUp
-  | RecordTopUpRefundToCard;
+  | RecordTopUpRefundToCard
+  | RecordTopUpCardRefundFailed;
 
 export const TOP_UP_EVENTS = {
   TopUpInitiated: strictObject({
@@ -115,6 +128,18 @@ export const TOP_UP_EVENTS = {
     refundedTotal: PositiveAmountSchema,
     refundedAt: InstantSchema,
   }),
+  /** A card refund recorded above failed at Stripe: its amount is refundable again. */
+  TopUpCardRefundFailed: strictObject({
+    topUpId: EntityIdSchema,
+    studentId: EntityIdSchema,
+    stripeRefundId: StripeIdSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    failureReason: TextSchema(),
+    /** Sum of card refunds of this top-up that still stand after this failure. */
+    refundedTotal: AmountSchema,
+    failedAt: InstantSchema,
+  }),
 } as const satisfies EventSchemas;
 
 export type TopUpEvent = EventsOf<typeof TOP_UP_EVENTS>;
@@ -123,6 +148,7 @@ export type TopUpPaymentIntentCreated = EventOf<typeof TOP_UP_EVENTS, 'TopUpPaym
 export type TopUpSucceeded = EventOf<typeof TOP_UP_EVENTS, 'TopUpSucceeded'>;
 export type TopUpFailed = EventOf<typeof TOP_UP_EVENTS, 'TopUpFailed'>;
 export type TopUpRefundedToCard = EventOf<typeof TOP_UP_EVENTS, 'TopUpRefundedToCard'>;
+export type TopUpCardRefundFailed = EventOf<typeof TOP_UP_EVENTS, 'TopUpCardRefundFailed'>;
 
 export type TopUpStatus = 'none' | 'initiated' | 'succeeded' | 'failed';
 
@@ -135,8 +161,10 @@ export interface TopUpState {
   paymentIntentId: string | null;
   clientSecret: string | null;
   failureReason: string | null;
+  /** Card refunds that stand (failed ones given back). */
   refundedToCard: number;
-  stripeRefundIds: PersistentMap<true>;
+  /** Every card refund recorded, by Stripe refund id: its amount and whether it failed since. */
+  cardRefunds: PersistentMap<{ amount: number; failed: boolean }>;
 }
 
 export const initialTopUpState = (): TopUpState => ({
@@ -149,7 +177,7 @@ export const initialTopUpState = (): TopUpState => ({
   clientSecret: null,
   failureReason: null,
   refundedToCard: 0,
-  stripeRefundIds: PersistentMap.empty(),
+  cardRefunds: PersistentMap.empty(),
 });
 
 function requireExisting(state: TopUpState): { topUpId: string; studentId: string; currency: string } {
@@ -277,7 +305,7 @@ export function decideTopUp(command: TopUpCommand, state: TopUpState): TopUpEven
         });
       }
       assertSameCurrency(currency, refundCurrency, `top-up ${topUpId}`);
-      if (state.stripeRefundIds.get(stripeRefundId)) {
+      if (state.cardRefunds.get(stripeRefundId)) {
         throw new DomainError('invalid_state', `card refund ${stripeRefundId} was already recorded`, {
           stripeRefundId,
         });
@@ -300,6 +328,53 @@ export function decideTopUp(command: TopUpCommand, state: TopUpState): TopUpEven
             currency,
             refundedTotal: state.refundedToCard + amount,
             refundedAt,
+          },
+        },
+      ];
+    }
+
+    case 'RecordTopUpCardRefundFailed': {
+      const { topUpId, studentId, currency } = requireExisting(state);
+      const stripeRefundId = requireText(command.stripeRefundId, 'stripeRefundId', 255);
+      const amount = assertAmount(command.amount);
+      const refundCurrency = assertCurrency(command.currency);
+      const failureReason = requireText(command.failureReason, 'failureReason');
+      const failedAt = toIso(parseInstant(command.failedAt, 'failedAt'));
+      assertSameCurrency(currency, refundCurrency, `top-up ${topUpId}`);
+      const refund = state.cardRefunds.get(stripeRefundId);
+      if (!refund) {
+        throw new DomainError(
+          'not_found',
+          `card refund ${stripeRefundId} of top-up ${topUpId} is not recorded`,
+          {
+            stripeRefundId,
+          },
+        );
+      }
+      if (refund.failed) {
+        throw new DomainError('invalid_state', `card refund ${stripeRefundId} already failed`, {
+          stripeRefundId,
+          status: 'failed',
+        });
+      }
+      if (refund.amount !== amount) {
+        validationFailed(`card refund ${stripeRefundId} was of ${refund.amount}, not ${amount}`, {
+          field: 'amount',
+          expected: refund.amount,
+        });
+      }
+      return [
+        {
+          type: 'TopUpCardRefundFailed',
+          data: {
+            topUpId,
+            studentId,
+            stripeRefundId,
+            amount,
+            currency,
+            failureReason,
+            refundedTotal: state.refundedToCard - amount,
+            failedAt,
           },
         },
       ];
@@ -354,7 +429,22 @@ export function evolveTopUp(state: TopUpState, event: TopUpEvent): TopUpState {
       return {
         ...state,
         refundedToCard,
-        stripeRefundIds: state.stripeRefundIds.set(event.data.stripeRefundId, true),
+        cardRefunds: state.cardRefunds.set(event.data.stripeRefundId, {
+          amount: event.data.amount,
+          failed: false,
+        }),
+      };
+    }
+    case 'TopUpCardRefundFailed': {
+      const refund = state.cardRefunds.get(event.data.stripeRefundId);
+      invariant(refund && !refund.failed, 'card refund failed twice or was never recorded');
+      invariant(refund.amount === event.data.amount, 'failed card refund disagrees with the refund');
+      const refundedToCard = state.refundedToCard - event.data.amount;
+      invariant(refundedToCard === event.data.refundedTotal, 'card refund total disagrees with the fold');
+      return {
+        ...state,
+        refundedToCard,
+        cardRefunds: state.cardRefunds.set(event.data.stripeRefundId, { ...refund, failed: true }),
       };
     }
   }

@@ -175,6 +175,23 @@ export interface RefundWalletToCard {
   entryId: string;
 }
 
+/**
+ * Stripe could not return a card refund (refund.failed): the money is back in the platform's Stripe
+ * balance, so the wallet gets back exactly what the refund took (docs/ledger-flows.md, "Card refund
+ * failed"). Only a refund this wallet applied and that has not failed yet can fail.
+ */
+export interface ReverseFailedCardRefund {
+  type: 'ReverseFailedCardRefund';
+  studentId: string;
+  topUpId: string;
+  stripeRefundId: string;
+  amount: number;
+  currency: string;
+  /** Stripe's `failure_reason` (e.g. expired_or_canceled_card). */
+  failureReason: string;
+  entryId: string;
+}
+
 export interface AdjustWallet extends EffectiveInput {
   type: 'AdjustWallet';
   /** When the adjustment is recorded; required with effectiveAt (which may not be before its month). */
@@ -254,6 +271,7 @@ export type WalletCommand =
   | ReleaseWalletHold
   | RefundToWallet
   | RefundWalletToCard
+  | ReverseFailedCardRefund
   | AdjustWallet;
 
 // ---------------------------------------------------------------------------------------------------
@@ -343,6 +361,16 @@ export const WALLET_EVENTS = {
     currency: CurrencySchema,
     entry: JournalEntrySchema,
   }),
+  /** The reversal of a WalletRefundedToCard that failed at Stripe: Dr stripe:balance, Cr wallet. */
+  WalletCardRefundFailed: strictObject({
+    studentId: EntityIdSchema,
+    topUpId: EntityIdSchema,
+    stripeRefundId: StripeIdSchema,
+    amount: PositiveAmountSchema,
+    currency: CurrencySchema,
+    failureReason: TextSchema(),
+    entry: JournalEntrySchema,
+  }),
   WalletAdjusted: strictObject({
     studentId: EntityIdSchema,
     adjustmentId: EntityIdSchema,
@@ -403,6 +431,7 @@ export type WalletHoldCaptured = EventOf<typeof WALLET_EVENTS, 'WalletHoldCaptur
 export type WalletHoldReleased = EventOf<typeof WALLET_EVENTS, 'WalletHoldReleased'>;
 export type WalletRefunded = EventOf<typeof WALLET_EVENTS, 'WalletRefunded'>;
 export type WalletRefundedToCard = EventOf<typeof WALLET_EVENTS, 'WalletRefundedToCard'>;
+export type WalletCardRefundFailed = EventOf<typeof WALLET_EVENTS, 'WalletCardRefundFailed'>;
 export type WalletAdjusted = EventOf<typeof WALLET_EVENTS, 'WalletAdjusted'>;
 export type WalletSpendingLimitsSet = EventOf<typeof WALLET_EVENTS, 'WalletSpendingLimitsSet'>;
 type WalletMoneyEvent = Exclude<WalletEvent, WalletSpendingLimitsSet | { type: 'WalletSubscriptionEnded' }>;
@@ -429,6 +458,13 @@ export interface WalletHold {
   discountsRefunded: number;
 }
 
+/** A card refund the wallet applied (by Stripe refund id): what it took, and whether it failed since. */
+export interface WalletCardRefund {
+  topUpId: string;
+  amount: number;
+  failed: boolean;
+}
+
 /** What the wallet paid into one subscription (it bounds the refunds). */
 export interface WalletSubscription {
   charged: number;
@@ -444,10 +480,11 @@ export interface WalletState {
   holds: PersistentMap<WalletHold>;
   /** bookingId -> holdId. */
   holdByBooking: PersistentMap<string>;
-  /** topUpId -> amount credited and refunded to the card. */
+  /** topUpId -> amount credited and refunded to the card (failed card refunds given back). */
   topUps: PersistentMap<{ amount: number; refundedToCard: number }>;
   refundIds: PersistentMap<true>;
-  cardRefundIds: PersistentMap<true>;
+  /** Every card refund applied, by Stripe refund id (a failed one stays: its id is never reused). */
+  cardRefunds: PersistentMap<WalletCardRefund>;
   adjustmentIds: PersistentMap<true>;
   /** Spending limits and what was spent in the current periods (spendingLimits.ts). */
   spending: SpendingState;
@@ -471,7 +508,7 @@ export const initialWalletState = (): WalletState => ({
   holdByBooking: PersistentMap.empty(),
   topUps: PersistentMap.empty(),
   refundIds: PersistentMap.empty(),
-  cardRefundIds: PersistentMap.empty(),
+  cardRefunds: PersistentMap.empty(),
   adjustmentIds: PersistentMap.empty(),
   spending: initialSpendingState(),
   purchases: 0,
@@ -1125,7 +1162,7 @@ function decideWalletEvents(command: WalletCommand, state: WalletState): WalletE
         });
       }
       assertSameCurrency(state.currency!, currency, 'the wallet');
-      if (state.cardRefundIds.get(stripeRefundId)) {
+      if (state.cardRefunds.get(stripeRefundId)) {
         throw new DomainError('invalid_state', `card refund ${stripeRefundId} was already applied`, {
           stripeRefundId,
         });
@@ -1151,6 +1188,56 @@ function decideWalletEvents(command: WalletCommand, state: WalletState): WalletE
         {
           type: 'WalletRefundedToCard',
           data: { studentId, topUpId, stripeRefundId, amount, currency, entry },
+        },
+      ];
+    }
+
+    case 'ReverseFailedCardRefund': {
+      const studentId = checkStudent(state, command.studentId);
+      const topUpId = requireEntityId(command.topUpId, 'topUpId');
+      const stripeRefundId = requireText(command.stripeRefundId, 'stripeRefundId', 255);
+      const amount = assertAmount(command.amount);
+      const currency = assertCurrency(command.currency);
+      const failureReason = requireText(command.failureReason, 'failureReason');
+      const entryId = requireUuid(command.entryId, 'entryId');
+      const refund = state.cardRefunds.get(stripeRefundId);
+      if (!refund) {
+        throw new DomainError('not_found', `card refund ${stripeRefundId} was never applied to this wallet`, {
+          stripeRefundId,
+        });
+      }
+      if (refund.failed) {
+        throw new DomainError('invalid_state', `card refund ${stripeRefundId} already failed`, {
+          stripeRefundId,
+          status: 'failed',
+        });
+      }
+      // Exactly the refund's postings reversed: Stripe gives back what it took, never another amount.
+      if (refund.topUpId !== topUpId) {
+        validationFailed(`card refund ${stripeRefundId} is of top-up ${refund.topUpId}, not ${topUpId}`, {
+          field: 'topUpId',
+        });
+      }
+      if (refund.amount !== amount) {
+        validationFailed(`card refund ${stripeRefundId} was of ${refund.amount}, not ${amount}`, {
+          field: 'amount',
+          expected: refund.amount,
+        });
+      }
+      assertSameCurrency(state.currency!, currency, 'the wallet');
+      const entry = postEntry({
+        entryId,
+        currency,
+        description: `Card refund ${stripeRefundId} of top-up ${topUpId} failed (${failureReason}): ${formatMoney({ amount, currency })} back to the wallet`,
+        lines: [
+          { account: STRIPE_BALANCE, side: 'debit', amount },
+          { account: studentWallet(studentId), side: 'credit', amount },
+        ],
+      });
+      return [
+        {
+          type: 'WalletCardRefundFailed',
+          data: { studentId, topUpId, stripeRefundId, amount, currency, failureReason, entry },
         },
       ];
     }
@@ -1400,11 +1487,34 @@ function evolveMoney(state: WalletState, event: WalletMoneyEvent): WalletState {
       const topUp = state.topUps.get(e.topUpId);
       invariant(topUp, `card refund of unknown top-up ${e.topUpId}`);
       invariant(topUp.refundedToCard + e.amount <= topUp.amount, `card refunds of ${e.topUpId} exceed it`);
-      invariant(!state.cardRefundIds.get(e.stripeRefundId), `card refund ${e.stripeRefundId} applied twice`);
+      invariant(!state.cardRefunds.get(e.stripeRefundId), `card refund ${e.stripeRefundId} applied twice`);
       return {
         ...next,
         topUps: next.topUps.set(e.topUpId, { ...topUp, refundedToCard: topUp.refundedToCard + e.amount }),
-        cardRefundIds: next.cardRefundIds.set(e.stripeRefundId, true),
+        cardRefunds: next.cardRefunds.set(e.stripeRefundId, {
+          topUpId: e.topUpId,
+          amount: e.amount,
+          failed: false,
+        }),
+      };
+    }
+    case 'WalletCardRefundFailed': {
+      const e = event.data;
+      const refund = state.cardRefunds.get(e.stripeRefundId);
+      invariant(
+        refund && !refund.failed,
+        `card refund ${e.stripeRefundId} failed twice or was never applied`,
+      );
+      invariant(
+        refund.topUpId === e.topUpId && refund.amount === e.amount,
+        `failed card refund ${e.stripeRefundId} disagrees with the refund`,
+      );
+      const topUp = state.topUps.get(e.topUpId);
+      invariant(topUp && topUp.refundedToCard >= e.amount, `failed card refund of ${e.topUpId} not refunded`);
+      return {
+        ...next,
+        topUps: next.topUps.set(e.topUpId, { ...topUp, refundedToCard: topUp.refundedToCard - e.amount }),
+        cardRefunds: next.cardRefunds.set(e.stripeRefundId, { ...refund, failed: true }),
       };
     }
     case 'WalletAdjusted': {

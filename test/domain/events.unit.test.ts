@@ -91,8 +91,10 @@ describe('event decoder', () => {
     for (const e of events) types.add(decodeEvent(e).type);
     // The fixture writes nearly every event type; the ones it does not are named here (adjustment
     // proposals, webhook endpoints, balance monitors, tutor payout accounts, documents, billing
-    // settings, spending limits, promo codes and VIP subscriptions came after it was written).
+    // settings, spending limits, promo codes, VIP subscriptions and failed card refunds came after it
+    // was written).
     expect(LEDGER_EVENT_TYPES.filter((t) => !types.has(t))).toEqual([
+      'WalletCardRefundFailed',
       'WalletSpendingLimitsSet',
       'WalletSubscriptionCharged',
       'WalletSubscriptionRefunded',
@@ -101,6 +103,7 @@ describe('event decoder', () => {
       'TutorPayoutAccountUpdated',
       'TutorPayoutReversed',
       'PayoutSubmissionDeferred',
+      'TopUpCardRefundFailed',
       'AdjustmentProposed',
       'AdjustmentApproved',
       'AdjustmentRejected',

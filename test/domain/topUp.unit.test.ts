@@ -1,4 +1,4 @@
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type InitiateTopUp, type TopUpCommand, topUpDecider } from '../../src/domain/topUp.js';
 import { BAD_AMOUNTS } from './fixtures.js';
 import { history, spec } from './spec.js';
@@ -230,5 +230,75 @@ describe('top-up: RecordTopUpRefundToCard', () => {
     spec(topUpDecider).given(initiated()).when(cardRefund(100)).thenFails('invalid_state');
     spec(topUpDecider).given(failed()).when(cardRefund(100)).thenFails('invalid_state');
     spec(topUpDecider).given([]).when(cardRefund(100)).thenFails('not_found');
+  });
+});
+
+describe('top-up: RecordTopUpCardRefundFailed', () => {
+  const failRefund = (amount: number, stripeRefundId = 're_1'): TopUpCommand => ({
+    type: 'RecordTopUpCardRefundFailed',
+    stripeRefundId,
+    amount,
+    currency: 'usd',
+    failureReason: 'expired_or_canceled_card',
+    failedAt: NOW,
+  });
+  const refunded = () =>
+    history(topUpDecider, [initiate(), intent(), succeed(), cardRefund(1000), cardRefund(500, 're_2')]);
+  it('records the failure and reopens its amount: the refunds that stand drop by it', () => {
+    spec(topUpDecider)
+      .given(refunded())
+      .when(failRefund(1000))
+      .thenEmits([
+        {
+          type: 'TopUpCardRefundFailed',
+          data: {
+            ...ref,
+            stripeRefundId: 're_1',
+            amount: 1000,
+            currency: 'usd',
+            failureReason: 'expired_or_canceled_card',
+            refundedTotal: 500,
+            failedAt: NOW,
+          },
+        },
+      ]);
+    // The reopened 1000 can be refunded again (under another refund id), not beyond.
+    const reopened = history(topUpDecider, [
+      initiate(),
+      intent(),
+      succeed(),
+      cardRefund(1000),
+      cardRefund(500, 're_2'),
+      failRefund(1000),
+    ]);
+    spec(topUpDecider)
+      .given(reopened)
+      .when(cardRefund(2000, 're_3'))
+      .thenEmits((events) => {
+        expect(events[0]?.data).toMatchObject({ refundedTotal: 2500 });
+      });
+    spec(topUpDecider).given(reopened).when(cardRefund(2001, 're_3')).thenFails('limit_exceeded');
+    spec(topUpDecider).given(reopened).when(cardRefund(10, 're_1')).thenFails('invalid_state');
+  });
+  it('fails a refund once, and only a recorded refund of its amount', () => {
+    const once = refunded();
+    const failedOnce = history(topUpDecider, [
+      initiate(),
+      intent(),
+      succeed(),
+      cardRefund(1000),
+      failRefund(1000),
+    ]);
+    spec(topUpDecider)
+      .given(failedOnce)
+      .when(failRefund(1000))
+      .thenFails('invalid_state', /already failed/);
+    spec(topUpDecider).given(once).when(failRefund(1000, 're_9')).thenFails('not_found');
+    spec(topUpDecider).given(once).when(failRefund(999)).thenFails('validation_failed');
+    spec(topUpDecider)
+      .given(once)
+      .when({ ...failRefund(1000), currency: 'eur' } as TopUpCommand)
+      .thenFails('currency_mismatch');
+    spec(topUpDecider).given([]).when(failRefund(1000)).thenFails('not_found');
   });
 });

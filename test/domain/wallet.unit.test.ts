@@ -7,6 +7,7 @@ import {
   type RefundToWallet,
   type RefundWalletToCard,
   type ReleaseWalletHold,
+  type ReverseFailedCardRefund,
   type WalletEvent,
   walletAvailable,
   walletDecider,
@@ -101,6 +102,20 @@ const cardRefund = (amount: number, stripeRefundId = 're_1', topUpId = 'tu1'): R
   amount,
   currency: 'usd',
   entryId: uuid(`card-${stripeRefundId}`),
+});
+const failCardRefund = (
+  amount: number,
+  stripeRefundId = 're_1',
+  topUpId = 'tu1',
+): ReverseFailedCardRefund => ({
+  type: 'ReverseFailedCardRefund',
+  studentId: S,
+  topUpId,
+  stripeRefundId,
+  amount,
+  currency: 'usd',
+  failureReason: 'expired_or_canceled_card',
+  entryId: uuid(`card-failed-${stripeRefundId}`),
 });
 const adjust = (direction: 'debit' | 'credit', amount: number, adjustmentId = 'adj1'): AdjustWallet => ({
   type: 'AdjustWallet',
@@ -477,6 +492,72 @@ describe('wallet: RefundWalletToCard', () => {
       .given(funded())
       .when({ ...cardRefund(10), currency: 'eur' })
       .thenFails('currency_mismatch');
+  });
+});
+
+describe('wallet: ReverseFailedCardRefund', () => {
+  const refunded = () => history(walletDecider, [topUp(10_000), cardRefund(2500)]);
+  it("credits the wallet back exactly the refund's postings reversed: Dr stripe:balance, Cr wallet", () => {
+    const events = spec(walletDecider)
+      .given(refunded())
+      .when(failCardRefund(2500))
+      .thenEmits((events) => {
+        expect(events.map((e) => e.type)).toEqual(['WalletCardRefundFailed']);
+        expect(events[0]!.data).toMatchObject({
+          topUpId: 'tu1',
+          stripeRefundId: 're_1',
+          amount: 2500,
+          failureReason: 'expired_or_canceled_card',
+        });
+        expect(moneyEntry(events[0]!).postings).toEqual([
+          { account: 'stripe:balance', side: 'debit', effect: 'post', amount: 2500, currency: 'usd' },
+          { account: 'student:s1:wallet', side: 'credit', effect: 'post', amount: 2500, currency: 'usd' },
+        ]);
+      });
+    const state = foldEvents(walletDecider, [...refunded(), ...events]);
+    expect(walletAvailable(state)).toBe(10_000);
+    expect(state.topUps.get('tu1')).toEqual({ amount: 10_000, refundedToCard: 0 });
+  });
+  it("reopens the top-up's refundable amount, never the failed refund's id", () => {
+    const failed = history(walletDecider, [topUp(1000), cardRefund(1000), failCardRefund(1000)]);
+    spec(walletDecider)
+      .given(failed)
+      .when(cardRefund(1000, 're_2'))
+      .thenEmits((events) => expect(events.map((e) => e.type)).toEqual(['WalletRefundedToCard']));
+    spec(walletDecider).given(failed).when(cardRefund(1000, 're_1')).thenFails('invalid_state');
+  });
+  it('fails a refund once: a second failure of it is invalid_state', () => {
+    const failed = history(walletDecider, [topUp(10_000), cardRefund(2500), failCardRefund(2500)]);
+    spec(walletDecider)
+      .given(failed)
+      .when(failCardRefund(2500))
+      .thenFails('invalid_state', /already failed/);
+  });
+  it('refuses a refund the wallet never applied (not_found), another amount or top-up, another currency', () => {
+    spec(walletDecider).given(funded()).when(failCardRefund(2500)).thenFails('not_found');
+    spec(walletDecider).given(refunded()).when(failCardRefund(2500, 're_9')).thenFails('not_found');
+    spec(walletDecider).given(refunded()).when(failCardRefund(2499)).thenFails('validation_failed');
+    spec(walletDecider)
+      .given(refunded())
+      .when(failCardRefund(2500, 're_1', 'tu2'))
+      .thenFails('validation_failed');
+    spec(walletDecider)
+      .given(refunded())
+      .when({ ...failCardRefund(2500), currency: 'eur' })
+      .thenFails('currency_mismatch');
+    spec(walletDecider)
+      .given(refunded())
+      .when({ ...failCardRefund(2500), failureReason: '' })
+      .thenFails('validation_failed');
+  });
+  it('gives the money back even when the wallet spent everything since (the credit needs no balance)', () => {
+    const spent = history(walletDecider, [topUp(5000), cardRefund(1000), hold(4000)]);
+    spec(walletDecider)
+      .given(spent)
+      .when(failCardRefund(1000))
+      .thenEmits((events) => {
+        expect(walletAvailable(foldEvents(walletDecider, [...spent, ...events]))).toBe(1000);
+      });
   });
 });
 
