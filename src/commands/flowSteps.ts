@@ -336,6 +336,20 @@ export class FlowSteps {
     }));
   }
 
+  /** WalletCardRefundFailed -> TopUpCardRefundFailed (the top-up's refundable amount reopens). */
+  async recordCardRefundFailureAfterReversal(trigger: Trigger<'WalletCardRefundFailed'>): Promise<void> {
+    const d = trigger.data;
+    const stream = topUpStream(trigger.tenantId, d.topUpId);
+    await this.runStep(trigger, 'record-card-refund-failure', topUpDecider, stream, () => ({
+      type: 'RecordTopUpCardRefundFailed',
+      stripeRefundId: d.stripeRefundId,
+      amount: d.amount,
+      currency: d.currency,
+      failureReason: d.failureReason,
+      failedAt: trigger.metadata.occurredAt,
+    }));
+  }
+
   /** TutorPayoutHoldPlaced -> PayoutRequested. If the payout cannot be requested, the hold is released. */
   async requestPayoutAfterHold(
     trigger: Trigger<'TutorPayoutHoldPlaced'>,

@@ -47,6 +47,21 @@ export interface LedgerCommands {
     ctx: CommandContext,
     input: { topUpId: string; stripeRefundId: string; amount: number; currency: string },
   ): Promise<CommandResult>;
+  /**
+   * A card refund failed at Stripe (refund.failed): the wallet gets the refund's amount back (Dr
+   * stripe:balance, Cr wallet) and the top-up's refundable amount reopens. A failure of a refund the
+   * ledger has not booked yet books the refund first (docs/ledger-flows.md, "Card refund failed").
+   */
+  reverseFailedCardRefund(
+    ctx: CommandContext,
+    input: {
+      topUpId: string;
+      stripeRefundId: string;
+      amount: number;
+      currency: string;
+      failureReason: string;
+    },
+  ): Promise<CommandResult>;
 
   // Bookings.
   /** With `promoCode`: the code's discount off the price, reserved on the code (docs/ledger-flows.md). */

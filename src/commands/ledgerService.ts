@@ -352,6 +352,67 @@ export class LedgerService implements LedgerCommands {
     return { position: await this.lastPosition(topUpStream(ctx.tenantId, topUpId), result.position) };
   }
 
+  async reverseFailedCardRefund(
+    ctx: CommandContext,
+    input: {
+      topUpId: string;
+      stripeRefundId: string;
+      amount: number;
+      currency: string;
+      failureReason: string;
+    },
+  ): Promise<CommandResult> {
+    checkContext(ctx);
+    const topUpId = requireEntityId(input.topUpId, 'topUpId');
+    const stripeRefundId = requireText(input.stripeRefundId, 'stripeRefundId', 255);
+    const topUp = await this.handler.load(topUpDecider, topUpStream(ctx.tenantId, topUpId));
+    if (topUp.state.status !== 'succeeded' || !topUp.state.studentId) {
+      throw new DomainError('invalid_state', `top-up ${topUpId} is ${topUp.state.status}, not succeeded`, {
+        status: topUp.state.status,
+      });
+    }
+    const studentId = topUp.state.studentId;
+    const stream = walletStream(ctx.tenantId, studentId);
+    const wallet = await this.handler.load(walletDecider, stream);
+    if (!wallet.state.cardRefunds.get(stripeRefundId)) {
+      // The failure arrived before the refund (reordered deliveries, or a refund that went from pending
+      // straight to failed, which the ledger never books): Stripe took the refund from the balance and
+      // gave it back, so the ledger books both, the refund first. The refund's own deliveries, when they
+      // come, find it applied and change nothing. Keyed by the refund, so every failure delivery that
+      // gets here books it once.
+      await this.refundTopUpToCard(
+        { ...ctx, idempotencyKey: `card-refund-before-failure:${stripeRefundId}` },
+        { topUpId, stripeRefundId, amount: input.amount, currency: input.currency },
+      ).catch((error: unknown) => {
+        // Booked meanwhile by the refund's own delivery: the reversal below applies to that one.
+        const applied =
+          error instanceof DomainError &&
+          error.code === 'invalid_state' &&
+          error.details.stripeRefundId === stripeRefundId;
+        if (!applied) throw error;
+      });
+    }
+    const result = await this.runCommand(
+      ctx,
+      walletDecider,
+      stream,
+      {
+        type: 'ReverseFailedCardRefund',
+        studentId,
+        topUpId,
+        stripeRefundId,
+        amount: input.amount,
+        currency: input.currency,
+        failureReason: input.failureReason,
+        entryId: entryIdFor(ctx, 'ReverseFailedCardRefund'),
+      },
+      { op: 'reverseFailedCardRefund', input },
+    );
+    const trigger = triggerOf(result, 'WalletCardRefundFailed');
+    await this.steps.recordCardRefundFailureAfterReversal(trigger);
+    return { position: await this.lastPosition(topUpStream(ctx.tenantId, topUpId), result.position) };
+  }
+
   // ------------------------------------------------------------------------------------------------
   // Bookings
 

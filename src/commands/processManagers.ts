@@ -39,6 +39,7 @@ const FLOW_TABLE = {
   WalletRefunded: (s, t) => s.steps.reverseEarningsAfterWalletRefund(t),
   TopUpSucceeded: (s, t) => s.steps.creditWalletAfterTopUp(t),
   WalletRefundedToCard: (s, t) => s.steps.recordCardRefundAfterWalletRefund(t),
+  WalletCardRefundFailed: (s, t) => s.steps.recordCardRefundFailureAfterReversal(t),
   TutorPayoutHoldPlaced: (s, t) => s.steps.requestPayoutAfterHold(t),
   PayoutRequested: (s, t) => s.submitPayout(t),
   TutorPayoutHoldPosted: (s, t) => s.steps.closePayoutAfterHoldResolved(t),

@@ -22,6 +22,7 @@ export const METRICS = {
   net_revenue: { kind: 'flow', label: 'Net revenue (all sources)' },
   refunds: { kind: 'flow', label: 'Booking refunds' },
   card_refunds: { kind: 'flow', label: 'Wallet refunds to card' },
+  card_refunds_failed: { kind: 'flow', label: 'Card refunds that failed (back in the wallet)' },
   promotions: { kind: 'flow', label: 'Promotions spent' },
   payouts: { kind: 'flow', label: 'Payouts paid' },
   top_ups: { kind: 'flow', label: 'Wallet top-ups' },
@@ -89,6 +90,9 @@ export function metricDeltasOf(event: DecodedEvent): MetricDelta[] {
       break;
     case 'WalletRefundedToCard':
       add('card_refunds', currency, event.data.amount);
+      break;
+    case 'WalletCardRefundFailed':
+      add('card_refunds_failed', currency, event.data.amount);
       break;
     case 'WalletToppedUp':
       add('top_ups', currency, event.data.amount);

@@ -115,6 +115,7 @@ const VIEW_EVENT_TYPES = [
   'TopUpSucceeded',
   'TopUpFailed',
   'TopUpRefundedToCard',
+  'TopUpCardRefundFailed',
   'TutorPayoutHoldPlaced',
   'PayoutRequested',
   'PayoutSubmitted',
@@ -283,14 +284,21 @@ function viewChangesFor(event: DecodedEvent<ViewEventType>): Change[] {
         event.data.topUpId,
         existing({ status: 'failed', client_secret: null, failure_reason: event.data.reason }),
       );
-    case 'TopUpRefundedToCard': {
+    // A failed card refund gives its amount back: the top-up shows what still stands refunded.
+    case 'TopUpRefundedToCard':
+    case 'TopUpCardRefundFailed': {
       const refunded = event.data.refundedTotal;
       return topUp(event.data.topUpId, (row) =>
         row
           ? {
               ...row,
               refunded,
-              status: refunded >= Number(row.amount) ? 'refunded' : 'partially_refunded',
+              status:
+                refunded === 0
+                  ? 'succeeded'
+                  : refunded >= Number(row.amount)
+                    ? 'refunded'
+                    : 'partially_refunded',
               last_position: pos,
             }
           : row,

@@ -7,6 +7,7 @@ import type { EventStore, RecordedEvent } from '../eventstore/port.js';
  * What the ledger says happened at Stripe, keyed the way a balance transaction can be matched:
  *  - `pi_...`            a top-up credited (WalletToppedUp): +amount on stripe:balance
  *  - `re_...`            a refund to the card (WalletRefundedToCard): -amount
+ *  - `re_...:failed`     that refund failed, its money back (WalletCardRefundFailed): +amount
  *  - `tr_...`            a payout's transfer to the tutor's connected account (TutorPayoutHoldPosted
  *                        joined with PayoutSubmitted/PayoutPaid by payoutId): -amount, platform side
  *  - `po_...`            the same payout on the connected account (side 'connected')
@@ -28,6 +29,7 @@ export interface LedgerFact {
 export const FACT_EVENT_TYPES = [
   'WalletToppedUp',
   'WalletRefundedToCard',
+  'WalletCardRefundFailed',
   'TutorPayoutHoldPosted',
   'PayoutSubmitted',
   'PayoutPaid',
@@ -87,6 +89,8 @@ export class LedgerFactExtractor {
         return fact(event.data.paymentIntentId);
       case 'WalletRefundedToCard':
         return fact(event.data.stripeRefundId);
+      case 'WalletCardRefundFailed':
+        return fact(`${event.data.stripeRefundId}:failed`);
       case 'StripeFeeBooked':
         // The booked fee as a positive amount (it credits stripe:balance).
         return posted

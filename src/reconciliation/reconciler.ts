@@ -394,8 +394,7 @@ export function matchKey(txn: BalanceTransactionRecord): string | null {
     case 'payout':
       return txn.sourceId;
     case 'refund_failure':
-      // The money of a failed card refund back at Stripe: the ledger books no reversal yet
-      // (docs/stripe.md), so every run lists it as missing in the ledger.
+      // The money of a failed card refund back at Stripe: the ledger's WalletCardRefundFailed.
       return txn.sourceId === null ? null : `${txn.sourceId}:failed`;
     case 'adjustment':
       if (txn.sourceId === null) return null;

@@ -89,6 +89,8 @@ export async function handleStripeEvent(
     case 'refund.created':
     case 'refund.updated':
     case 'refund.failed':
+    // The older per-charge name of refund.updated (same Refund object): handled alike, same keys.
+    case 'charge.refund.updated':
       return refundEvent(event, object, deps);
     case 'payout.paid':
     case 'payout.failed':
@@ -202,14 +204,22 @@ async function refundEvent(
     return { outcome: 'not_ours', tenantId: '', detail: 'refund of a payment without our metadata' };
   }
   if (status === 'failed') {
-    // Not booked yet (docs/stripe.md, "Refunds that fail"): said loudly (an error log per delivery) and
-    // listed by every reconciliation run covering it (a refund_failure missing in the ledger), never
-    // acknowledged silently.
-    return {
-      outcome: 'rejected',
+    // The card could not take the money back and Stripe returned it to the balance: the wallet gets it
+    // back (docs/ledger-flows.md, "Card refund failed"). refund.updated and refund.failed of one failure
+    // share the key, so either order and every repeat reverses it once; a failure arriving before the
+    // refund books the refund first (LedgerService.reverseFailedCardRefund).
+    return run(
       tenantId,
-      detail: `card refund ${id} of top-up ${topUpId} failed at Stripe (${String(str(refund, 'failure_reason'))}): the ledger does not reverse failed card refunds; if it booked the refund, credit the wallet back with an adjustment`,
-    };
+      () =>
+        deps.commands.reverseFailedCardRefund(ctxFor(tenantId, event, `refund-failed:${id}`), {
+          topUpId,
+          stripeRefundId: id,
+          amount,
+          currency: currency.toLowerCase(),
+          failureReason: str(refund, 'failure_reason') ?? 'unknown',
+        }),
+      (e) => e.code === 'invalid_state' && (e.details.status === 'initiated' || e.details.status === 'none'),
+    );
   }
   if (status !== 'succeeded') return { outcome: 'ignored', tenantId, detail: `refund is ${String(status)}` };
   // A refund can only follow a successful payment: if the top-up has not succeeded in the ledger yet,

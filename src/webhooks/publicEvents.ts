@@ -17,6 +17,7 @@ import type {
   TopUpSucceeded,
   TutorEarningsCleared,
   WalletAdjusted,
+  WalletCardRefundFailed,
   WalletRefundedToCard,
   WalletToppedUp,
   WebhookEndpointDisabled,
@@ -49,6 +50,7 @@ export const PUBLIC_EVENT_TYPES = {
   'top_up.failed': 'TopUpFailed',
   'wallet.topped_up': 'WalletToppedUp',
   'wallet.refunded_to_card': 'WalletRefundedToCard',
+  'wallet.card_refund_failed': 'WalletCardRefundFailed',
   'wallet.adjusted': 'WalletAdjusted',
   'booking.placed': 'BookingPlaced',
   'booking.completed': 'BookingCompleted',
@@ -99,6 +101,7 @@ type SourceEvent =
   | TopUpFailed
   | WalletToppedUp
   | WalletRefundedToCard
+  | WalletCardRefundFailed
   | WalletAdjusted
   | BookingPlaced
   | BookingCompleted
@@ -172,6 +175,21 @@ function objectOf(event: SourceEvent): { type: PublicEventType; object: JsonObje
           studentId: d.studentId,
           topUpId: d.topUpId,
           stripeRefundId: d.stripeRefundId,
+          amount: money(d.amount, d.currency),
+          entryId: d.entry.entryId,
+        },
+      };
+    }
+    case 'WalletCardRefundFailed': {
+      const d = event.data;
+      return {
+        type: 'wallet.card_refund_failed',
+        object: {
+          object: 'wallet_credit',
+          studentId: d.studentId,
+          topUpId: d.topUpId,
+          stripeRefundId: d.stripeRefundId,
+          failureReason: d.failureReason,
           amount: money(d.amount, d.currency),
           entryId: d.entry.entryId,
         },

@@ -57,6 +57,36 @@ describe('read models of real ledger flows (LedgerService on the memory store)',
       amountReceived: 10_000,
       currency: 'usd',
     });
+    // A second top-up refunded to the card in full by two refunds, one of which then fails at Stripe.
+    const second = await service.initiateTopUp(ctx(), {
+      topUpId: 'tu2',
+      studentId: 's1',
+      amount: { amount: 5_000, currency: 'usd' },
+    });
+    await service.succeedTopUp(ctx('service', 'stripe'), {
+      topUpId: 'tu2',
+      paymentIntentId: second.topUp.paymentIntentId ?? 'pi_2',
+      amountReceived: 5_000,
+      currency: 'usd',
+    });
+    for (const [stripeRefundId, amount] of [
+      ['re_a', 2_000],
+      ['re_b', 3_000],
+    ] as const) {
+      await service.refundTopUpToCard(ctx('service', 'stripe'), {
+        topUpId: 'tu2',
+        stripeRefundId,
+        amount,
+        currency: 'usd',
+      });
+    }
+    await service.reverseFailedCardRefund(ctx('service', 'stripe'), {
+      topUpId: 'tu2',
+      stripeRefundId: 're_a',
+      amount: 2_000,
+      currency: 'usd',
+      failureReason: 'expired_or_canceled_card',
+    });
     const scheduledAt = new Date(clockMs + 7 * 86_400_000).toISOString();
     await service.placeBooking(ctx(), {
       bookingId: 'b1',
@@ -107,6 +137,8 @@ describe('read models of real ledger flows (LedgerService on the memory store)',
       amount: { amount: 10_000, currency: 'usd' },
       clientSecret: null,
     });
+    // Refunded in full, then one refund failed: the failed one's amount is refundable again.
+    expect(await queries.getTopUp(T, 'tu2')).toMatchObject({ status: 'partially_refunded' });
     const b1 = await queries.getBooking(T, 'b1');
     expect(b1).toMatchObject({ status: 'completed', captured: 3_000, refunded: 1_000, tutorId: 't1' });
     expect(b1!.tutorShare + b1!.commission).toBe(3_000);
@@ -153,6 +185,9 @@ describe('read models of real ledger flows (LedgerService on the memory store)',
     }
     const wallet = await queries.getAccountBalance(T, 'student:s1:wallet');
     expect(lines[0]!.versionAfter).toBe(wallet!.version);
+    // The failed card refund is a line of its own, crediting the wallet back.
+    const reversal = lines.filter((l) => l.eventType === 'WalletCardRefundFailed');
+    expect(reversal.map((l) => [l.side, l.amount])).toEqual([['credit', 2_000]]);
     expect(lines[0]!.balanceAfter.available).toBe(wallet!.available);
     const positions = lines.map((l) => l.position);
     expect([...positions].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0))).toEqual(positions);

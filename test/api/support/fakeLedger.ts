@@ -193,6 +193,10 @@ export class FakeLedger {
       this.idempotent('refundTopUpToCard', ctx, input, () => ({
         position: this.change(`rtc ${input.topUpId}`),
       })),
+    reverseFailedCardRefund: (ctx, input) =>
+      this.idempotent('reverseFailedCardRefund', ctx, input, () => ({
+        position: this.change(`rfcr ${input.topUpId}`),
+      })),
     placeBooking: (ctx, input) =>
       this.idempotent('placeBooking', ctx, input, () => {
         const t = this.tenant(ctx.tenantId);

@@ -141,6 +141,65 @@ describe('webhooks built from Stripe fixture objects, signed with the SDK, booke
     expect(await postedBalances(h.store)).toMatchObject({ 'student:s1:wallet|usd': -10_000 });
   });
 
+  it('refund.updated and refund.failed of a failed refund credit the wallet back once, in either order', async () => {
+    const failed = {
+      ...fixture('refund'),
+      id: 're_fx_dashboard1',
+      amount: 2_000,
+      currency: 'usd',
+      payment_intent: paymentIntentId,
+      status: 'failed',
+      failure_reason: 'expired_or_canceled_card',
+      metadata: {},
+    };
+    const previous = { data: { object: failed, previous_attributes: { status: 'succeeded' } } };
+    expect(await deliverTwice(h, event('refund.failed', failed, previous))).toBe('applied');
+    expect(await postedBalances(h.store)).toMatchObject({ 'student:s1:wallet|usd': -12_000 });
+    // The same failure told again by refund.updated (and its older name): one reversal, nothing more.
+    const before = (await allEvents(h.store)).length;
+    expect(await deliverTwice(h, event('refund.updated', failed, previous))).toBe('applied');
+    expect(await deliverTwice(h, event('charge.refund.updated', failed, previous))).toBe('applied');
+    expect((await allEvents(h.store)).length).toBe(before);
+    expect(await countEvents(h.store, 'WalletCardRefundFailed')).toBe(1);
+    expect(await countEvents(h.store, 'TopUpCardRefundFailed')).toBe(1);
+    // The top-up's refundable amount reopens: no card refund of it stands any more.
+    const recorded = (await allEvents(h.store)).filter((e) => e.type === 'TopUpCardRefundFailed');
+    expect(recorded.map((e) => [e.data.topUpId, e.data.refundedTotal])).toEqual([['fx1', 0]]);
+    // A late redelivery of the refund's creation (another event id) replays its command: no second debit.
+    const succeeded = { ...failed, status: 'succeeded', failure_reason: null };
+    const late = await deliver(h, event('refund.created', succeeded, { id: 'evt_fx_late_created' }));
+    expect(late.status).toBe(200);
+    expect((await allEvents(h.store)).length).toBe(before);
+    expect(await postedBalances(h.store)).toMatchObject({ 'student:s1:wallet|usd': -12_000 });
+  });
+
+  it('a refund.failed arriving before its refund books the refund and its reversal: the wallet is unchanged', async () => {
+    const failed = {
+      ...fixture('refund'),
+      id: 're_fx_early1',
+      amount: 1_500,
+      currency: 'usd',
+      payment_intent: paymentIntentId,
+      status: 'failed',
+      failure_reason: 'lost_or_stolen_card',
+      metadata: {},
+    };
+    const stripeBefore = (await postedBalances(h.store))['stripe:balance|usd'];
+    expect(await deliverTwice(h, event('refund.failed', failed))).toBe('applied');
+    const balances = await postedBalances(h.store);
+    expect(balances['student:s1:wallet|usd']).toBe(-12_000);
+    expect(balances['stripe:balance|usd']).toBe(stripeBefore);
+    const reversal = (await allEvents(h.store)).filter(
+      (e) => e.type === 'WalletCardRefundFailed' && e.data.stripeRefundId === 're_fx_early1',
+    );
+    expect(reversal.map((e) => e.data.failureReason)).toEqual(['lost_or_stolen_card']);
+    const succeeded = { ...failed, status: 'succeeded', failure_reason: null };
+    const late = await deliver(h, event('refund.created', succeeded));
+    expect(late).toEqual({ status: 200, outcome: 'stale' });
+    expect((await postedBalances(h.store))['student:s1:wallet|usd']).toBe(-12_000);
+    expect(await countEvents(h.store, 'WalletRefundedToCard')).toBe(2);
+  });
+
   it('charge.dispute.created and charge.dispute.closed (won) book the withdrawal and its reversal', async () => {
     const dispute = {
       ...fixture('dispute'),

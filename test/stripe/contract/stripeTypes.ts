@@ -33,6 +33,7 @@ export interface StripeEvents {
   'charge.succeeded': Stripe.ChargeSucceededEvent;
   'charge.failed': Stripe.ChargeFailedEvent;
   'charge.refunded': Stripe.ChargeRefundedEvent;
+  'charge.refund.updated': Stripe.ChargeRefundUpdatedEvent;
   'charge.dispute.created': Stripe.ChargeDisputeCreatedEvent;
   'charge.dispute.updated': Stripe.ChargeDisputeUpdatedEvent;
   'charge.dispute.closed': Stripe.ChargeDisputeClosedEvent;
