@@ -3,7 +3,7 @@ import type { CommandContext } from '../commands/context.js';
 import type { LedgerCommands } from '../commands/ledgerCommands.js';
 import { DomainError } from '../domain/errors.js';
 import { isEntityId, isTenantId } from '../domain/ids.js';
-import type { ConnectedAccountSnapshot } from './gateway.js';
+import { type ConnectedAccountSnapshot, GatewayError } from './gateway.js';
 import { accountSnapshot } from './stripeGateway.js';
 
 /**
@@ -64,6 +64,23 @@ function meta(o: Obj): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(m as Obj)) if (typeof v === 'string') out[k] = v;
   return out;
+}
+
+/**
+ * The metadata of the PaymentIntent a sparse event (a Dashboard refund or a dispute: empty metadata)
+ * names, from Stripe. A PaymentIntent Stripe does not know is no payment of ours: empty metadata, so the
+ * event is `not_ours`; any other failure (Stripe unreachable) is thrown, and Stripe redelivers.
+ */
+async function paymentIntentMetadata(
+  lookup: PaymentIntentLookup,
+  paymentIntentId: string,
+): Promise<Record<string, string>> {
+  try {
+    return (await lookup.lookupPaymentIntent(paymentIntentId)).metadata;
+  } catch (error) {
+    if (error instanceof GatewayError && error.stripeCode === 'resource_missing') return {};
+    throw error;
+  }
 }
 
 function ctxFor(tenantId: string, event: Stripe.Event, idempotencyKey: string): CommandContext {
@@ -196,7 +213,7 @@ async function refundEvent(
     return { outcome: 'rejected', tenantId: '', detail: 'malformed refund' };
   let m = meta(refund);
   if ((!m.tenantId || !m.topUpId) && paymentIntentId && deps.lookup) {
-    m = { ...(await deps.lookup.lookupPaymentIntent(paymentIntentId)).metadata, ...m };
+    m = { ...(await paymentIntentMetadata(deps.lookup, paymentIntentId)), ...m };
   }
   const tenantId = m.tenantId;
   const topUpId = m.topUpId;
@@ -306,7 +323,7 @@ async function disputeEvent(
     return { outcome: 'rejected', tenantId: '', detail: 'malformed dispute' };
   let m = meta(dispute);
   if (!m.tenantId && paymentIntentId && deps.lookup) {
-    m = { ...(await deps.lookup.lookupPaymentIntent(paymentIntentId)).metadata, ...m };
+    m = { ...(await paymentIntentMetadata(deps.lookup, paymentIntentId)), ...m };
   }
   const tenantId = m.tenantId;
   if (!tenantId || !isTenantId(tenantId))

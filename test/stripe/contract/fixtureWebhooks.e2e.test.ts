@@ -200,6 +200,25 @@ describe('webhooks built from Stripe fixture objects, signed with the SDK, booke
     expect(await countEvents(h.store, 'WalletRefundedToCard')).toBe(2);
   });
 
+  it('a refund naming a PaymentIntent Stripe does not know is not ours, and books nothing', async () => {
+    const before = (await allEvents(h.store)).length;
+    const stranger = {
+      ...fixture('refund'),
+      id: 're_fx_stranger',
+      amount: 700,
+      currency: 'usd',
+      payment_intent: 'pi_fx_nobody',
+      status: 'failed',
+      failure_reason: 'unknown',
+      metadata: {},
+    };
+    expect(await deliver(h, event('charge.refund.updated', stranger))).toEqual({
+      status: 200,
+      outcome: 'not_ours',
+    });
+    expect((await allEvents(h.store)).length).toBe(before);
+  });
+
   it('charge.dispute.created and charge.dispute.closed (won) book the withdrawal and its reversal', async () => {
     const dispute = {
       ...fixture('dispute'),
