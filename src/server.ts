@@ -6,6 +6,7 @@ import { MemoryRateLimiter, type RateLimiter } from './api/rateLimit.js';
 import { financeRoutes } from './api/routes/finance.js';
 import { promoCodeRoutes } from './api/routes/promoCodes.js';
 import { reconciliationRoutes } from './api/routes/reconciliation.js';
+import { referralRoutes } from './api/routes/referrals.js';
 import { STRIPE_WEBHOOK_PATHS, stripeWebhookRoutes } from './api/routes/stripeWebhook.js';
 import { subscriptionRoutes } from './api/routes/subscriptions.js';
 import { closeGracefully } from './api/shutdown.js';
@@ -361,6 +362,7 @@ async function start(
       ...walletControls.routes,
       ...chain.routes,
       subscriptionRoutes({ subscriptions: service.subscriptions }),
+      referralRoutes({ referrals: service.referrals }),
     ],
   });
   let appClosed = false;

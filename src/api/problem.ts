@@ -35,6 +35,7 @@ export type ProblemCode =
   | 'payout_account_not_ready'
   | 'spending_limit_exceeded'
   | 'promo_code_rejected'
+  | 'referral_rejected'
   | 'period_closed'
   | 'rate_limited'
   | 'unavailable'
@@ -56,6 +57,7 @@ const STATUS: Record<ProblemCode, number> = {
   payout_account_not_ready: 422,
   spending_limit_exceeded: 422,
   promo_code_rejected: 422,
+  referral_rejected: 422,
   period_closed: 422,
   insufficient_funds: 422,
   invalid_state: 422,
@@ -84,6 +86,7 @@ const TITLE: Record<ProblemCode, string> = {
   payout_account_not_ready: "The tutor's payout account cannot take payouts yet",
   spending_limit_exceeded: "Over the wallet's spending limit",
   promo_code_rejected: 'The promo code cannot be redeemed on this purchase',
+  referral_rejected: 'The referral code cannot be used',
   period_closed: 'The accounting period is closed',
   insufficient_funds: 'Insufficient funds',
   invalid_state: 'Not possible in the current state',
@@ -186,6 +189,7 @@ const DOMAIN_CODES: Record<DomainErrorCode, ProblemCode> = {
   payout_account_not_ready: 'payout_account_not_ready',
   spending_limit_exceeded: 'spending_limit_exceeded',
   promo_code_rejected: 'promo_code_rejected',
+  referral_rejected: 'referral_rejected',
   period_closed: 'period_closed',
 };
 

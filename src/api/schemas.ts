@@ -13,6 +13,11 @@ import {
   TENANT_ID_CHARS,
 } from '../domain/ids.js';
 import { CURRENCY_CODE_PATTERN } from '../domain/money.js';
+import {
+  MAX_REFERRAL_CLAWBACK_DAYS,
+  MAX_REFERRAL_CREDIT,
+  MAX_REFERRAL_MONTHLY_CAP,
+} from '../domain/referral.js';
 import { ProblemSchema } from './problem.js';
 
 /** Request and response schemas (TypeBox, JSON Schema underneath). Objects never allow extra properties. */
@@ -389,6 +394,13 @@ const settingsFields = {
   timeZone: Type.String({ minLength: 1, maxLength: 64 }),
   /** The hour (UTC, 0-23) of the daily reconciliation of the previous UTC day; null: none. */
   reconciliationDailyHourUtc: Nullable(Type.Integer({ minimum: 0, maximum: 23 })),
+  /** Referral credits (minor units of the qualifying booking's currency) for the referee and the referrer. */
+  referralRefereeCredit: Type.Integer({ minimum: 0, maximum: MAX_REFERRAL_CREDIT }),
+  referralReferrerCredit: Type.Integer({ minimum: 0, maximum: MAX_REFERRAL_CREDIT }),
+  /** Rewards per referrer per calendar month (timeZone). */
+  referralMonthlyCap: Type.Integer({ minimum: 0, maximum: MAX_REFERRAL_MONTHLY_CAP }),
+  /** Days after qualifying in which a full refund of the booking claws the rewards back. */
+  referralClawbackDays: Type.Integer({ minimum: 0, maximum: MAX_REFERRAL_CLAWBACK_DAYS }),
 };
 export const SettingsOut = Type.Object(
   {
@@ -407,6 +419,10 @@ export const SettingsOut = Type.Object(
     payoutOnboardingRefreshUrl: Nullable(Type.String()),
     timeZone: Type.String(),
     reconciliationDailyHourUtc: Nullable(Type.Integer()),
+    referralRefereeCredit: Type.Integer(),
+    referralReferrerCredit: Type.Integer(),
+    referralMonthlyCap: Type.Integer(),
+    referralClawbackDays: Type.Integer(),
   },
   strict,
 );

@@ -54,6 +54,7 @@ import { FlowSteps } from './flowSteps.js';
 import type { LedgerCommands, StripeChargeInput } from './ledgerCommands.js';
 import { type Logger, silentLogger } from './logger.js';
 import { priceWithPromoCode } from './promoCodes.js';
+import { ReferralService } from './referrals.js';
 import { DueTaskRunner } from './scheduler.js';
 import { stableHash } from './stableHash.js';
 import { SubscriptionService } from './subscriptions.js';
@@ -117,6 +118,7 @@ export class LedgerService implements LedgerCommands {
   readonly steps: FlowSteps;
   readonly dueTasks: DueTaskRunner;
   readonly subscriptions: SubscriptionService;
+  readonly referrals: ReferralService;
   readonly store: EventStore;
   private readonly clock: () => Date;
   private readonly gateway: PaymentsGateway | undefined;
@@ -134,6 +136,7 @@ export class LedgerService implements LedgerCommands {
     this.handler = new CommandHandler({ ...options.handler, store: options.store, clock: options.clock });
     this.steps = new FlowSteps(this.handler, options.store);
     this.subscriptions = new SubscriptionService(this.handler, this.steps, options.clock);
+    this.referrals = new ReferralService(this.handler, this.steps, options.clock);
     this.dueTasks = new DueTaskRunner({
       subscriptions: this.subscriptions,
       store: options.store,
@@ -514,7 +517,8 @@ export class LedgerService implements LedgerCommands {
     );
     const captured = await this.steps.captureAfterCompletion(triggerOf(result, 'BookingCompleted'));
     const recorded = await this.steps.recordEarningsAfterResolution(captured);
-    return { position: (recorded ?? captured).position, booking: bookingView(result.state) };
+    const referral = await this.referrals.qualifyAfterCapture(captured);
+    return { position: referral ?? (recorded ?? captured).position, booking: bookingView(result.state) };
   }
 
   async cancelBooking(
@@ -557,7 +561,12 @@ export class LedgerService implements LedgerCommands {
     );
     const refunded = await this.steps.refundWalletAfterBookingRefund(triggerOf(result, 'BookingRefunded'));
     const reversed = await this.steps.reverseEarningsAfterWalletRefund(refunded);
-    return { position: (reversed ?? refunded).position, booking: bookingView(result.state), refundId };
+    const clawedBack = await this.referrals.clawBackAfterRefund(triggerOf(result, 'BookingRefunded'));
+    return {
+      position: clawedBack ?? (reversed ?? refunded).position,
+      booking: bookingView(result.state),
+      refundId,
+    };
   }
 
   // ------------------------------------------------------------------------------------------------

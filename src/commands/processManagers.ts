@@ -29,13 +29,19 @@ const FLOW_TABLE = {
   // A promo code refused after the hold ends the flow (hold released): not a poison event.
   WalletHoldPlaced: (s, t) => s.steps.placeBookingAfterHold(t).catch(ignorePromoRefusal),
   BookingCompleted: (s, t) => s.steps.captureAfterCompletion(t),
-  WalletHoldCaptured: (s, t) => s.steps.recordEarningsAfterResolution(t),
+  WalletHoldCaptured: async (s, t) => {
+    await s.steps.recordEarningsAfterResolution(t);
+    await s.referrals.qualifyAfterCapture(t);
+  },
   WalletHoldReleased: async (s, t) => {
     if (t.data.fee > 0) await s.steps.recordEarningsAfterResolution(t);
   },
   BookingCancelled: (s, t) => s.steps.releaseAfterBookingEnded(t),
   BookingExpired: (s, t) => s.steps.releaseAfterBookingEnded(t),
-  BookingRefunded: (s, t) => s.steps.refundWalletAfterBookingRefund(t),
+  BookingRefunded: async (s, t) => {
+    await s.steps.refundWalletAfterBookingRefund(t);
+    await s.referrals.clawBackAfterRefund(t);
+  },
   WalletRefunded: (s, t) => s.steps.reverseEarningsAfterWalletRefund(t),
   TopUpSucceeded: (s, t) => s.steps.creditWalletAfterTopUp(t),
   WalletRefundedToCard: (s, t) => s.steps.recordCardRefundAfterWalletRefund(t),
@@ -49,6 +55,8 @@ const FLOW_TABLE = {
   // A charge the subscription refused is refunded by the step itself; the refusal is the request's answer.
   WalletSubscriptionCharged: (s, t) => s.subscriptions.recordCharge(t).catch(ignoreDomainRefusal),
   SubscriptionCanceled: (s, t) => s.subscriptions.endInWallet(t),
+  ReferralQualified: (s, t) => s.referrals.rewardReferrer(t),
+  ReferralClawedBack: (s, t) => s.referrals.clawBackReferrer(t),
 } satisfies FlowTable;
 
 function ignoreDomainRefusal(error: unknown): void {

@@ -25,8 +25,8 @@ export const SNAPSHOT_VERSIONS: { readonly [C in DeciderCategory]: number } = {
   // 2: card refunds kept by id with amount and failure (TopUpCardRefundFailed).
   topup: 2,
   // 2: validateTenantSettings fills in timeZone (settings folded before it have none).
-  // 3: ... and reconciliationDailyHourUtc.
-  tenant: 3,
+  // 3: ... and reconciliationDailyHourUtc. 4: ... and the referral programme's settings.
+  tenant: 4,
   adjustment: 1,
   adjustmentproposal: 1,
   stripe: 1,
@@ -39,6 +39,7 @@ export const SNAPSHOT_VERSIONS: { readonly [C in DeciderCategory]: number } = {
   period: 1,
   plans: 1,
   subscription: 1,
+  referral: 1,
 };
 
 function codeOf(decider: Decider<unknown, unknown, unknown>): string {

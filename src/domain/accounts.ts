@@ -13,6 +13,7 @@ export type AccountKind = 'asset' | 'liability' | 'revenue' | 'expense' | 'clear
 
 export type AccountRef =
   | { kind: 'student_wallet'; studentId: string }
+  | { kind: 'student_credits'; studentId: string }
   | { kind: 'tutor_earnings_pending'; tutorId: string }
   | { kind: 'tutor_earnings_available'; tutorId: string }
   | { kind: 'tutor_receivable'; tutorId: string }
@@ -32,7 +33,7 @@ export interface AccountConstraint {
   /** available(totals) must stay >= this after every entry. */
   minAvailable: number;
   /** The only stream category allowed to post to the account. */
-  ownerCategory: 'wallet' | 'tutor';
+  ownerCategory: 'wallet' | 'tutor' | 'referral';
 }
 
 export interface AccountInfo {
@@ -71,6 +72,9 @@ export const STRIPE_BALANCE = 'stripe:balance';
 
 export const studentWallet = (studentId: string): string =>
   `student:${entityId(studentId, 'studentId')}:wallet`;
+/** A student's referral credits (referral.ts): promotional money, never withdrawable. */
+export const studentCredits = (studentId: string): string =>
+  `student:${entityId(studentId, 'studentId')}:credits`;
 export const tutorEarningsPending = (tutorId: string): string =>
   `tutor:${entityId(tutorId, 'tutorId')}:earnings:pending`;
 export const tutorEarningsAvailable = (tutorId: string): string =>
@@ -111,6 +115,9 @@ export function parseAccount(path: unknown): AccountRef | null {
   if (head === 'student' && parts.length === 3 && a === 'wallet' && ENTITY_ID_PATTERN.test(id ?? '')) {
     return { kind: 'student_wallet', studentId: id! };
   }
+  if (head === 'student' && parts.length === 3 && a === 'credits' && ENTITY_ID_PATTERN.test(id ?? '')) {
+    return { kind: 'student_credits', studentId: id! };
+  }
   if (head === 'tutor' && ENTITY_ID_PATTERN.test(id ?? '')) {
     if (parts.length === 4 && a === 'earnings' && b === 'pending') {
       return { kind: 'tutor_earnings_pending', tutorId: id! };
@@ -146,6 +153,8 @@ export function accountPath(ref: AccountRef): string {
   switch (ref.kind) {
     case 'student_wallet':
       return studentWallet(ref.studentId);
+    case 'student_credits':
+      return studentCredits(ref.studentId);
     case 'tutor_earnings_pending':
       return tutorEarningsPending(ref.tutorId);
     case 'tutor_earnings_available':
@@ -187,6 +196,15 @@ export function describeAccount(ref: AccountRef): AccountInfo {
         kind: 'liability',
         normalSide: 'credit',
         constraint: { minAvailable: 0, ownerCategory: 'wallet' },
+      };
+    case 'student_credits':
+      // Owned by the student's referral stream: the platform owes them promotional credit.
+      return {
+        path,
+        ref,
+        kind: 'liability',
+        normalSide: 'credit',
+        constraint: { minAvailable: 0, ownerCategory: 'referral' },
       };
     case 'tutor_earnings_available':
       return {

@@ -121,6 +121,11 @@ export function ledgerAdjustment(command: AdjustLedger, backdated: boolean): Led
       field: 'account',
     });
   }
+  if (ref.kind === 'student_credits') {
+    validationFailed('referral credits move only through the referral flow (referral.ts)', {
+      field: 'account',
+    });
+  }
   if (
     ref.kind === 'tutor_earnings_available' ||
     ref.kind === 'tutor_receivable' ||

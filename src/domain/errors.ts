@@ -18,6 +18,8 @@ export type DomainErrorCode =
   | 'spending_limit_exceeded'
   /** A promo code that cannot be redeemed on this purchase (details.reason: promoCode.ts PromoRejection). */
   | 'promo_code_rejected'
+  /** A referral code that cannot be used (details.reason: referral.ts ReferralRejection). */
+  | 'referral_rejected'
   /** An entry effective inside a closed accounting period (details: the period). */
   | 'period_closed';
 

@@ -15,6 +15,7 @@ import { PAYOUT_EVENTS } from './payout.js';
 import { PERIOD_EVENTS } from './periods.js';
 import { PROMO_CODE_EVENTS } from './promoCode.js';
 import { RECONCILIATION_EVENTS } from './reconciliationRun.js';
+import { REFERRAL_EVENTS } from './referral.js';
 import { parseStreamName, type StreamCategory, type StreamId } from './streams.js';
 import { STRIPE_CHARGE_EVENTS } from './stripeCharge.js';
 import { SUBSCRIPTION_EVENTS } from './subscription.js';
@@ -50,6 +51,7 @@ export const EVENT_SCHEMAS = {
   period: PERIOD_EVENTS,
   plans: PLAN_CATALOG_EVENTS,
   subscription: SUBSCRIPTION_EVENTS,
+  referral: REFERRAL_EVENTS,
 } as const satisfies Record<StreamCategory, EventSchemas>;
 
 type Schemas = typeof EVENT_SCHEMAS;
@@ -71,7 +73,8 @@ type AllSchemas = Schemas['wallet'] &
   Schemas['guardianship'] &
   Schemas['period'] &
   Schemas['plans'] &
-  Schemas['subscription'];
+  Schemas['subscription'] &
+  Schemas['referral'];
 
 /** The domain's event union: every event of every stream, `data` typed by its schema. */
 export type LedgerEvent = EventsOf<AllSchemas>;

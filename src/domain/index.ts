@@ -49,6 +49,7 @@ import {
   type PromoCodeState,
   promoCodeDecider,
 } from './promoCode.js';
+import { type ReferralCommand, type ReferralEvent, type ReferralState, referralDecider } from './referral.js';
 import type { StreamCategory } from './streams.js';
 import {
   type StripeChargeCommand,
@@ -106,6 +107,7 @@ export * from './payout.js';
 export * from './periods.js';
 export * from './promoCode.js';
 export * from './reconciliationRun.js';
+export * from './referral.js';
 export * from './schema.js';
 export * from './streams.js';
 export * from './stripeCharge.js';
@@ -143,6 +145,7 @@ export interface DeciderTypes {
   period: { command: PeriodsCommand; event: PeriodsEvent; state: PeriodsState };
   plans: { command: PlanCatalogCommand; event: PlanCatalogEvent; state: PlanCatalogState };
   subscription: { command: SubscriptionCommand; event: SubscriptionEvent; state: SubscriptionState };
+  referral: { command: ReferralCommand; event: ReferralEvent; state: ReferralState };
 }
 
 export type DeciderCategory = keyof DeciderTypes;
@@ -173,6 +176,7 @@ export const deciders: { [C in DeciderCategory]: DeciderFor<C> } = {
   period: periodsDecider,
   plans: planCatalogDecider,
   subscription: subscriptionDecider,
+  referral: referralDecider,
 };
 
 export function deciderFor<C extends DeciderCategory>(category: C): DeciderFor<C> {

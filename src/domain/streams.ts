@@ -26,6 +26,7 @@ export const STREAM_CATEGORIES = [
   'period',
   'plans',
   'subscription',
+  'referral',
 ] as const;
 export type StreamCategory = (typeof STREAM_CATEGORIES)[number];
 
@@ -129,3 +130,6 @@ export const planCatalogStream = (tenantId: string): string => streamName('plans
 /** One VIP subscription of a student (subscription.ts). */
 export const subscriptionStream = (tenantId: string, subscriptionId: string): string =>
   streamName('subscription', tenantId, subscriptionId);
+/** A student's referrals: owner of `student:{id}:credits`, its link to a referrer and its rewards (referral.ts). */
+export const referralStream = (tenantId: string, studentId: string): string =>
+  streamName('referral', tenantId, studentId);

@@ -3,6 +3,7 @@ import { requireTimeZone } from './calendar.js';
 import type { Decider, EventOf, EventSchemas, EventsOf } from './decider.js';
 import { DomainError, invariant } from './errors.js';
 import { BPS_DENOMINATOR, isKnownCurrency } from './money.js';
+import { MAX_REFERRAL_CLAWBACK_DAYS, MAX_REFERRAL_CREDIT, MAX_REFERRAL_MONTHLY_CAP } from './referral.js';
 import { CurrencySchema, InstantSchema, Nullable, strictObject } from './schema.js';
 import { commissionTaxFits, type TaxRate, TaxRateSchema } from './tax.js';
 import { parseInstant, requireIntegerInRange, toIso, validationFailed } from './validate.js';
@@ -75,6 +76,16 @@ export const TenantSettingsSchema = strictObject({
    * the scheduler reconciles the previous UTC day; null: no daily run (finance admins start runs).
    */
   reconciliationDailyHourUtc: Nullable(intIn(0, 23)),
+  /**
+   * Referral credits (referral.ts), minor units of the qualifying booking's currency: what the referee
+   * and the referrer each get when the referee's first paid booking is captured (both 0: no programme).
+   */
+  referralRefereeCredit: intIn(0, MAX_REFERRAL_CREDIT),
+  referralReferrerCredit: intIn(0, MAX_REFERRAL_CREDIT),
+  /** Rewards one referrer may earn per calendar month of timeZone; more referees are recorded as capped. */
+  referralMonthlyCap: intIn(0, MAX_REFERRAL_MONTHLY_CAP),
+  /** A full refund of the qualifying booking within this many days of the qualification claws both back. */
+  referralClawbackDays: intIn(0, MAX_REFERRAL_CLAWBACK_DAYS),
 });
 export type TenantSettings = Static<typeof TenantSettingsSchema>;
 
@@ -91,6 +102,10 @@ const StoredTenantSettingsSchema = strictObject({
   payoutOnboardingRefreshUrl: Type.Optional(TenantSettingsSchema.properties.payoutOnboardingRefreshUrl),
   timeZone: Type.Optional(TenantSettingsSchema.properties.timeZone),
   reconciliationDailyHourUtc: Type.Optional(TenantSettingsSchema.properties.reconciliationDailyHourUtc),
+  referralRefereeCredit: Type.Optional(TenantSettingsSchema.properties.referralRefereeCredit),
+  referralReferrerCredit: Type.Optional(TenantSettingsSchema.properties.referralReferrerCredit),
+  referralMonthlyCap: Type.Optional(TenantSettingsSchema.properties.referralMonthlyCap),
+  referralClawbackDays: Type.Optional(TenantSettingsSchema.properties.referralClawbackDays),
 });
 
 /**
@@ -115,12 +130,20 @@ export const DEFAULT_TENANT_SETTINGS: Readonly<TenantSettings> = Object.freeze({
   payoutOnboardingRefreshUrl: null,
   timeZone: 'UTC',
   reconciliationDailyHourUtc: null,
+  referralRefereeCredit: 0,
+  referralReferrerCredit: 0,
+  referralMonthlyCap: 10,
+  referralClawbackDays: 30,
 });
 
 export const defaultTenantSettings = (): TenantSettings => ({
   ...DEFAULT_TENANT_SETTINGS,
   allowedCurrencies: [...DEFAULT_TENANT_SETTINGS.allowedCurrencies],
 });
+
+/** The tenant runs a referral programme when it pays either side something (referral.ts). */
+export const referralProgramActive = (settings: TenantSettings): boolean =>
+  settings.referralRefereeCredit > 0 || settings.referralReferrerCredit > 0;
 
 export function bookingPolicyFrom(settings: TenantSettings, commissionTax?: TaxRate): BookingPolicy {
   return {
@@ -249,7 +272,21 @@ export function validateTenantSettings(value: unknown): TenantSettings {
       s.reconciliationDailyHourUtc === undefined || s.reconciliationDailyHourUtc === null
         ? null
         : requireIntegerInRange(s.reconciliationDailyHourUtc, 'settings.reconciliationDailyHourUtc', 0, 23),
+    referralRefereeCredit: defaulted(s, 'referralRefereeCredit', 0, MAX_REFERRAL_CREDIT),
+    referralReferrerCredit: defaulted(s, 'referralReferrerCredit', 0, MAX_REFERRAL_CREDIT),
+    referralMonthlyCap: defaulted(s, 'referralMonthlyCap', 0, MAX_REFERRAL_MONTHLY_CAP),
+    referralClawbackDays: defaulted(s, 'referralClawbackDays', 0, MAX_REFERRAL_CLAWBACK_DAYS),
   };
+}
+
+/** An integer setting added after the first version: absent (an older event) means its default. */
+function defaulted(
+  s: Record<string, unknown>,
+  key: 'referralRefereeCredit' | 'referralReferrerCredit' | 'referralMonthlyCap' | 'referralClawbackDays',
+  min: number,
+  max: number,
+): number {
+  return requireIntegerInRange(s[key] ?? DEFAULT_TENANT_SETTINGS[key], `settings.${key}`, min, max);
 }
 
 /** An absolute http(s) URL (Stripe's Account Links take nothing else), or null / absent: not set. */
@@ -288,6 +325,10 @@ const SETTINGS_KEYS: readonly (keyof TenantSettings)[] = [
   'payoutOnboardingRefreshUrl',
   'timeZone',
   'reconciliationDailyHourUtc',
+  'referralRefereeCredit',
+  'referralReferrerCredit',
+  'referralMonthlyCap',
+  'referralClawbackDays',
 ];
 
 // ---------------------------------------------------------------------------------------------------

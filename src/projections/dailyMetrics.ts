@@ -111,7 +111,8 @@ export function metricDeltasOf(event: DecodedEvent): MetricDelta[] {
       add('stripe_fees', p.currency, -change, 0);
     } else if (p.account === 'platform:adjustments') {
       add('adjustments', p.currency, -change, 0);
-    } else if (p.account.startsWith('student:') && p.effect === 'post') {
+    } else if (p.account.startsWith('student:') && p.account.endsWith(':wallet') && p.effect === 'post') {
+      // Wallet money only: referral credits (student:{id}:credits) are promotional, not money held.
       add('held_for_students', p.currency, change, 0);
     } else if (p.account.startsWith('clearing:booking:')) {
       add('deferred_revenue', p.currency, change, 0);

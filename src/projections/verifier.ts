@@ -350,7 +350,8 @@ function compareDailyMetrics(
   for (const s of stored.values())
     if (s.metric === 'held_for_students') entry(s.tenantId, s.currency).metrics += s.amount;
   for (const b of balances.values()) {
-    if (b.account.startsWith('student:')) entry(b.tenantId, b.currency).wallets += postedOf(b, 'credit');
+    if (b.account.startsWith('student:') && b.account.endsWith(':wallet'))
+      entry(b.tenantId, b.currency).wallets += postedOf(b, 'credit');
   }
   for (const h of held.values()) {
     if (h.metrics !== h.wallets) {

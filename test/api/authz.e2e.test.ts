@@ -138,6 +138,20 @@ const ROUTES: RouteCase[] = [
     url: '/v1/students/stu_a/guardians/grd_none',
     allowed: ['tenant_admin'],
   },
+  // Referrals: the student's own, its guardians, admins and services; finance admins read only.
+  {
+    name: 'referral',
+    method: 'GET',
+    url: '/v1/students/stu_a/referral',
+    allowed: ['student', 'guardian', 'tenant_admin', 'finance_admin', 'service'],
+  },
+  {
+    name: 'link referrer',
+    method: 'POST',
+    url: '/v1/students/stu_a/referred-by',
+    body: { code: 'stu_x-ABCDEF' },
+    allowed: ['student', 'guardian', 'tenant_admin', 'service'],
+  },
   {
     name: 'top up',
     method: 'POST',
@@ -673,6 +687,9 @@ describe('authorization matrix: every role x every route', () => {
       [otherStudent, 'GET', '/v1/wallets/stu_a'],
       [otherStudent, 'GET', '/v1/wallets/stu_a/transactions'],
       [otherStudent, 'GET', '/v1/accounts/student:stu_a:wallet/balance'],
+      [otherStudent, 'GET', '/v1/accounts/student:stu_a:credits/balance'],
+      [otherStudent, 'GET', '/v1/students/stu_a/referral'],
+      [otherStudent, 'POST', '/v1/students/stu_a/referred-by', { code: 'stu_x-ABCDEF' }],
       [otherStudent, 'POST', '/v1/wallets/stu_a/top-ups', { amount: 1000, currency: 'usd' }],
       [
         otherStudent,
@@ -708,6 +725,8 @@ describe('authorization matrix: every role x every route', () => {
       [otherGuardian, 'GET', '/v1/wallets/stu_a/limits'],
       [otherGuardian, 'PUT', '/v1/wallets/stu_a/limits', { perDay: 1 }],
       [otherGuardian, 'GET', '/v1/students/stu_a/guardians'],
+      [otherGuardian, 'GET', '/v1/students/stu_a/referral'],
+      [otherGuardian, 'POST', '/v1/students/stu_a/referred-by', { code: 'stu_x-ABCDEF' }],
       [otherStudent, 'GET', '/v1/bookings/bk_a'],
       [otherStudent, 'POST', '/v1/bookings/bk_a/cancel', { reason: 'x' }],
       [otherStudent, 'GET', '/v1/top-ups/tu_a'],

@@ -11,6 +11,7 @@ import {
   MalformedEventError,
   type StoredEvent,
 } from '../../src/domain/events.js';
+import { REFERRAL_EVENTS } from '../../src/domain/referral.js';
 import { STREAM_CATEGORIES } from '../../src/domain/streams.js';
 import { SUBSCRIPTION_EVENTS } from '../../src/domain/subscription.js';
 import { PLAN_CATALOG_EVENTS } from '../../src/domain/subscriptionPlans.js';
@@ -91,8 +92,8 @@ describe('event decoder', () => {
     for (const e of events) types.add(decodeEvent(e).type);
     // The fixture writes nearly every event type; the ones it does not are named here (adjustment
     // proposals, webhook endpoints, balance monitors, tutor payout accounts, documents, billing
-    // settings, spending limits, promo codes, VIP subscriptions and failed card refunds came after it
-    // was written).
+    // settings, spending limits, promo codes, VIP subscriptions, failed card refunds and referrals came
+    // after it was written).
     expect(LEDGER_EVENT_TYPES.filter((t) => !types.has(t))).toEqual([
       'WalletCardRefundFailed',
       'WalletSpendingLimitsSet',
@@ -124,6 +125,7 @@ describe('event decoder', () => {
       'LedgerAdjustedBackdated',
       ...Object.keys(PLAN_CATALOG_EVENTS),
       ...Object.keys(SUBSCRIPTION_EVENTS),
+      ...Object.keys(REFERRAL_EVENTS),
     ]);
   });
 

@@ -34,9 +34,32 @@ describe('tenant settings', () => {
       payoutOnboardingRefreshUrl: null,
       timeZone: 'UTC',
       reconciliationDailyHourUtc: null,
+      referralRefereeCredit: 0,
+      referralReferrerCredit: 0,
+      referralMonthlyCap: 10,
+      referralClawbackDays: 30,
     });
     expect(tenantSettingsDecider.initialState()).toEqual({ settings: defaultTenantSettings(), version: 0 });
     expect(Object.isFrozen(DEFAULT_TENANT_SETTINGS)).toBe(true);
+  });
+
+  it('referral programme: off by default, and settings stored before it read as the defaults', () => {
+    const {
+      referralRefereeCredit,
+      referralReferrerCredit,
+      referralMonthlyCap,
+      referralClawbackDays,
+      ...old
+    } = defaultTenantSettings();
+    expect([referralRefereeCredit, referralReferrerCredit]).toEqual([0, 0]);
+    expect(validateTenantSettings(old)).toEqual(defaultTenantSettings());
+    expect(validateTenantSettings({ ...old, referralMonthlyCap: 3 }).referralMonthlyCap).toBe(3);
+    for (const bad of [-1, 1.5, 1_001, '2']) {
+      expect(() => validateTenantSettings({ ...old, referralMonthlyCap: bad })).toThrow(/referralMonthlyCap/);
+    }
+    expect(() => validateTenantSettings({ ...old, referralRefereeCredit: 1_000_000_001 })).toThrow(
+      /referralRefereeCredit/,
+    );
   });
 
   it('time zone: an IANA name the runtime knows, kept as given; settings stored before it read as UTC', () => {

@@ -48,6 +48,10 @@ const DEFAULT_SETTINGS: TenantSettings = {
   payoutOnboardingRefreshUrl: null,
   timeZone: 'UTC',
   reconciliationDailyHourUtc: null,
+  referralRefereeCredit: 0,
+  referralReferrerCredit: 0,
+  referralMonthlyCap: 10,
+  referralClawbackDays: 30,
 };
 
 export class FakeLedger {

@@ -7,6 +7,7 @@ import { MemoryRateLimiter, type RateLimiter, type RateLimitPolicy } from '../..
 import { financeRoutes } from '../../../src/api/routes/finance.js';
 import { promoCodeRoutes } from '../../../src/api/routes/promoCodes.js';
 import { reconciliationRoutes } from '../../../src/api/routes/reconciliation.js';
+import { referralRoutes } from '../../../src/api/routes/referrals.js';
 import { subscriptionRoutes } from '../../../src/api/routes/subscriptions.js';
 import type { RouteModule } from '../../../src/api/v1/routeKit.js';
 import { AdjustmentProposals } from '../../../src/commands/adjustmentProposals.js';
@@ -129,6 +130,7 @@ export async function shellHarness(
         ),
       }),
       subscriptionRoutes({ subscriptions: writeSide.subscriptions }),
+      referralRoutes({ referrals: writeSide.referrals }),
       ...extraRoutes,
     ],
     ...overrides,
