@@ -156,7 +156,8 @@ export class ReferralService {
    * `POST /v1/students/{id}/referred-by {code}`: links a new student to the code's referrer, once. "New"
    * (no completed booking) is read from the student's wallet just before the append, not under one
    * expected revision of both streams; a link that slips in beside the first capture simply waits for
-   * the next paid capture to qualify (docs/ledger-flows.md, "Referral credits").
+   * that capture's step to run again (process managers) or the next paid capture, and qualifies once
+   * (docs/ledger-flows.md, "Referral credits").
    */
   async linkReferrer(
     ctx: CommandContext,
