@@ -93,6 +93,8 @@ const TEMPLATES: Array<{ method: string; path: string }> = [
   { method: 'GET', path: '/v1/students/{a}/guardians' },
   { method: 'POST', path: '/v1/students/{a}/guardians' },
   { method: 'DELETE', path: '/v1/students/stu_f/guardians/{a}' },
+  { method: 'GET', path: '/v1/students/{a}/referral' },
+  { method: 'POST', path: '/v1/students/{a}/referred-by' },
   { method: 'GET', path: '/v1/tenant/plans' },
   { method: 'PUT', path: '/v1/tenant/plans' },
   { method: 'POST', path: '/v1/subscriptions' },
