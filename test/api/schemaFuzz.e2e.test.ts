@@ -82,6 +82,15 @@ interface Answer {
 }
 
 const ROLES: Role[] = ['student', 'tutor', 'finance_admin', 'tenant_admin', 'service', 'guardian'];
+/**
+ * The roles a plain (careful) request signs with: the tenant-wide ones when the route allows any, so the
+ * first round gets past authorization whatever the seed (a tutor's token on a harvested student's
+ * wallet is a 403 by design, and left coverage to chance).
+ */
+const plainRoles = (allowed: readonly Role[]): Role[] => {
+  const tenantWide = allowed.filter((r) => r === 'finance_admin' || r === 'tenant_admin' || r === 'service');
+  return tenantWide.length > 0 ? tenantWide : [...allowed];
+};
 const SUBJECT: Record<Role, string> = {
   student: 'stu_f',
   tutor: 'tut_f',
@@ -549,7 +558,7 @@ describe('schema fuzz: every route, from its own schemas', () => {
           auth: route.public
             ? fc.constant(undefined)
             : plain
-              ? fc.constantFrom(...route.roles).map((r) => `Bearer ${tokens.get(r)}`)
+              ? fc.constantFrom(...plainRoles(route.roles)).map((r) => `Bearer ${tokens.get(r)}`)
               : authorization(route.roles),
           type: hostile ? contentType : fc.constant('application/json'),
         })
