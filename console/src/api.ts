@@ -68,6 +68,11 @@ export async function apiCsv(path: string, options: RequestOptions = {}): Promis
   return (await send(path, 'text/csv', options)).text();
 }
 
+/** A binary answer (a document's PDF), as a Blob of its content type. */
+export async function apiBlob(path: string, accept: string, options: RequestOptions = {}): Promise<Blob> {
+  return (await send(path, accept, options)).blob();
+}
+
 /** Query string from defined values only. */
 export function query(params: Record<string, string | number | undefined | null>): string {
   const search = new URLSearchParams();

@@ -8,6 +8,7 @@ import { AccountPage } from './pages/Account';
 import { AccountsPage } from './pages/Accounts';
 import { AdjustmentsPage } from './pages/Adjustments';
 import { AnalyticsPage } from './pages/Analytics';
+import { DocumentPage, DocumentsPage } from './pages/Documents';
 import { EntryPage, EventPage } from './pages/Entry';
 import { ExportsPage } from './pages/Exports';
 import { FinancePage } from './pages/Finance';
@@ -43,6 +44,8 @@ function Page({ route, principal }: { route: Route; principal: Principal }) {
       return <AnalyticsPage route={route} />;
     case 'exports':
       return <ExportsPage />;
+    case 'documents':
+      return second ? <DocumentPage key={second} documentId={second} /> : <DocumentsPage route={route} />;
     case 'adjustments':
       return <AdjustmentsPage principal={principal} />;
   }

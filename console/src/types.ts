@@ -78,3 +78,45 @@ export interface EntryDetail {
     occurredAt: string;
   }>;
 }
+
+/** GET /v1/documents (DocumentList) and GET /v1/documents/{id} (Document): src/api/routes/documents.ts. */
+export interface DocumentSummary {
+  documentId: string;
+  kind: 'receipt' | 'refund_receipt' | 'invoice' | 'credit_note';
+  number: string;
+  seriesId: string;
+  sequence: number;
+  owner: { kind: string; id: string };
+  issuedAt: string;
+  currency: string;
+  total: number;
+  subject: { kind: string; id: string };
+  references: { documentId: string; number: string } | null;
+  position: string;
+}
+
+export interface DocumentList {
+  items: DocumentSummary[];
+  nextCursor: string | null;
+}
+
+interface DocumentParty {
+  kind: string;
+  id: string;
+  name: string;
+  address: string[];
+  taxId: string | null;
+}
+
+export interface DocumentDetail extends DocumentSummary {
+  issuer: DocumentParty;
+  recipient: DocumentParty;
+  locale: string;
+  lines: Array<{ description: string; amount: number; taxAmount: number }>;
+  subtotal: number;
+  tax: number;
+  taxRate: { rateBps: number; inclusive: boolean } | null;
+  settlement: string;
+  source: { eventId: string; eventType: string };
+  pdfSha256: string;
+}

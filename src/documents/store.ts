@@ -29,6 +29,12 @@ export interface StoredDocument {
 export interface DocumentListQuery {
   owner?: { kind: 'student' | 'tutor'; id: string };
   kind?: DocumentKind;
+  /** One series (`invoice-2026`). */
+  seriesId?: string;
+  /** Numbers starting with this (`INV-2026-00001`); letters, digits and dashes only. */
+  numberPrefix?: string;
+  /** What the documents are about (`booking` `b1`: its receipt, invoice, refund receipts...). */
+  subject?: { kind: string; id: string };
   /** issuedAt >= from, < to. */
   from?: Date;
   to?: Date;
@@ -175,6 +181,15 @@ export class DocumentStore {
     const q = this.db.knex('documents').where({ tenant_id: tenantId });
     if (query.owner) q.andWhere({ owner_kind: query.owner.kind, owner_id: query.owner.id });
     if (query.kind) q.andWhere({ kind: query.kind });
+    if (query.seriesId) q.andWhere({ series_id: query.seriesId });
+    if (query.subject) q.andWhere({ subject_kind: query.subject.kind, subject_id: query.subject.id });
+    if (query.numberPrefix) {
+      // The route allows letters, digits and dashes only, so the prefix has no LIKE wildcard in it.
+      if (!/^[A-Za-z0-9-]{1,40}$/.test(query.numberPrefix)) {
+        throw new InvariantViolation(`unsafe number prefix ${JSON.stringify(query.numberPrefix)}`);
+      }
+      q.andWhere('number', 'like', `${query.numberPrefix.toUpperCase()}%`);
+    }
     if (query.from) q.andWhere('issued_at', '>=', query.from);
     if (query.to) q.andWhere('issued_at', '<', query.to);
     if (query.before !== undefined) q.andWhere('position', '<', query.before.toString());

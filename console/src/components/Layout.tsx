@@ -9,6 +9,7 @@ const NAV: Array<{ key: string; label: string }> = [
   { key: 'reconciliation', label: 'Reconciliation' },
   { key: 'adjustments', label: 'Adjustments' },
   { key: 'analytics', label: 'Analytics' },
+  { key: 'documents', label: 'Documents' },
   { key: 'exports', label: 'Exports' },
 ];
 

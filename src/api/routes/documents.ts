@@ -30,6 +30,27 @@ const ListQuery = Type.Object(
       Type.String({ pattern: OWNER_PATTERN, maxLength: 72, description: 'student:{id} or tutor:{id}' }),
     ),
     kind: Type.Optional(Kind),
+    series: Type.Optional(
+      Type.String({
+        pattern: `^(${DOCUMENT_KINDS.join('|')})-[0-9]{4}$`,
+        maxLength: 20,
+        description: 'one series: {kind}-{year}, e.g. invoice-2026',
+      }),
+    ),
+    number: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9-]{1,40}$',
+        maxLength: 40,
+        description: 'numbers starting with this, e.g. INV-2026-000001 or INV-2026',
+      }),
+    ),
+    subject: Type.Optional(
+      Type.String({
+        pattern: '^[a-z][a-z-]{0,39}:[A-Za-z0-9_-]{1,64}$',
+        maxLength: 105,
+        description: 'what the documents are about, e.g. booking:b1, topup:t1, commission-month:2026-03-eur',
+      }),
+    ),
     from: Type.Optional(Instant),
     to: Type.Optional(Instant),
     cursor: Type.Optional(Position),
@@ -113,6 +134,11 @@ function mayRead(principal: Principal, summary: DocumentSummary): boolean {
   return owners === null || owners.some((o) => o.kind === summary.owner.kind && o.id === summary.owner.id);
 }
 
+function subjectOf(value: string): { kind: string; id: string } {
+  const at = value.indexOf(':');
+  return { kind: value.slice(0, at), id: value.slice(at + 1) };
+}
+
 export function documentRoutes(options: { documents: DocumentStore }): RouteModule {
   const { documents } = options;
   return async (app, { kit }) => {
@@ -128,7 +154,7 @@ export function documentRoutes(options: { documents: DocumentStore }): RouteModu
           operationId: 'listDocuments',
           tags: ['documents'],
           summary:
-            'Receipts, invoices and credit notes, newest first; students and tutors see their own, finance admins any (owner=student:{id}|tutor:{id})',
+            'Receipts, invoices and credit notes, newest first; students and tutors see their own, finance admins any (owner=student:{id}|tutor:{id}); filters: kind, series, number prefix, subject, issue time',
           querystring: ListQuery,
           response: { 200: Type.Ref('DocumentList'), ...errorResponses() },
         },
@@ -162,6 +188,9 @@ export function documentRoutes(options: { documents: DocumentStore }): RouteModu
         const items = await documents.list(principal.tenantId, {
           ...(owner ? { owner } : {}),
           ...(q.kind ? { kind: q.kind as DocumentKind } : {}),
+          ...(q.series ? { seriesId: q.series } : {}),
+          ...(q.number ? { numberPrefix: q.number } : {}),
+          ...(q.subject ? { subject: subjectOf(q.subject) } : {}),
           ...(from ? { from } : {}),
           ...(to ? { to } : {}),
           ...(q.cursor !== undefined ? { before: BigInt(q.cursor) } : {}),
