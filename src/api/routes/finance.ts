@@ -111,10 +111,8 @@ function limitOf(limit: string | undefined): number {
 }
 
 function instant(value: string | undefined, field: string): Date | undefined {
-  if (value === undefined) return undefined;
-  const d = new Date(value);
-  if (Number.isNaN(d.getTime())) throw new ApiError('validation_failed', `${field} is not a date-time`);
-  return d;
+  // instantParam bounds it to years 1..9999: Postgres has no year 0 (from=0000-01-01 was a 500).
+  return value === undefined ? undefined : instantParam(value, `querystring/${field}`);
 }
 
 function range(from?: string, to?: string): { from?: Date; to?: Date } {
